@@ -1,0 +1,83 @@
+//! The smelt specification language: grammar, syntax tree, name resolution,
+//! type checking and diagnostics.
+//!
+//! The entry point is [`check_source`]: text in, a checked [`ir::Spec`] (when
+//! there are no errors) and every diagnostic out. It never panics, whatever
+//! bytes it is given; a fuzz test holds it to that.
+
+pub mod ast;
+mod check;
+pub mod diag;
+pub mod ir;
+pub mod parser;
+
+pub use diag::{Diagnostic, Severity, SourceFile};
+
+/// The result of checking one spec.
+pub struct Checked {
+    pub file: SourceFile,
+    /// `Some` exactly when `diagnostics` has no errors.
+    pub spec: Option<ir::Spec>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The diagnostics rendered as `smelt lint` prints them.
+    pub fn render(&self, color: bool) -> String {
+        diag::render(&self.file, &self.diagnostics, color)
+    }
+
+    /// Only the errors, rendered: what the proc macro and build API report.
+    pub fn render_errors(&self) -> String {
+        let errors: Vec<Diagnostic> = self.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+        diag::render(&self.file, &errors, false)
+    }
+}
+
+/// Stack for the front end's thread. Nesting is bounded by the parser's
+/// limits, so this is generous; it is only reserved, not touched.
+const STACK_BYTES: usize = 64 << 20;
+
+/// Parses and checks a spec. `name` is the path shown in diagnostics.
+pub fn check_source(name: &str, text: &str) -> Checked {
+    let name = name.to_string();
+    let text = text.to_string();
+    // Run on a thread with a known stack size so that deeply nested (but
+    // within-limits) input behaves the same under the test harness, the
+    // proc macro and the CLI.
+    let run = move || {
+        let (ast, mut diagnostics) = parser::parse(&text);
+        let syntax_errors = diagnostics.iter().any(Diagnostic::is_error);
+        let (spec, more) = check::check(&ast, &text, syntax_errors);
+        diagnostics.extend(more);
+        diagnostics.sort_by_key(|d| (d.primary.span.start, d.primary.span.end));
+        let spec = if diagnostics.iter().any(Diagnostic::is_error) { None } else { spec };
+        Checked { file: SourceFile::new(name, text), spec, diagnostics }
+    };
+    match std::thread::Builder::new().name("smelt-dsl".into()).stack_size(STACK_BYTES).spawn(run) {
+        Ok(h) => match h.join() {
+            Ok(c) => c,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        Err(e) => panic!("cannot start the front end's thread: {e}"),
+    }
+}
+
+/// Reads and checks a spec file.
+pub fn check_file(path: &std::path::Path) -> std::io::Result<Checked> {
+    let bytes = std::fs::read(path)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let d = Diagnostic::error(ast::Span::new(valid, valid + 1), "the spec is not valid UTF-8").label("invalid byte here");
+            return Ok(Checked { file: SourceFile::new(path.display().to_string(), text), spec: None, diagnostics: vec![d] });
+        }
+    };
+    Ok(check_source(&path.display().to_string(), &text))
+}
