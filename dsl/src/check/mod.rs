@@ -176,6 +176,7 @@ impl<'a> Checker<'a> {
         self.declare_service();
         self.check_consts();
         self.declare_roles();
+        self.reserved_names();
         self.declare_fns();
         self.check_fn_bodies();
         self.check_service_bodies();
@@ -186,6 +187,37 @@ impl<'a> Checker<'a> {
     }
 
     // ------------------------------------------------------------ names
+
+    /// Type names the generated Rust module uses itself. A spec type with one
+    /// of these names would not compile, so it is rejected here, where the
+    /// error can point at the spec.
+    fn reserved_names(&mut self) {
+        let mut reserved: Vec<(String, String)> = [
+            "State", "Msg", "Timer", "Random", "Storage", "Delta", "Flow", "Effects", "Id", "Cow", "Duration",
+            "HandlerError", "Loc", "Layout", "View", "Protocol", "Actor", "Out", "Vec", "BTreeMap", "BTreeSet",
+            "Result", "Ok", "Err", "String", "Some", "None", "Box", "Self",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), "a name the generated Rust code uses".to_string()))
+        .collect();
+        reserved.push((self.spec.name.clone(), "the name of the protocol (its generated actor type)".into()));
+        for r in &self.spec.roles {
+            reserved.push((r.name.clone(), format!("the name of role `{}`", r.name)));
+            for suffix in ["State", "Phase", "Storage", "Delta", "Timer", "Choice"] {
+                reserved.push((format!("{}{suffix}", r.name), format!("generated for role `{}`", r.name)));
+            }
+        }
+        let mut found: Vec<(Span, String, String)> = Vec::new();
+        for (name, (_, span)) in &self.types {
+            if let Some((_, why)) = reserved.iter().find(|(n, _)| n == name) {
+                found.push((*span, name.clone(), why.clone()));
+            }
+        }
+        found.sort();
+        for (span, name, why) in found {
+            self.error(Diagnostic::error(span, format!("the type name `{name}` is reserved")).label("choose another name").note(format!("`{name}` is {why}")));
+        }
+    }
 
     /// Reports a duplicate declaration.
     fn duplicate(&mut self, what: &str, name: &Ident, first: Span) {
@@ -224,6 +256,9 @@ impl<'a> Checker<'a> {
 
     /// Declares a local in the innermost scope.
     fn bind(&mut self, name: &Ident, ty: Ty) -> LocalId {
+        if name.name.starts_with("__") {
+            self.error(Diagnostic::error(name.span, format!("`{}`: names starting with `__` are reserved for generated code", name.name)).label("choose another name"));
+        }
         let id = self.new_local(&name.name, ty, name.span);
         if let Some(scope) = self.scopes.last_mut() {
             scope.push((name.name.clone(), id));

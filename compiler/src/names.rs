@@ -1,0 +1,76 @@
+//! Rust identifiers for spec names.
+
+use proc_macro2::{Ident, Span};
+
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else",
+    "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod",
+    "move", "mut", "override", "priv", "pub", "ref", "return", "static", "struct", "super", "trait", "true", "try",
+    "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield", "union",
+];
+
+/// Names the generated handlers use for their own parameters; spec locals
+/// with these names get a trailing underscore.
+const INTERNAL: &[&str] = &["me", "st", "fx", "dirty", "view", "msg", "timer", "random", "storage", "state", "binding"];
+
+/// An identifier as written, escaped if it is a Rust keyword.
+pub fn ident(name: &str) -> Ident {
+    match name {
+        "self" | "Self" | "crate" | "super" => Ident::new(&format!("{name}_"), Span::call_site()),
+        _ if RUST_KEYWORDS.contains(&name) => Ident::new_raw(name, Span::call_site()),
+        _ => Ident::new(name, Span::call_site()),
+    }
+}
+
+/// The Rust name of a spec local.
+pub fn local(name: &str) -> Ident {
+    if INTERNAL.contains(&name) {
+        ident(&format!("{name}_"))
+    } else {
+        ident(name)
+    }
+}
+
+/// `Server` + `State` → `ServerState`.
+pub fn suffixed(name: &str, suffix: &str) -> Ident {
+    Ident::new(&format!("{name}{suffix}"), Span::call_site())
+}
+
+pub fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    if RUST_KEYWORDS.contains(&out.as_str()) {
+        out.push('_');
+    }
+    out
+}
+
+/// `vote_timeout` → `VoteTimeout`.
+pub fn camel(name: &str) -> Ident {
+    let mut out = String::new();
+    let mut up = true;
+    for c in name.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, 'V');
+    }
+    Ident::new(&out, Span::call_site())
+}
+

@@ -1,0 +1,73 @@
+//! The output side of a handler, abstracted so that one generated handler
+//! body serves both worlds.
+//!
+//! In the model checker the effects go to stateright's `Out` (full storage
+//! snapshots, no deltas). On the runtime they go to the node's event loop,
+//! which persists the *deltas* of durable state (so appending to a log of a
+//! million entries writes one entry) and releases messages only after the
+//! fsync. Handlers are generic over `E: Effects`, so both instantiations are
+//! the same source code, monomorphized.
+
+use std::ops::Range;
+use std::time::Duration;
+use stateright::actor::{Actor, Command, Id, Out};
+
+pub trait Effects<A: Actor, D> {
+    /// Whether handlers should report durable deltas (`delta`).
+    const DELTAS: bool;
+    /// Whether handlers should report full storage snapshots (`save`).
+    const FULL_SAVE: bool;
+
+    fn send(&mut self, dst: Id, msg: A::Msg);
+    fn set_timer(&mut self, timer: A::Timer, range: Range<Duration>);
+    fn cancel_timer(&mut self, timer: A::Timer);
+    fn choose(&mut self, key: &'static str, options: Vec<A::Random>);
+    fn save(&mut self, storage: A::Storage);
+    fn delta(&mut self, delta: D);
+    /// A position to roll back to if the handler fails.
+    fn mark(&self) -> usize;
+    /// Forgets every effect after `mark`: a failed handler has no effects.
+    fn rollback(&mut self, mark: usize);
+}
+
+impl<A: Actor, D> Effects<A, D> for Out<A> {
+    const DELTAS: bool = false;
+    const FULL_SAVE: bool = true;
+
+    #[inline]
+    fn send(&mut self, dst: Id, msg: A::Msg) {
+        Out::send(self, dst, msg)
+    }
+
+    #[inline]
+    fn set_timer(&mut self, timer: A::Timer, range: Range<Duration>) {
+        Out::set_timer(self, timer, range)
+    }
+
+    #[inline]
+    fn cancel_timer(&mut self, timer: A::Timer) {
+        Out::cancel_timer(self, timer)
+    }
+
+    #[inline]
+    fn choose(&mut self, key: &'static str, options: Vec<A::Random>) {
+        Out::choose_random(self, key, options)
+    }
+
+    #[inline]
+    fn save(&mut self, storage: A::Storage) {
+        Out::save(self, storage)
+    }
+
+    #[inline]
+    fn delta(&mut self, _delta: D) {}
+
+    fn mark(&self) -> usize {
+        self.len()
+    }
+
+    fn rollback(&mut self, mark: usize) {
+        let kept: Vec<Command<A::Msg, A::Timer, A::Random, A::Storage>> = std::mem::take(self).into_iter().take(mark).collect();
+        *self = kept.into_iter().collect();
+    }
+}

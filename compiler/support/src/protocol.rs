@@ -1,0 +1,252 @@
+//! The interface between a generated protocol and the tools that run it.
+//!
+//! `smelt-model-check` and `smelt-runtime` depend on this trait only, never
+//! on the spec language. Everything a tool needs to know about a protocol —
+//! its roles, properties, check configurations, how clients talk to it, how
+//! its durable state is stored — is here.
+
+use crate::client::{ClientMsg, ClientState};
+use crate::effects::Effects;
+use std::borrow::Cow;
+use crate::error::HandlerError;
+use crate::rewrite::Rewrite;
+use serde::{de::DeserializeOwned, Serialize};
+use stateright::actor::{Actor, Id};
+use stateright::semantics::SequentialSpec;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    UnorderedDuplicating,
+    UnorderedNonDuplicating,
+    Ordered,
+}
+
+impl NetworkKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkKind::UnorderedDuplicating => "unordered_duplicating",
+            NetworkKind::UnorderedNonDuplicating => "unordered_nonduplicating",
+            NetworkKind::Ordered => "ordered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NetworkKind> {
+        Some(match s {
+            "unordered_duplicating" | "duplicating" => NetworkKind::UnorderedDuplicating,
+            "unordered_nonduplicating" | "unordered" => NetworkKind::UnorderedNonDuplicating,
+            "ordered" | "fifo" => NetworkKind::Ordered,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Safety,
+    Liveness,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Bfs,
+    Dfs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    Any,
+    PartialSynchrony,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    Unspecified,
+    Ok,
+    Violation(String),
+}
+
+/// A `check` block of the spec, as plain data the checker can override.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CheckConfig {
+    pub name: String,
+    /// Which `check` block of the spec this came from (for its workload).
+    pub index: usize,
+    /// Servers per role, in role order.
+    pub servers: Vec<u64>,
+    pub clients: u64,
+    pub network: NetworkKind,
+    pub lossy: bool,
+    pub drops: u64,
+    pub crash: u64,
+    pub mode: Mode,
+    pub symmetry: bool,
+    pub max_depth: Option<u64>,
+    pub max_states: Option<u64>,
+    pub strategy: Strategy,
+    pub threads: Option<u64>,
+    pub timing: Timing,
+    pub expect: Expect,
+}
+
+/// Which node ids belong to which role in a configuration: roles in order,
+/// then clients, numbered from zero.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub roles: Vec<Vec<Id>>,
+    pub clients: Vec<Id>,
+}
+
+impl Layout {
+    pub fn new(servers: &[u64], clients: u64) -> Layout {
+        let mut next = 0usize;
+        let mut roles = Vec::new();
+        for &n in servers {
+            roles.push((next..next + n as usize).map(Id::from).collect());
+            next += n as usize;
+        }
+        let clients = (next..next + clients as usize).map(Id::from).collect();
+        Layout { roles, clients }
+    }
+
+    pub fn servers(&self) -> Vec<Id> {
+        self.roles.iter().flatten().copied().collect()
+    }
+
+    pub fn actor_count(&self) -> usize {
+        self.roles.iter().map(Vec::len).sum::<usize>() + self.clients.len()
+    }
+
+    pub fn role_of(&self, id: Id) -> Option<usize> {
+        self.roles.iter().position(|r| r.contains(&id))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerInfo {
+    pub name: &'static str,
+    pub min_us: u64,
+    pub max_us: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RoleInfo {
+    pub name: &'static str,
+    /// The role has `on request` handlers: clients may send to it.
+    pub serves_clients: bool,
+    pub timers: &'static [TimerInfo],
+    pub states: &'static [&'static str],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyKind {
+    Invariant,
+    Reachable,
+    Eventually,
+    LeadsTo,
+    Linearizable,
+}
+
+/// What a leads-to property quantifies over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinderKind {
+    Role(usize),
+    Client,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PropertyInfo {
+    pub name: &'static str,
+    pub kind: PropertyKind,
+    pub binders: &'static [BinderKind],
+    /// Where the property is declared, and its source text.
+    pub line: u32,
+    pub text: &'static str,
+}
+
+/// Read access to a global state, for evaluating properties.
+pub trait View<A: Actor> {
+    fn actor_count(&self) -> usize;
+    fn actor_state(&self, index: usize) -> &A::State;
+    fn is_crashed(&self, index: usize) -> bool;
+}
+
+/// A protocol generated from a `.sm` spec.
+pub trait Protocol: Actor + Clone + Debug + Send + Sync + 'static
+where
+    Self::Msg: Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync,
+    Self::State: Eq + Ord + Serialize + Rewrite + Send + Sync,
+    Self::Timer: Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync,
+    Self::Random: Serialize + DeserializeOwned + Rewrite + Send + Sync,
+    Self::Storage: Eq + Serialize + DeserializeOwned + Rewrite + Send + Sync,
+{
+    type Request: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync;
+    type Reply: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync;
+    /// The service's sequential specification (the linearizability oracle).
+    type Service: SequentialSpec<Op = Self::Request, Ret = Result<Self::Reply, HandlerError>> + Clone + Debug + Eq + Hash + Send + Sync;
+    /// A change to durable state, as the runtime persists it.
+    type Delta: Clone + Debug + Serialize + DeserializeOwned + Send + Sync;
+
+    const NAME: &'static str;
+    /// The spec's path, for messages.
+    const SPEC: &'static str;
+    /// True when node ids are interchangeable within each role.
+    const SYMMETRIC: bool;
+
+    fn roles() -> &'static [RoleInfo];
+    fn properties() -> &'static [PropertyInfo];
+    fn checks() -> Vec<CheckConfig>;
+
+    /// The requests client `client` (from 0) issues under check `check`.
+    fn workload(check: usize, client: u64) -> Result<Vec<Self::Request>, HandlerError>;
+    fn service() -> Result<Self::Service, HandlerError>;
+
+    /// The actor for server `id` in `layout`; `None` if `id` is not a server.
+    fn server(id: Id, layout: &Layout) -> Option<Self>;
+    /// The model client.
+    fn client(workload: Vec<Self::Request>, servers: Vec<Id>, retry: bool) -> Self;
+    /// Whether this actor is a model client.
+    fn is_client(&self) -> bool;
+
+    /// Evaluates an invariant, reachable or eventually property.
+    fn eval<V: View<Self>>(property: usize, view: &V) -> Result<bool, HandlerError>;
+    /// Evaluates one side of a leads-to property for one binding of its
+    /// quantifiers (actor indices).
+    fn eval_leads_to<V: View<Self>>(property: usize, view: &V, binding: &[usize], target: bool) -> Result<bool, HandlerError>;
+
+    /// The error a node stopped with, if any.
+    fn failure(state: &Self::State) -> Option<&HandlerError>;
+    fn client_state(state: &Self::State) -> Option<&ClientState>;
+    /// The role and explicit state a node is in, for traces.
+    fn describe_state(state: &Self::State) -> (&'static str, Option<&'static str>);
+
+    fn request_msg(request_id: u64, request: Self::Request) -> Self::Msg;
+    fn reply_msg(request_id: u64, reply: Self::Reply) -> Self::Msg;
+    fn client_msg(msg: &Self::Msg) -> Option<ClientMsg<'_, Self::Request, Self::Reply>>;
+    /// The client timer, for retries.
+    fn client_retry_timer() -> Self::Timer;
+    /// The role whose timer this is, and the timer's declared index.
+    fn timer_info(timer: &Self::Timer) -> Option<(usize, usize)>;
+
+    /// Starts (or restarts) a node: builds volatile state, restores durable
+    /// state from `storage` (initial values when `None`) and runs `init`.
+    fn handle_start<E: Effects<Self, Self::Delta>>(&self, id: Id, storage: Option<&Self::Storage>, fx: &mut E) -> Self::State;
+    fn handle_msg<E: Effects<Self, Self::Delta>>(&self, id: Id, state: &mut Cow<'_, Self::State>, src: Id, msg: Self::Msg, fx: &mut E);
+    fn handle_timeout<E: Effects<Self, Self::Delta>>(&self, id: Id, state: &mut Cow<'_, Self::State>, timer: &Self::Timer, fx: &mut E);
+    fn handle_random<E: Effects<Self, Self::Delta>>(&self, id: Id, state: &mut Cow<'_, Self::State>, random: &Self::Random, fx: &mut E);
+
+    /// The durable state of a node that has never saved anything.
+    fn initial_storage(&self, id: Id) -> Result<Self::Storage, HandlerError>;
+    /// Applies a delta to durable storage, as recovery does when it replays
+    /// the log. An error means the data does not fit the spec.
+    fn apply_delta(storage: &mut Self::Storage, delta: Self::Delta) -> Result<(), String>;
+    /// The durable part of a node's state, for snapshots.
+    fn storage_of(state: &Self::State) -> Option<Self::Storage>;
+}
