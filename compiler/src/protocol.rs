@@ -588,6 +588,7 @@ impl Gen<'_> {
         let apply_arms = names.iter().map(|n| {
             quote!((Storage::#n(s), Delta::#n(d)) => s.apply(d),)
         });
+        let parse_request = self.parse_request();
         let client_proto = if self.spec.service.is_some() {
             quote! {
                 fn request_msg(request_id: u64, request: Request) -> Msg {
@@ -614,6 +615,11 @@ impl Gen<'_> {
         };
         quote! {
             impl #s::Protocol for #p {
+                type Message = Msg;
+                type NodeState = State;
+                type TimerKind = Timer;
+                type Choice = Random;
+                type Durable = Storage;
                 type Request = Request;
                 type Reply = Reply;
                 type Service = #service_t;
@@ -696,6 +702,7 @@ impl Gen<'_> {
                 }
 
                 #client_proto
+                #parse_request
 
                 fn client_retry_timer() -> Timer {
                     Timer::Client(ClientTimer::Retry)
@@ -743,6 +750,59 @@ impl Gen<'_> {
                         #(#storage_arms)*
                         State::Client(_) => None,
                     }
+                }
+            }
+        }
+    }
+
+    /// `requests()` and `parse_request`, for command-line clients.
+    fn parse_request(&self) -> TokenStream {
+        let s = &self.s;
+        let Some(svc) = &self.spec.service else {
+            return quote! {
+                fn requests() -> &'static [(&'static str, &'static [&'static str])] { &[] }
+                fn parse_request(_: &[&str]) -> Result<Request, String> { Err("this protocol has no service".to_string()) }
+            };
+        };
+        let infos = svc.requests.iter().map(|r| {
+            let n = &r.name;
+            let ps = r.params.iter().map(|p| self.spec.locals[*p].name.clone());
+            quote!((#n, &[#(#ps),*]))
+        });
+        let arms = svc.requests.iter().map(|r| {
+            let n = ident(&r.name);
+            let lower = r.name.to_lowercase();
+            let count = r.params.len();
+            let parsed = r.params.iter().enumerate().map(|(i, p)| {
+                let l = &self.spec.locals[*p];
+                let f = ident(&l.name);
+                let pname = &l.name;
+                let parse = match l.ty.resolved() {
+                    ir::Ty::Int(_) | ir::Ty::Bool => quote!(words[#i + 1].parse().map_err(|e| format!("`{}`: {}", #pname, e))?),
+                    _ => quote!(return Err(format!("parameter `{}` cannot be given on the command line", #pname))),
+                };
+                quote!(#f: #parse)
+            });
+            let build = if count == 0 { quote!(Request::#n) } else { quote!(Request::#n { #(#parsed),* }) };
+            quote! {
+                #lower => {
+                    if words.len() != #count + 1 {
+                        return Err(format!("`{}` takes {} argument(s), got {}", #lower, #count, words.len() - 1));
+                    }
+                    Ok(#build)
+                }
+            }
+        });
+        let _ = s;
+        quote! {
+            fn requests() -> &'static [(&'static str, &'static [&'static str])] {
+                &[#(#infos),*]
+            }
+            fn parse_request(words: &[&str]) -> Result<Request, String> {
+                let Some(first) = words.first() else { return Err("no request given".to_string()) };
+                match first.to_lowercase().as_str() {
+                    #(#arms)*
+                    other => Err(format!("unknown request `{other}`")),
                 }
             }
         }

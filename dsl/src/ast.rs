@@ -45,6 +45,10 @@ pub struct Ident {
 pub struct File {
     pub protocol: Option<Ident>,
     pub items: Vec<Item>,
+    /// Names declared by items or members that did not parse. The checker
+    /// does not report them as unknown: the syntax error already explains.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub broken: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

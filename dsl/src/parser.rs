@@ -204,6 +204,7 @@ fn recover(src: &str) -> (File, Vec<Diagnostic>) {
                 };
                 if !recovered {
                     diags.push(pest_error(src, start, e));
+                    file.broken.extend(declared_name(src, start));
                 }
             }
         }
@@ -308,6 +309,7 @@ fn recover_role(src: &str, start: usize, end: usize, file: &mut File, diags: &mu
                     }
                 }
                 diags.push(pest_error(src, s, err));
+                file.broken.extend(declared_name(src, s));
             }
         }
     }
@@ -386,11 +388,27 @@ fn recover_service(src: &str, start: usize, end: usize, file: &mut File, diags: 
                 }
                 diags.extend(b.diags.into_inner());
             }
-            Err(err) => diags.push(pest_error(src, s, err)),
+            Err(err) => {
+                diags.push(pest_error(src, s, err));
+                file.broken.extend(declared_name(src, s));
+            }
         }
     }
     file.items.push(Item::Service(svc));
     true
+}
+
+/// The name an item or member starting at `at` declares: the word after its
+/// keyword (`message Foo`, `var x`, `initial state S`, `on timeout t`).
+fn declared_name(src: &str, at: usize) -> Option<String> {
+    let mut words = src[at..].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty());
+    let mut kw = words.next()?;
+    if kw == "initial" || kw == "on" {
+        kw = words.next()?;
+    }
+    let _ = kw;
+    let name = words.next()?;
+    Some(name.to_string())
 }
 
 fn unexpected_at(src: &str, at: usize, expected: &str) -> Diagnostic {

@@ -1,1 +1,4 @@
-//! smelt-runtime
+//! `smelt-runtime`: runs a generated protocol on real sockets and a real
+//! disk.
+
+pub mod cli;

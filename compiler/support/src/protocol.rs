@@ -179,14 +179,28 @@ pub trait View<A: Actor> {
 }
 
 /// A protocol generated from a `.sm` spec.
-pub trait Protocol: Actor + Clone + Debug + Send + Sync + 'static
-where
-    Self::Msg: Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync,
-    Self::State: Eq + Ord + Serialize + Rewrite + Send + Sync,
-    Self::Timer: Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync,
-    Self::Random: Serialize + DeserializeOwned + Rewrite + Send + Sync,
-    Self::Storage: Eq + Serialize + DeserializeOwned + Rewrite + Send + Sync,
+///
+/// The actor's types are restated as bounded associated types, because
+/// bounds written as `where` clauses on `Actor`'s types would not be implied
+/// for users of the trait.
+pub trait Protocol:
+    Actor<
+        Msg = <Self as Protocol>::Message,
+        State = <Self as Protocol>::NodeState,
+        Timer = <Self as Protocol>::TimerKind,
+        Random = <Self as Protocol>::Choice,
+        Storage = <Self as Protocol>::Durable,
+    > + Clone
+    + Debug
+    + Send
+    + Sync
+    + 'static
 {
+    type Message: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
+    type NodeState: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
+    type TimerKind: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
+    type Choice: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
+    type Durable: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
     type Request: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync;
     type Reply: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync;
     /// The service's sequential specification (the linearizability oracle).
@@ -226,6 +240,12 @@ where
     fn client_state(state: &Self::State) -> Option<&ClientState>;
     /// The role and explicit state a node is in, for traces.
     fn describe_state(state: &Self::State) -> (&'static str, Option<&'static str>);
+
+    /// The service's requests: name and parameter names, for help texts.
+    fn requests() -> &'static [(&'static str, &'static [&'static str])];
+    /// Builds a request from command-line words (`["Put", "7"]`). Names
+    /// match case-insensitively; parameters are integers or `true`/`false`.
+    fn parse_request(words: &[&str]) -> Result<Self::Request, String>;
 
     fn request_msg(request_id: u64, request: Self::Request) -> Self::Msg;
     fn reply_msg(request_id: u64, reply: Self::Reply) -> Self::Msg;

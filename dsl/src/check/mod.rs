@@ -233,6 +233,9 @@ impl<'a> Checker<'a> {
     /// `what` is either a kind ("type") or "kind of owner:" ("timer of role
     /// `Server`:"), which reads as "role `Server` has no timer `x`".
     fn unknown(&mut self, what: &str, name: &Ident, candidates: Vec<String>, extra_note: Option<String>) {
+        if self.file.broken.contains(&name.name) {
+            return;
+        }
         let (message, kind) = match what.strip_suffix(':').and_then(|w| w.split_once(" of ")) {
             Some((kind, owner)) => (format!("{owner} has no {kind} `{}`", name.name), kind.to_string()),
             None => (format!("unknown {what} `{}`", name.name), what.to_string()),

@@ -1,0 +1,32 @@
+//! The entry point of a spec's harness binary.
+//!
+//! `smelt check some.sm` (and `run`, `cluster`, `client`) work on any spec
+//! path: the CLI generates a tiny crate whose `main` is
+//!
+//! ```ignore
+//! smelt::protocol!("/abs/path/some.sm");
+//! fn main() { std::process::exit(smelt::harness::main::<some::Some>()) }
+//! ```
+//!
+//! builds it once (cached under `target/smelt-harness`, rebuilt by cargo only
+//! when the spec or smelt changes) and runs it. This function dispatches the
+//! harness's own command line to the checker or the runtime.
+
+use smelt_support::Protocol;
+
+pub fn main<P: Protocol>() -> i32 {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("usage: <harness> (check|run|cluster|client) [args...]");
+        return 2;
+    }
+    let command = args.remove(0);
+    match command.as_str() {
+        "check" => smelt_model_check::cli::main::<P>(args),
+        "run" | "cluster" | "client" => smelt_runtime::cli::main::<P>(&command, args),
+        other => {
+            eprintln!("unknown harness command `{other}`");
+            2
+        }
+    }
+}
