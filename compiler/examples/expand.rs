@@ -6,6 +6,9 @@ fn main() {
     let opts = smelt_compiler::Options { support_path: support };
     match smelt_compiler::expand(&path, &text, &opts) {
         Ok((_, tokens)) => print!("{}", smelt_compiler::pretty(&tokens)),
-        Err(e) => { eprint!("{e}"); std::process::exit(1) }
+        Err(e) => {
+            eprint!("{e}");
+            std::process::exit(1)
+        }
     }
 }

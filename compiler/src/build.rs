@@ -1,12 +1,8 @@
 //! The build-script API: generate a spec's module into `OUT_DIR`.
 //!
-//! ```no_run
-//! // build.rs
-//! fn main() {
-//!     smelt_compiler::build("specs/raft.sm");
-//! }
-//! // src/lib.rs: include!(concat!(env!("OUT_DIR"), "/raft.rs"));
-//! ```
+//! In `build.rs`, call `smelt_compiler::build("specs/raft.sm")` from
+//! `main`; then in `src/lib.rs`,
+//! `include!(concat!(env!("OUT_DIR"), "/raft.rs"));` defines `mod raft`.
 
 use crate::{expand, pretty, Options};
 use std::path::{Path, PathBuf};
@@ -27,7 +23,11 @@ pub struct Builder {
 
 impl Builder {
     pub fn new(spec: impl AsRef<Path>) -> Builder {
-        Builder { spec: spec.as_ref().to_path_buf(), options: Options::default(), out_dir: None }
+        Builder {
+            spec: spec.as_ref().to_path_buf(),
+            options: Options::default(),
+            out_dir: None,
+        }
     }
 
     /// The path generated code uses to reach `smelt-support`
@@ -71,7 +71,9 @@ impl Builder {
         let (module, tokens) = expand(&self.spec.display().to_string(), &text, &self.options)?;
         let out_dir = match &self.out_dir {
             Some(d) => d.clone(),
-            None => PathBuf::from(std::env::var_os("OUT_DIR").ok_or("error: OUT_DIR is not set; call `build` from a build script")?),
+            None => PathBuf::from(
+                std::env::var_os("OUT_DIR").ok_or("error: OUT_DIR is not set; call `build` from a build script")?,
+            ),
         };
         let out = out_dir.join(format!("{module}.rs"));
         let code = pretty(&tokens);

@@ -281,7 +281,14 @@ impl Gen<'_> {
                     quote!(BTreeMap::from([#(#kvs),*]))
                 }
             }
-            K::Compr { kind, head, head_value, pat, iter, filters } => {
+            K::Compr {
+                kind,
+                head,
+                head_value,
+                pat,
+                iter,
+                filters,
+            } => {
                 let p = self.pat(pat);
                 let it = self.iter_elems(iter, sc);
                 let h = self.expr_owned(head, sc);
@@ -305,7 +312,11 @@ impl Gen<'_> {
             K::Quant { forall, binders, body } => {
                 let b = self.expr_owned(body, sc);
                 let l = label();
-                let (init, hit) = if *forall { (quote!(true), quote!(!(#b))) } else { (quote!(false), quote!(#b)) };
+                let (init, hit) = if *forall {
+                    (quote!(true), quote!(!(#b)))
+                } else {
+                    (quote!(false), quote!(#b))
+                };
                 let mut inner = quote! {
                     if #hit {
                         __found = !__found;
@@ -394,7 +405,14 @@ impl Gen<'_> {
         }
     }
 
-    fn struct_lit(&self, name: TokenStream, names: &[String], fields: &[Option<Expr>], base: Option<&Expr>, sc: Scope) -> TokenStream {
+    fn struct_lit(
+        &self,
+        name: TokenStream,
+        names: &[String],
+        fields: &[Option<Expr>],
+        base: Option<&Expr>,
+        sc: Scope,
+    ) -> TokenStream {
         let given = names.iter().zip(fields).filter_map(|(n, f)| {
             let f = f.as_ref()?;
             let n = ident(n);
@@ -590,7 +608,11 @@ impl Gen<'_> {
             }
             Builtin::First | Builtin::Last => {
                 let a = r(0);
-                let g = if f == Builtin::First { quote!(first) } else { quote!(last) };
+                let g = if f == Builtin::First {
+                    quote!(first)
+                } else {
+                    quote!(last)
+                };
                 quote!((#a).#g().cloned())
             }
             Builtin::Slice => {

@@ -13,8 +13,8 @@ mod build;
 mod expr;
 mod names;
 mod protocol;
-mod role;
 mod rewrite;
+mod role;
 mod stmt;
 mod ty;
 
@@ -34,7 +34,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { support_path: "::smelt::support".to_string() }
+        Options {
+            support_path: "::smelt::support".to_string(),
+        }
     }
 }
 
@@ -42,7 +44,10 @@ impl Default for Options {
 /// source, used to turn spans into the line:column positions that handler
 /// errors report.
 pub fn compile(spec: &Spec, file: &SourceFile, options: &Options) -> TokenStream {
-    let support: TokenStream = options.support_path.parse().unwrap_or_else(|_| "::smelt::support".parse().expect("valid path"));
+    let support: TokenStream = options
+        .support_path
+        .parse()
+        .unwrap_or_else(|_| "::smelt::support".parse().expect("valid path"));
     let g = Gen { spec, file, s: support };
     g.module()
 }

@@ -11,7 +11,9 @@ const RUST_KEYWORDS: &[&str] = &[
 
 /// Names the generated handlers use for their own parameters; spec locals
 /// with these names get a trailing underscore.
-const INTERNAL: &[&str] = &["me", "st", "fx", "dirty", "view", "msg", "timer", "random", "storage", "state", "binding"];
+const INTERNAL: &[&str] = &[
+    "me", "st", "fx", "dirty", "view", "msg", "timer", "random", "storage", "state", "binding",
+];
 
 /// An identifier as written, escaped if it is a Rust keyword.
 pub fn ident(name: &str) -> Ident {
@@ -73,4 +75,3 @@ pub fn camel(name: &str) -> Ident {
     }
     Ident::new(&out, Span::call_site())
 }
-

@@ -63,11 +63,20 @@ impl Gen<'_> {
             out.extend(self.rewrite_struct(&ident(&m.name), &fs));
         }
         for e in &self.spec.enums {
-            let vs: Vec<_> = e.variants.iter().map(|(v, ts)| (ident(v), Self::positional(ts.len()), false)).collect();
+            let vs: Vec<_> = e
+                .variants
+                .iter()
+                .map(|(v, ts)| (ident(v), Self::positional(ts.len()), false))
+                .collect();
             out.extend(self.rewrite_enum(&ident(&e.name), &vs));
         }
         // Msg
-        let mut msg_vs: Vec<_> = self.spec.messages.iter().map(|m| (ident(&m.name), Self::positional(1), false)).collect();
+        let mut msg_vs: Vec<_> = self
+            .spec
+            .messages
+            .iter()
+            .map(|m| (ident(&m.name), Self::positional(1), false))
+            .collect();
         if let Some(svc) = &self.spec.service {
             msg_vs.push((format_ident!("Request"), Self::positional(2), false));
             msg_vs.push((format_ident!("Reply"), Self::positional(2), false));
@@ -77,10 +86,20 @@ impl Gen<'_> {
             let req_vs: Vec<_> = svc
                 .requests
                 .iter()
-                .map(|r| (ident(&r.name), r.params.iter().map(|p| ident(&self.spec.locals[*p].name)).collect(), true))
+                .map(|r| {
+                    (
+                        ident(&r.name),
+                        r.params.iter().map(|p| ident(&self.spec.locals[*p].name)).collect(),
+                        true,
+                    )
+                })
                 .collect();
             out.extend(self.rewrite_enum(&format_ident!("Request"), &req_vs));
-            let rep_vs: Vec<_> = svc.replies.iter().map(|r| (ident(&r.name), Self::positional(r.fields.len()), false)).collect();
+            let rep_vs: Vec<_> = svc
+                .replies
+                .iter()
+                .map(|r| (ident(&r.name), Self::positional(r.fields.len()), false))
+                .collect();
             out.extend(self.rewrite_enum(&format_ident!("Reply"), &rep_vs));
         } else {
             out.extend(quote! {
@@ -135,7 +154,11 @@ impl Gen<'_> {
             out.extend(self.rewrite_enum(&self.role_ident(r, "Delta"), &dvs));
             let tvs: Vec<_> = role.timers.iter().map(|t| (camel(&t.name), vec![], false)).collect();
             out.extend(self.rewrite_enum(&self.role_ident(r, "Timer"), &tvs));
-            let cvs: Vec<_> = role.choices.iter().map(|c| (camel(&c.name), Self::positional(1), false)).collect();
+            let cvs: Vec<_> = role
+                .choices
+                .iter()
+                .map(|c| (camel(&c.name), Self::positional(1), false))
+                .collect();
             out.extend(self.rewrite_enum(&self.role_ident(r, "Choice"), &cvs));
             state_vs.push((n.clone(), Self::positional(1), false));
             storage_vs.push((n.clone(), Self::positional(1), false));

@@ -24,14 +24,28 @@ impl Gen<'_> {
         let choice_t = self.role_ident(r, "Choice");
         let doc = format!(" Role `{}` ({}).", role.name, self.loc_text(role.span));
 
-        let phases: Vec<Ident> = if role.states.is_empty() { vec![format_ident!("Main")] } else { role.states.iter().map(|s| ident(&s.name)).collect() };
+        let phases: Vec<Ident> = if role.states.is_empty() {
+            vec![format_ident!("Main")]
+        } else {
+            role.states.iter().map(|s| ident(&s.name)).collect()
+        };
         let initial = role.initial_state.unwrap_or(0);
-        let phase_variants = phases.iter().enumerate().map(|(i, p)| if i == initial { quote!(#[default] #p) } else { quote!(#p) });
+        let phase_variants = phases.iter().enumerate().map(|(i, p)| {
+            if i == initial {
+                quote!(#[default] #p)
+            } else {
+                quote!(#p)
+            }
+        });
 
         let fields = role.vars.iter().map(|v| {
             let n = ident(&v.name);
             let t = self.ty(&v.ty);
-            let doc = if v.durable { " Durable: survives a crash." } else { " Volatile: reset on restart." };
+            let doc = if v.durable {
+                " Durable: survives a crash."
+            } else {
+                " Volatile: reset on restart."
+            };
             quote!(#[doc = #doc] pub #n: #t)
         });
         let durable: Vec<_> = role.vars.iter().filter(|v| v.durable).collect();
@@ -163,13 +177,20 @@ impl Gen<'_> {
             match v.ty.resolved() {
                 Ty::List(e) => {
                     let e = self.ty(&e);
-                    let (push, trunc, set, ext) = (format_ident!("{}Push", c), format_ident!("{}Truncate", c), format_ident!("{}Set", c), format_ident!("{}Extend", c));
+                    let (push, trunc, set, ext) = (
+                        format_ident!("{}Push", c),
+                        format_ident!("{}Truncate", c),
+                        format_ident!("{}Set", c),
+                        format_ident!("{}Extend", c),
+                    );
                     variants.push(quote!(#push(#e)));
                     variants.push(quote!(#trunc(u64)));
                     variants.push(quote!(#set(u64, #e)));
                     variants.push(quote!(#ext(Vec<#e>)));
                     apply.push(quote!(#dt::#push(x) => self.#n.push(x),));
-                    apply.push(quote!(#dt::#trunc(k) => self.#n.truncate(usize::try_from(k).map_err(|e| e.to_string())?),));
+                    apply.push(
+                        quote!(#dt::#trunc(k) => self.#n.truncate(usize::try_from(k).map_err(|e| e.to_string())?),),
+                    );
                     apply.push(quote!(#dt::#set(i, x) => {
                         let len = self.#n.len();
                         match self.#n.get_mut(usize::try_from(i).map_err(|e| e.to_string())?) {
@@ -328,7 +349,10 @@ impl Gen<'_> {
             Event::Msg { msg, .. } => snake(&self.spec.messages[*msg].name),
             Event::Timeout(t) => format!("timeout_{}", role.timers[*t].name),
             Event::Choose { choice, .. } => format!("choose_{}", role.choices[*choice].name),
-            Event::Request { req: Some(q), .. } => format!("request_{}", snake(&self.spec.service.as_ref().expect("service").requests[*q].name)),
+            Event::Request { req: Some(q), .. } => format!(
+                "request_{}",
+                snake(&self.spec.service.as_ref().expect("service").requests[*q].name)
+            ),
             Event::Request { req: None, .. } => "request".to_string(),
         };
         format_ident!("{}_on_{}_{}", scope, event, i)
@@ -348,7 +372,9 @@ impl Gen<'_> {
             }
             Event::Timeout(_) => {}
             Event::Choose { pat, .. } => pat_locals(pat, &mut out),
-            Event::Request { args, bind_any, client, .. } => {
+            Event::Request {
+                args, bind_any, client, ..
+            } => {
                 out.push(*client);
                 out.extend(bind_any.iter().copied());
                 for a in args {
@@ -372,7 +398,18 @@ impl Gen<'_> {
                 quote!(#n: #t)
             });
             let body = self.stmts(&h.body, Scope::Handler(r));
-            let doc = format!(" `on {}` ({}).", self.file.snippet(h.span).lines().next().unwrap_or("").trim_start_matches("on ").trim_end_matches('{').trim(), self.loc_text(h.span));
+            let doc = format!(
+                " `on {}` ({}).",
+                self.file
+                    .snippet(h.span)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("on ")
+                    .trim_end_matches('{')
+                    .trim(),
+                self.loc_text(h.span)
+            );
             out.extend(quote! {
                 #[doc = #doc]
                 fn #name<E: Effects<#p, Delta>>(&self, me: Id, st: &mut Cow<'_, #state_t>, fx: &mut E, dirty: &mut bool, #(#params),*) -> Result<Flow<#phase_t>, HandlerError> {
@@ -394,23 +431,42 @@ impl Gen<'_> {
         let phase_t = self.role_ident(r, "Phase");
         let timer_t = self.role_ident(r, "Timer");
         let choice_t = self.role_ident(r, "Choice");
-        let kinds: [(&str, TokenStream, fn(&Event) -> bool); 3] = [
-            ("on_msg", quote!(src: Id, msg: Msg), |e| matches!(e, Event::Msg { .. } | Event::Request { .. })),
-            ("on_timeout", quote!(timer: &#timer_t), |e| matches!(e, Event::Timeout(_))),
-            ("on_random", quote!(random: &#choice_t), |e| matches!(e, Event::Choose { .. })),
+        type Kind = (&'static str, TokenStream, fn(&Event) -> bool);
+        let kinds: [Kind; 3] = [
+            ("on_msg", quote!(src: Id, msg: Msg), |e| {
+                matches!(e, Event::Msg { .. } | Event::Request { .. })
+            }),
+            ("on_timeout", quote!(timer: &#timer_t), |e| {
+                matches!(e, Event::Timeout(_))
+            }),
+            ("on_random", quote!(random: &#choice_t), |e| {
+                matches!(e, Event::Choose { .. })
+            }),
         ];
         let mut out = TokenStream::new();
         for (fname, param, is_kind) in kinds {
             let fname = format_ident!("{}", fname);
             let mut by_state = Vec::new();
             for (si, s) in role.states.iter().enumerate() {
-                let tries: Vec<TokenStream> = s.handlers.iter().enumerate().filter(|(_, h)| is_kind(&h.event)).map(|(i, h)| self.try_handler(r, Some(si), i, h)).collect();
+                let tries: Vec<TokenStream> = s
+                    .handlers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| is_kind(&h.event))
+                    .map(|(i, h)| self.try_handler(r, Some(si), i, h))
+                    .collect();
                 if !tries.is_empty() {
                     let n = ident(&s.name);
                     by_state.push(quote!(#phase_t::#n => { #(#tries)* }));
                 }
             }
-            let any: Vec<TokenStream> = role.handlers.iter().enumerate().filter(|(_, h)| is_kind(&h.event)).map(|(i, h)| self.try_handler(r, None, i, h)).collect();
+            let any: Vec<TokenStream> = role
+                .handlers
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| is_kind(&h.event))
+                .map(|(i, h)| self.try_handler(r, None, i, h))
+                .collect();
             let state_match = if by_state.is_empty() {
                 quote!()
             } else {
@@ -506,7 +562,12 @@ impl Gen<'_> {
                     }
                 }
             }
-            Event::Request { req, args: pats, bind_any, client } => {
+            Event::Request {
+                req,
+                args: pats,
+                bind_any,
+                client,
+            } => {
                 let c = self.local_name(*client);
                 let bind_client = quote!(let #c = Client { node: src, request_id: *__rid };);
                 match req {
@@ -525,7 +586,11 @@ impl Gen<'_> {
                         let v = ident(&rq.name);
                         let fields: Vec<Ident> = rq.params.iter().map(|p| ident(&self.spec.locals[*p].name)).collect();
                         let tmp: Vec<Ident> = (0..fields.len()).map(|k| format_ident!("__a{}", k)).collect();
-                        let pat_req = if fields.is_empty() { quote!(Request::#v) } else { quote!(Request::#v { #(#fields: #tmp),* }) };
+                        let pat_req = if fields.is_empty() {
+                            quote!(Request::#v)
+                        } else {
+                            quote!(Request::#v { #(#fields: #tmp),* })
+                        };
                         let pats: Vec<TokenStream> = pats.iter().map(|p| self.pat(p)).collect();
                         let bind_args = if pats.is_empty() {
                             run

@@ -154,7 +154,9 @@ impl Gen<'_> {
         let at = self.loc(t.span);
         let (mut read, mut write, mut ty) = match &t.root {
             TargetRoot::Var(v) => {
-                let Scope::Handler(role) = sc else { return (quote!(), quote!(), quote!()) };
+                let Scope::Handler(role) = sc else {
+                    return (quote!(), quote!(), quote!());
+                };
                 let var = &self.spec.roles[role].vars[*v];
                 let n = ident(&var.name);
                 (quote!(st.#n), quote!(__st.#n), var.ty.clone())
@@ -227,7 +229,7 @@ impl Gen<'_> {
         let v = &self.spec.roles[role].vars[var];
         let n = ident(&v.name);
         let c = camel(&v.name);
-        let whole = quote!(fx.delta(Delta::#r(#dt::#c(__st.#n.clone())));) ;
+        let whole = quote!(fx.delta(Delta::#r(#dt::#c(__st.#n.clone()))););
         let d = match (t.path.first(), v.ty.resolved()) {
             (None, _) => whole,
             (Some(TargetElem::Index(_)), Ty::List(_)) => {
@@ -254,7 +256,10 @@ impl Gen<'_> {
         let k = format_ident!("__k{}", t.path.len().saturating_sub(1));
         let (changed, store) = if last_index {
             match parent_ty.resolved() {
-                Ty::Map(..) => (quote!(#read.get(&#k) != Some(&__v)), quote!(#write.insert(#k.clone(), __v);)),
+                Ty::Map(..) => (
+                    quote!(#read.get(&#k) != Some(&__v)),
+                    quote!(#write.insert(#k.clone(), __v);),
+                ),
                 _ => (
                     quote!(*#s::ops::list_get(&#read, #k, #at)? != __v),
                     quote!(*#s::ops::list_get_mut(&mut #write, #k, #at)? = __v;),
@@ -307,7 +312,10 @@ impl Gen<'_> {
             Mutation::Push => (quote!(true), quote!(#write.push(#a0);)),
             Mutation::Truncate => {
                 let s = &self.s;
-                (quote!((#a0 as u128) < (#read.len() as u128)), quote!(#s::ops::truncate(&mut #write, #a0);))
+                (
+                    quote!((#a0 as u128) < (#read.len() as u128)),
+                    quote!(#s::ops::truncate(&mut #write, #a0);),
+                )
             }
             Mutation::Extend => (quote!(!#a0.is_empty()), quote!(#write.extend(#a0);)),
             Mutation::Insert if is_map => (quote!(#read.get(&#a0) != Some(&#a1)), quote!(#write.insert(#a0, #a1);)),
@@ -354,7 +362,10 @@ impl Gen<'_> {
                         }
                         Mutation::Clear => quote!(#dt::#c(Default::default())),
                     };
-                    (quote!(*dirty = true; if E::DELTAS { fx.delta(Delta::#r(#d)); }), quote!())
+                    (
+                        quote!(*dirty = true; if E::DELTAS { fx.delta(Delta::#r(#d)); }),
+                        quote!(),
+                    )
                 } else {
                     (quote!(*dirty = true;), self.after_write_delta(role, var, t))
                 };
@@ -386,7 +397,12 @@ fn parent_type(g: &Gen, t: &Target, upto: usize, sc: Scope) -> Ty {
     let mut ty = match (&t.root, sc) {
         (TargetRoot::Var(v), Scope::Handler(r)) => g.spec.roles[r].vars[*v].ty.clone(),
         (TargetRoot::Var(_), _) => Ty::Error,
-        (TargetRoot::ServiceVar(v), _) => g.spec.service.as_ref().map(|s| s.vars[*v].ty.clone()).unwrap_or(Ty::Error),
+        (TargetRoot::ServiceVar(v), _) => g
+            .spec
+            .service
+            .as_ref()
+            .map(|s| s.vars[*v].ty.clone())
+            .unwrap_or(Ty::Error),
     };
     for e in &t.path[..upto] {
         ty = match (e, ty.resolved()) {

@@ -280,7 +280,11 @@ impl Gen<'_> {
                 let l = crate::names::local(&self.spec.locals[*p].name);
                 quote!(let #l = #l.clone();)
             });
-            let pat = if r.params.is_empty() { quote!(Request::#n) } else { quote!(Request::#n { #(#binds),* }) };
+            let pat = if r.params.is_empty() {
+                quote!(Request::#n)
+            } else {
+                quote!(Request::#n { #(#binds),* })
+            };
             let body = self.stmts(&r.body, crate::expr::Scope::Service);
             let doc = format!(" `request {}` ({})", r.name, self.loc_text(r.span));
             quote! {
@@ -350,7 +354,10 @@ impl Gen<'_> {
 
     pub fn loc_text(&self, span: smelt_dsl::ast::Span) -> String {
         let (l, c) = self.file.line_col(span.start);
-        let name = std::path::Path::new(&self.file.name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = std::path::Path::new(&self.file.name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         format!("{name}:{l}:{c}")
     }
 

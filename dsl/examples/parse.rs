@@ -4,6 +4,12 @@ fn main() {
         let c = smelt_dsl::check_file(std::path::Path::new(&path)).unwrap();
         let el = t.elapsed();
         print!("{}", c.render(false));
-        println!("{}: spec={} diags={} {:?}", path, c.spec.is_some(), c.diagnostics.len(), el);
+        println!(
+            "{}: spec={} diags={} {:?}",
+            path,
+            c.spec.is_some(),
+            c.diagnostics.len(),
+            el
+        );
     }
 }

@@ -560,11 +560,7 @@ pub enum PropertyKind {
     Invariant(Expr),
     Reachable(Expr),
     Eventually(Expr),
-    LeadsTo {
-        binders: Vec<Binder>,
-        from: Expr,
-        to: Expr,
-    },
+    LeadsTo { binders: Vec<Binder>, from: Expr, to: Expr },
     Linearizable,
 }
 

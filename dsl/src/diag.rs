@@ -155,8 +155,7 @@ pub fn render(file: &SourceFile, diags: &[Diagnostic], color: bool) -> String {
             Severity::Error => cs::Severity::Error,
             Severity::Warning => cs::Severity::Warning,
         };
-        let mut labels =
-            vec![cs::Label::primary((), file.clamp(d.primary.span)).with_message(&d.primary.message)];
+        let mut labels = vec![cs::Label::primary((), file.clamp(d.primary.span)).with_message(&d.primary.message)];
         for l in &d.secondary {
             labels.push(cs::Label::secondary((), file.clamp(l.span)).with_message(&l.message));
         }

@@ -367,19 +367,9 @@ pub enum Pat {
     Tuple(Vec<Pat>),
     None,
     Some(Box<Pat>),
-    Enum {
-        en: EnumId,
-        variant: usize,
-        args: Vec<Pat>,
-    },
-    Reply {
-        reply: ReplyId,
-        args: Vec<Pat>,
-    },
-    Request {
-        req: ReqId,
-        args: Vec<Pat>,
-    },
+    Enum { en: EnumId, variant: usize, args: Vec<Pat> },
+    Reply { reply: ReplyId, args: Vec<Pat> },
+    Request { req: ReqId, args: Vec<Pat> },
 }
 
 #[derive(Clone, Debug, Serialize)]

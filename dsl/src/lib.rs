@@ -5,6 +5,10 @@
 //! there are no errors) and every diagnostic out. It never panics, whatever
 //! bytes it is given; a fuzz test holds it to that.
 
+// Syntax trees have variants of very different sizes; boxing them would
+// only add noise to every constructor and match.
+#![allow(clippy::large_enum_variant)]
+
 pub mod ast;
 mod check;
 pub mod diag;
@@ -55,10 +59,22 @@ pub fn check_source(name: &str, text: &str) -> Checked {
         let (spec, more) = check::check(&ast, &text, syntax_errors);
         diagnostics.extend(more);
         diagnostics.sort_by_key(|d| (d.primary.span.start, d.primary.span.end));
-        let spec = if diagnostics.iter().any(Diagnostic::is_error) { None } else { spec };
-        Checked { file: SourceFile::new(name, text), spec, diagnostics }
+        let spec = if diagnostics.iter().any(Diagnostic::is_error) {
+            None
+        } else {
+            spec
+        };
+        Checked {
+            file: SourceFile::new(name, text),
+            spec,
+            diagnostics,
+        }
     };
-    match std::thread::Builder::new().name("smelt-dsl".into()).stack_size(STACK_BYTES).spawn(run) {
+    match std::thread::Builder::new()
+        .name("smelt-dsl".into())
+        .stack_size(STACK_BYTES)
+        .spawn(run)
+    {
         Ok(h) => match h.join() {
             Ok(c) => c,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -75,8 +91,13 @@ pub fn check_file(path: &std::path::Path) -> std::io::Result<Checked> {
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            let d = Diagnostic::error(ast::Span::new(valid, valid + 1), "the spec is not valid UTF-8").label("invalid byte here");
-            return Ok(Checked { file: SourceFile::new(path.display().to_string(), text), spec: None, diagnostics: vec![d] });
+            let d = Diagnostic::error(ast::Span::new(valid, valid + 1), "the spec is not valid UTF-8")
+                .label("invalid byte here");
+            return Ok(Checked {
+                file: SourceFile::new(path.display().to_string(), text),
+                spec: None,
+                diagnostics: vec![d],
+            });
         }
     };
     Ok(check_source(&path.display().to_string(), &text))

@@ -34,10 +34,10 @@ const CALL_LIMIT: usize = 20_000_000;
 
 pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
     if src.len() > SOURCE_BYTES_MAX {
-        let d = Diagnostic::error(Span::new(0, 0), format!(
-            "the spec is {} bytes; the limit is {SOURCE_BYTES_MAX} bytes",
-            src.len()
-        ));
+        let d = Diagnostic::error(
+            Span::new(0, 0),
+            format!("the spec is {} bytes; the limit is {SOURCE_BYTES_MAX} bytes", src.len()),
+        );
         return (File::default(), vec![d]);
     }
     if let Some(d) = check_nesting(src) {
@@ -83,9 +83,10 @@ fn check_nesting(src: &str) -> Option<Diagnostic> {
                 depth += 1;
                 if depth > NESTING_MAX {
                     return Some(
-                        Diagnostic::error(Span::new(i, i + 1), format!(
-                            "brackets are nested more than {NESTING_MAX} deep"
-                        ))
+                        Diagnostic::error(
+                            Span::new(i, i + 1),
+                            format!("brackets are nested more than {NESTING_MAX} deep"),
+                        )
                         .label("too deep"),
                     );
                 }
@@ -97,9 +98,10 @@ fn check_nesting(src: &str) -> Option<Diagnostic> {
             prefix_run += 1;
             if prefix_run > NESTING_MAX {
                 return Some(
-                    Diagnostic::error(Span::new(i, i + 1), format!(
-                        "more than {NESTING_MAX} operators in a row"
-                    ))
+                    Diagnostic::error(
+                        Span::new(i, i + 1),
+                        format!("more than {NESTING_MAX} operators in a row"),
+                    )
                     .label("too many"),
                 );
             }
@@ -114,8 +116,21 @@ fn check_nesting(src: &str) -> Option<Diagnostic> {
 // ------------------------------------------------------------------ recovery
 
 const ITEM_KEYWORDS: &[&str] = &[
-    "protocol", "const", "type", "record", "enum", "message", "fn", "service", "role",
-    "invariant", "reachable", "eventually", "leads_to", "linearizable", "check",
+    "protocol",
+    "const",
+    "type",
+    "record",
+    "enum",
+    "message",
+    "fn",
+    "service",
+    "role",
+    "invariant",
+    "reachable",
+    "eventually",
+    "leads_to",
+    "linearizable",
+    "check",
 ];
 const ROLE_MEMBER_KEYWORDS: &[&str] = &["durable", "var", "timer", "choice", "init", "initial", "state", "on"];
 const STATE_MEMBER_KEYWORDS: &[&str] = &["entry", "exit", "on"];
@@ -185,7 +200,10 @@ fn recover(src: &str) -> (File, Vec<Diagnostic>) {
         let (_, d) = parse_chunk(src, 0, first.max(trivia_end(src, 0)), Rule::item_only);
         diags.extend(d.into_iter().take(1));
         if diags.is_empty() {
-            diags.push(Diagnostic::error(Span::new(0, first), "expected an item (`role`, `message`, ...)"));
+            diags.push(Diagnostic::error(
+                Span::new(0, first),
+                "expected an item (`role`, `message`, ...)",
+            ));
         }
     }
     for (start, end) in chunks(&points, src.len()) {
@@ -196,7 +214,9 @@ fn recover(src: &str) -> (File, Vec<Diagnostic>) {
                 diags.extend(b.diags.into_inner());
             }
             Err(e) => {
-                let word = src[start..].split(|c: char| !c.is_ascii_alphanumeric() && c != '_').next();
+                let word = src[start..]
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .next();
                 let recovered = match word {
                     Some("role") => recover_role(src, start, end, &mut file, &mut diags),
                     Some("service") => recover_service(src, start, end, &mut file, &mut diags),
@@ -259,17 +279,28 @@ fn header_name(src: &str, start: usize, open: usize) -> Option<Ident> {
     let kw_len = header.find(|c: char| c.is_whitespace())?;
     let rest = &header[kw_len..];
     let lead = rest.len() - rest.trim_start().len();
-    let name: String = rest.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let name: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     if name.is_empty() {
         return None;
     }
     let s = start + kw_len + lead;
-    Some(Ident { span: Span::new(s, s + name.len()), name })
+    Some(Ident {
+        span: Span::new(s, s + name.len()),
+        name,
+    })
 }
 
 fn recover_role(src: &str, start: usize, end: usize, file: &mut File, diags: &mut Vec<Diagnostic>) -> bool {
-    let Some((body_start, body_end)) = body_bounds(src, start, end) else { return false };
-    let Some(name) = header_name(src, start, body_start - 1) else { return false };
+    let Some((body_start, body_end)) = body_bounds(src, start, end) else {
+        return false;
+    };
+    let Some(name) = header_name(src, start, body_start - 1) else {
+        return false;
+    };
     let mut role = RoleDecl {
         name,
         vars: vec![],
@@ -284,7 +315,11 @@ fn recover_role(src: &str, start: usize, end: usize, file: &mut File, diags: &mu
     let lead = &src[body_start..points.first().copied().unwrap_or(body_end)];
     if !only_trivia(lead) {
         let s = trivia_end(src, body_start);
-        diags.push(unexpected_at(src, s, "a role member (`var`, `durable`, `timer`, `state`, `on`, ...)"));
+        diags.push(unexpected_at(
+            src,
+            s,
+            "a role member (`var`, `durable`, `timer`, `state`, `on`, ...)",
+        ));
     }
     // `initial state` is one member: drop the split point of `state` right after `initial`.
     let points = merge_initial(src, points);
@@ -336,14 +371,24 @@ fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic
     let initial = header.trim_start().starts_with("initial");
     let kw = if initial { "initial" } else { "state" };
     let after_kw = start + header.find(kw)? + kw.len();
-    let state_kw = if initial { after_kw + src[after_kw..].find("state")? + 5 } else { after_kw };
+    let state_kw = if initial {
+        after_kw + src[after_kw..].find("state")? + 5
+    } else {
+        after_kw
+    };
     let name_start = trivia_end(src, state_kw);
-    let name: String = src[name_start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let name: String = src[name_start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     if name.is_empty() {
         return None;
     }
     let mut st = StateDecl {
-        name: Ident { span: Span::new(name_start, name_start + name.len()), name },
+        name: Ident {
+            span: Span::new(name_start, name_start + name.len()),
+            name,
+        },
         initial,
         entries: vec![],
         exits: vec![],
@@ -353,7 +398,11 @@ fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic
     let points = split_points(src, body_start, body_end, STATE_MEMBER_KEYWORDS);
     let lead = &src[body_start..points.first().copied().unwrap_or(body_end)];
     if !only_trivia(lead) {
-        diags.push(unexpected_at(src, trivia_end(src, body_start), "`entry`, `exit` or a handler (`on ...`)"));
+        diags.push(unexpected_at(
+            src,
+            trivia_end(src, body_start),
+            "`entry`, `exit` or a handler (`on ...`)",
+        ));
     }
     for (s, e) in chunks(&points, body_end) {
         match SmParser::parse(Rule::state_member_only, &src[s..e]) {
@@ -373,9 +422,18 @@ fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic
 }
 
 fn recover_service(src: &str, start: usize, end: usize, file: &mut File, diags: &mut Vec<Diagnostic>) -> bool {
-    let Some((body_start, body_end)) = body_bounds(src, start, end) else { return false };
-    let Some(name) = header_name(src, start, body_start - 1) else { return false };
-    let mut svc = ServiceDecl { name, vars: vec![], requests: vec![], span: Span::new(start, end) };
+    let Some((body_start, body_end)) = body_bounds(src, start, end) else {
+        return false;
+    };
+    let Some(name) = header_name(src, start, body_start - 1) else {
+        return false;
+    };
+    let mut svc = ServiceDecl {
+        name,
+        vars: vec![],
+        requests: vec![],
+        span: Span::new(start, end),
+    };
     let points = split_points(src, body_start, body_end, SERVICE_MEMBER_KEYWORDS);
     for (s, e) in chunks(&points, body_end) {
         match SmParser::parse(Rule::service_member_only, &src[s..e]) {
@@ -401,7 +459,9 @@ fn recover_service(src: &str, start: usize, end: usize, file: &mut File, diags: 
 /// The name an item or member starting at `at` declares: the word after its
 /// keyword (`message Foo`, `var x`, `initial state S`, `on timeout t`).
 fn declared_name(src: &str, at: usize) -> Option<String> {
-    let mut words = src[at..].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty());
+    let mut words = src[at..]
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
     let mut kw = words.next()?;
     if kw == "initial" || kw == "on" {
         kw = words.next()?;
@@ -510,7 +570,13 @@ fn pest_error(src: &str, base: usize, e: pest::error::Error<Rule>) -> Diagnostic
     let starts_expression = categories.contains(&"an expression");
     for t in tokens {
         // Tokens that merely start an expression are covered by the category.
-        if starts_expression && ["`!`", "`(`", "`-`", "`[`", "`{`", "`self`", "`true`", "`false`", "`count`", "`exists`", "`forall`", "`if`", "`match`"].contains(&t.as_str()) {
+        if starts_expression
+            && [
+                "`!`", "`(`", "`-`", "`[`", "`{`", "`self`", "`true`", "`false`", "`count`", "`exists`", "`forall`",
+                "`if`", "`match`",
+            ]
+            .contains(&t.as_str())
+        {
             continue;
         }
         expected.push(t);
@@ -526,7 +592,11 @@ fn pest_error(src: &str, base: usize, e: pest::error::Error<Rule>) -> Diagnostic
             format!("expected {} or {}, found {found}", rest.join(", "), last)
         }
     };
-    let label = if found == "end of file" { "the spec ends here".to_string() } else { "unexpected here".to_string() };
+    let label = if found == "end of file" {
+        "the spec ends here".to_string()
+    } else {
+        "unexpected here".to_string()
+    };
     Diagnostic::error(span, message).label(label)
 }
 
@@ -557,10 +627,16 @@ fn category(r: Rule) -> Option<&'static str> {
         Rule::block => "a block `{ ... }`",
         Rule::handler => "a handler (`on ...`)",
         Rule::ck_unknown => "a check option",
-        Rule::protocol_decl | Rule::const_decl | Rule::type_alias | Rule::record_decl | Rule::enum_decl
-        | Rule::message_decl | Rule::fn_decl | Rule::service_decl | Rule::role_decl | Rule::property_decl => {
-            "an item (`role`, `message`, ...)"
-        }
+        Rule::protocol_decl
+        | Rule::const_decl
+        | Rule::type_alias
+        | Rule::record_decl
+        | Rule::enum_decl
+        | Rule::message_decl
+        | Rule::fn_decl
+        | Rule::service_decl
+        | Rule::role_decl
+        | Rule::property_decl => "an item (`role`, `message`, ...)",
         _ => return None,
     })
 }
@@ -582,7 +658,9 @@ fn pratt() -> &'static PrattParser<Rule> {
                 | Op::infix(Rule::ge, Assoc::Left)
                 | Op::infix(Rule::in_op, Assoc::Left))
             .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left)
+                | Op::infix(Rule::rem, Assoc::Left))
             .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
             .op(Op::postfix(Rule::method_call)
                 | Op::postfix(Rule::field_access)
@@ -602,7 +680,11 @@ type P<'i> = Pair<'i, Rule>;
 
 impl Builder {
     fn new(base: usize) -> Builder {
-        Builder { base, diags: RefCell::new(Vec::new()), operators: Cell::new(0) }
+        Builder {
+            base,
+            diags: RefCell::new(Vec::new()),
+            operators: Cell::new(0),
+        }
     }
 
     /// The pair's span without the trailing whitespace pest may include.
@@ -619,7 +701,10 @@ impl Builder {
 
     fn ident(&self, p: P) -> Ident {
         debug_assert_eq!(p.as_rule(), Rule::ident);
-        Ident { name: p.as_str().to_string(), span: self.span(&p) }
+        Ident {
+            name: p.as_str().to_string(),
+            span: self.span(&p),
+        }
     }
 
     fn int(&self, p: P) -> u128 {
@@ -627,7 +712,9 @@ impl Builder {
         match digits.parse::<u128>() {
             Ok(v) if v <= u64::MAX as u128 => v,
             _ => {
-                self.error(Diagnostic::error(self.span(&p), "integer literal is too large").label("larger than u64::MAX"));
+                self.error(
+                    Diagnostic::error(self.span(&p), "integer literal is too large").label("larger than u64::MAX"),
+                );
                 0
             }
         }
@@ -749,17 +836,34 @@ impl Builder {
                             } else {
                                 None
                             };
-                            lets.push(FnLet { pat, ty, value: self.expr(nxt), span });
+                            lets.push(FnLet {
+                                pat,
+                                ty,
+                                value: self.expr(nxt),
+                                span,
+                            });
                         }
                         _ => body = Some(self.expr(x)),
                     }
                 }
-                Item::Fn(FnDecl { name, params, ret, lets, body: body.expect("fn body"), span })
+                Item::Fn(FnDecl {
+                    name,
+                    params,
+                    ret,
+                    lets,
+                    body: body.expect("fn body"),
+                    span,
+                })
             }
             Rule::service_decl => {
                 let mut it = p.into_inner();
                 let name = self.ident(it.next().unwrap());
-                let mut svc = ServiceDecl { name, vars: vec![], requests: vec![], span };
+                let mut svc = ServiceDecl {
+                    name,
+                    vars: vec![],
+                    requests: vec![],
+                    span,
+                };
                 for m in it {
                     self.service_member(m, &mut svc);
                 }
@@ -802,7 +906,11 @@ impl Builder {
 
     fn ty(&self, p: P) -> TypeExpr {
         let span = self.span(&p);
-        let inner = if p.as_rule() == Rule::ty { p.into_inner().next().unwrap() } else { p };
+        let inner = if p.as_rule() == Rule::ty {
+            p.into_inner().next().unwrap()
+        } else {
+            p
+        };
         let kind = match inner.as_rule() {
             Rule::named_ty => TypeExprKind::Named(self.ident(inner.into_inner().next().unwrap())),
             Rule::generic_ty => {
@@ -840,7 +948,13 @@ impl Builder {
                         r => unreachable!("request part {r:?}"),
                     }
                 }
-                svc.requests.push(RequestDecl { name, params, replies, body: body.expect("request body"), span });
+                svc.requests.push(RequestDecl {
+                    name,
+                    params,
+                    replies,
+                    body: body.expect("request body"),
+                    span,
+                });
             }
             r => unreachable!("service member {r:?}"),
         }
@@ -853,7 +967,13 @@ impl Builder {
         let name = self.ident(it.next().unwrap());
         let ty = self.ty(it.next().unwrap());
         let init = self.expr(it.next().unwrap());
-        VarDecl { durable, name, ty, init, span }
+        VarDecl {
+            durable,
+            name,
+            ty,
+            init,
+            span,
+        }
     }
 
     fn role_member(&self, m: P, role: &mut RoleDecl) {
@@ -865,7 +985,12 @@ impl Builder {
                 let name = self.ident(it.next().unwrap());
                 let min_us = self.duration_us(it.next().unwrap());
                 let max_us = it.next().map(|d| self.duration_us(d)).unwrap_or(min_us);
-                role.timers.push(TimerDecl { name, min_us, max_us, span });
+                role.timers.push(TimerDecl {
+                    name,
+                    min_us,
+                    max_us,
+                    span,
+                });
             }
             Rule::choice_decl => {
                 let mut it = m.into_inner();
@@ -881,7 +1006,14 @@ impl Builder {
                     it.next();
                 }
                 let name = self.ident(it.next().unwrap());
-                let mut st = StateDecl { name, initial, entries: vec![], exits: vec![], handlers: vec![], span };
+                let mut st = StateDecl {
+                    name,
+                    initial,
+                    entries: vec![],
+                    exits: vec![],
+                    handlers: vec![],
+                    span,
+                };
                 for sm in it {
                     self.state_member(sm, &mut st);
                 }
@@ -957,7 +1089,10 @@ impl Builder {
                     _ => {
                         let mut ri = r.into_inner();
                         let name = self.ident(ri.next().unwrap());
-                        RequestPat::Named { name, args: ri.map(|x| self.pattern(x)).collect() }
+                        RequestPat::Named {
+                            name,
+                            args: ri.map(|x| self.pattern(x)).collect(),
+                        }
                     }
                 };
                 let from = self.ident(it.next().unwrap());
@@ -971,12 +1106,20 @@ impl Builder {
             }
             r => unreachable!("handler {r:?}"),
         };
-        Handler { kind, guard, body: body.expect("handler body"), span }
+        Handler {
+            kind,
+            guard,
+            body: body.expect("handler body"),
+            span,
+        }
     }
 
     fn block(&self, p: P) -> Block {
         let span = self.span(&p);
-        Block { stmts: p.into_inner().map(|s| self.stmt(s)).collect(), span }
+        Block {
+            stmts: p.into_inner().map(|s| self.stmt(s)).collect(),
+            span,
+        }
     }
 
     fn place(&self, p: P) -> Place {
@@ -1020,7 +1163,11 @@ impl Builder {
                 } else {
                     None
                 };
-                StmtKind::Let { pat, ty, value: self.expr(nxt) }
+                StmtKind::Let {
+                    pat,
+                    ty,
+                    value: self.expr(nxt),
+                }
             }
             Rule::assign_stmt => {
                 let place = self.place(it.next().unwrap());
@@ -1029,17 +1176,28 @@ impl Builder {
                     "-=" => AssignOp::Sub,
                     _ => AssignOp::Set,
                 };
-                StmtKind::Assign { place, op, value: self.expr(it.next().unwrap()) }
+                StmtKind::Assign {
+                    place,
+                    op,
+                    value: self.expr(it.next().unwrap()),
+                }
             }
             Rule::call_stmt => {
                 let place = self.place(it.next().unwrap());
-                StmtKind::Call { place, args: it.map(|a| self.expr(a)).collect() }
+                StmtKind::Call {
+                    place,
+                    args: it.map(|a| self.expr(a)).collect(),
+                }
             }
             Rule::if_stmt => self.if_stmt(it),
             Rule::for_stmt => {
                 let pat = self.pattern(it.next().unwrap());
                 let iter = self.expr(it.next().unwrap());
-                StmtKind::For { pat, iter, body: self.block(it.next().unwrap()) }
+                StmtKind::For {
+                    pat,
+                    iter,
+                    body: self.block(it.next().unwrap()),
+                }
             }
             Rule::match_stmt => {
                 let scrutinee = self.expr(it.next().unwrap());
@@ -1052,33 +1210,48 @@ impl Builder {
                             self.block(b)
                         } else {
                             let s = self.stmt(b);
-                            Block { span: s.span, stmts: vec![s] }
+                            Block {
+                                span: s.span,
+                                stmts: vec![s],
+                            }
                         };
                         StmtArm { pat, body }
                     })
                     .collect();
                 StmtKind::Match { scrutinee, arms }
             }
-            Rule::send_stmt => StmtKind::Send { dst: self.expr(it.next().unwrap()), msg: self.expr(it.next().unwrap()) },
-            Rule::broadcast_stmt => {
-                StmtKind::Broadcast { dsts: self.expr(it.next().unwrap()), msg: self.expr(it.next().unwrap()) }
-            }
+            Rule::send_stmt => StmtKind::Send {
+                dst: self.expr(it.next().unwrap()),
+                msg: self.expr(it.next().unwrap()),
+            },
+            Rule::broadcast_stmt => StmtKind::Broadcast {
+                dsts: self.expr(it.next().unwrap()),
+                msg: self.expr(it.next().unwrap()),
+            },
             Rule::goto_stmt => StmtKind::Goto(self.ident(it.next().unwrap())),
             Rule::set_stmt => StmtKind::Set(self.ident(it.next().unwrap())),
             Rule::cancel_stmt => StmtKind::Cancel(self.ident(it.next().unwrap())),
             Rule::reply_stmt => {
                 let first = self.expr(it.next().unwrap());
                 match it.next() {
-                    Some(v) => StmtKind::Reply { target: Some(first), value: self.expr(v) },
-                    None => StmtKind::Reply { target: None, value: first },
+                    Some(v) => StmtKind::Reply {
+                        target: Some(first),
+                        value: self.expr(v),
+                    },
+                    None => StmtKind::Reply {
+                        target: None,
+                        value: first,
+                    },
                 }
             }
-            Rule::redirect_stmt => {
-                StmtKind::Redirect { client: self.expr(it.next().unwrap()), to: self.expr(it.next().unwrap()) }
-            }
-            Rule::choose_stmt => {
-                StmtKind::Choose { choice: self.ident(it.next().unwrap()), options: self.expr(it.next().unwrap()) }
-            }
+            Rule::redirect_stmt => StmtKind::Redirect {
+                client: self.expr(it.next().unwrap()),
+                to: self.expr(it.next().unwrap()),
+            },
+            Rule::choose_stmt => StmtKind::Choose {
+                choice: self.ident(it.next().unwrap()),
+                options: self.expr(it.next().unwrap()),
+            },
             Rule::assert_stmt => StmtKind::Assert(self.expr(it.next().unwrap())),
             Rule::return_stmt => StmtKind::Return,
             r => unreachable!("stmt {r:?}"),
@@ -1110,7 +1283,11 @@ impl Builder {
 
     fn pattern(&self, p: P) -> Pattern {
         let span = self.span(&p);
-        let inner = if p.as_rule() == Rule::pattern { p.into_inner().next().unwrap() } else { p };
+        let inner = if p.as_rule() == Rule::pattern {
+            p.into_inner().next().unwrap()
+        } else {
+            p
+        };
         let kind = match inner.as_rule() {
             Rule::wildcard_pat => PatternKind::Wildcard,
             Rule::literal_pat => {
@@ -1126,7 +1303,10 @@ impl Builder {
                 let mut it = inner.into_inner();
                 let path = self.path(it.next().unwrap());
                 let args: Vec<Pattern> = it.map(|x| self.pattern(x)).collect();
-                PatternKind::Ctor { path, args: if has_parens { Some(args) } else { None } }
+                PatternKind::Ctor {
+                    path,
+                    args: if has_parens { Some(args) } else { None },
+                }
             }
             r => unreachable!("pattern {r:?}"),
         };
@@ -1144,9 +1324,10 @@ impl Builder {
         let n = self.operators.get() + 1;
         self.operators.set(n);
         if n == EXPR_OPERATORS_MAX + 1 {
-            self.error(Diagnostic::error(span, format!(
-                "expression has more than {EXPR_OPERATORS_MAX} operators; split it with `let`"
-            )));
+            self.error(Diagnostic::error(
+                span,
+                format!("expression has more than {EXPR_OPERATORS_MAX} operators; split it with `let`"),
+            ));
         }
     }
 
@@ -1157,36 +1338,60 @@ impl Builder {
             .map_prefix(|op, e| {
                 let span = self.span(&op).to(e.span);
                 self.count_operator(span);
-                let op = if op.as_rule() == Rule::neg { UnOp::Neg } else { UnOp::Not };
-                Expr { kind: ExprKind::Unary { op, expr: Box::new(e) }, span }
+                let op = if op.as_rule() == Rule::neg {
+                    UnOp::Neg
+                } else {
+                    UnOp::Not
+                };
+                Expr {
+                    kind: ExprKind::Unary { op, expr: Box::new(e) },
+                    span,
+                }
             })
             .map_postfix(|e, op| {
                 let span = e.span.to(self.span(&op));
                 self.count_operator(span);
                 let kind = match op.as_rule() {
                     Rule::field_access => match self.dot(op.into_inner().next().unwrap()) {
-                        PlaceElem::Field(name) => ExprKind::Field { base: Box::new(e), name },
-                        PlaceElem::TupleIndex(index, index_span) => {
-                            ExprKind::TupleIndex { base: Box::new(e), index, index_span }
-                        }
+                        PlaceElem::Field(name) => ExprKind::Field {
+                            base: Box::new(e),
+                            name,
+                        },
+                        PlaceElem::TupleIndex(index, index_span) => ExprKind::TupleIndex {
+                            base: Box::new(e),
+                            index,
+                            index_span,
+                        },
                         PlaceElem::Index(_) => unreachable!(),
                     },
                     Rule::method_call => {
                         let mut it = op.into_inner();
                         let name = match self.dot(it.next().unwrap()) {
                             PlaceElem::Field(n) => n,
-                            PlaceElem::TupleIndex(i, s) => Ident { name: i.to_string(), span: s },
+                            PlaceElem::TupleIndex(i, s) => Ident {
+                                name: i.to_string(),
+                                span: s,
+                            },
                             PlaceElem::Index(_) => unreachable!(),
                         };
-                        ExprKind::Method { recv: Box::new(e), name, args: it.map(|a| self.expr(a)).collect() }
+                        ExprKind::Method {
+                            recv: Box::new(e),
+                            name,
+                            args: it.map(|a| self.expr(a)).collect(),
+                        }
                     }
-                    Rule::index => {
-                        ExprKind::Index { base: Box::new(e), index: Box::new(self.expr(op.into_inner().next().unwrap())) }
-                    }
-                    Rule::cast => ExprKind::Cast { expr: Box::new(e), ty: self.ty(op.into_inner().next().unwrap()) },
-                    Rule::is_state => {
-                        ExprKind::Is { expr: Box::new(e), state: self.ident(op.into_inner().next().unwrap()) }
-                    }
+                    Rule::index => ExprKind::Index {
+                        base: Box::new(e),
+                        index: Box::new(self.expr(op.into_inner().next().unwrap())),
+                    },
+                    Rule::cast => ExprKind::Cast {
+                        expr: Box::new(e),
+                        ty: self.ty(op.into_inner().next().unwrap()),
+                    },
+                    Rule::is_state => ExprKind::Is {
+                        expr: Box::new(e),
+                        state: self.ident(op.into_inner().next().unwrap()),
+                    },
                     r => unreachable!("postfix {r:?}"),
                 };
                 Expr { kind, span }
@@ -1213,7 +1418,15 @@ impl Builder {
                     Rule::rem => BinOp::Rem,
                     r => unreachable!("infix {r:?}"),
                 };
-                Expr { kind: ExprKind::Binary { op, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span }
+                Expr {
+                    kind: ExprKind::Binary {
+                        op,
+                        op_span,
+                        lhs: Box::new(lhs),
+                        rhs: Box::new(rhs),
+                    },
+                    span,
+                }
             })
             .parse(p.into_inner())
     }
@@ -1234,7 +1447,10 @@ impl Builder {
             Rule::call => {
                 let mut it = p.into_inner();
                 let path = self.path(it.next().unwrap());
-                ExprKind::Call { path, args: self.exprs(it) }
+                ExprKind::Call {
+                    path,
+                    args: self.exprs(it),
+                }
             }
             Rule::record_lit => {
                 let mut it = p.into_inner();
@@ -1289,29 +1505,52 @@ impl Builder {
                 let pat = self.pattern(gi.next().unwrap());
                 let iter = self.expr(gi.next().unwrap());
                 let filters = it.map(|f| self.expr(f.into_inner().next().unwrap())).collect();
-                ExprKind::Compr { kind, head: Box::new(head), head_value, pat, iter: Box::new(iter), filters }
+                ExprKind::Compr {
+                    kind,
+                    head: Box::new(head),
+                    head_value,
+                    pat,
+                    iter: Box::new(iter),
+                    filters,
+                }
             }
             Rule::quantifier | Rule::quantifier_ns => {
                 let mut it = p.into_inner();
                 let forall = it.next().unwrap().as_str() == "forall";
                 let binders = self.binders(it.next().unwrap());
                 let body = self.expr(it.next().unwrap());
-                ExprKind::Quant { forall, binders, body: Box::new(body) }
+                ExprKind::Quant {
+                    forall,
+                    binders,
+                    body: Box::new(body),
+                }
             }
             Rule::count_expr => {
                 let mut it = p.into_inner();
                 let pat = self.pattern(it.next().unwrap());
                 let iter = self.expr(it.next().unwrap());
                 let cond = self.expr(it.next().unwrap());
-                ExprKind::Count { pat, iter: Box::new(iter), cond: Box::new(cond) }
+                ExprKind::Count {
+                    pat,
+                    iter: Box::new(iter),
+                    cond: Box::new(cond),
+                }
             }
             Rule::if_expr => {
                 let mut it = p.into_inner();
                 let cond = self.expr(it.next().unwrap());
                 let then = self.expr(it.next().unwrap());
                 let e = it.next().unwrap();
-                let els = if e.as_rule() == Rule::if_expr { self.primary(e) } else { self.expr(e) };
-                ExprKind::If { cond: Box::new(cond), then: Box::new(then), els: Box::new(els) }
+                let els = if e.as_rule() == Rule::if_expr {
+                    self.primary(e)
+                } else {
+                    self.expr(e)
+                };
+                ExprKind::If {
+                    cond: Box::new(cond),
+                    then: Box::new(then),
+                    els: Box::new(els),
+                }
             }
             Rule::match_expr => {
                 let mut it = p.into_inner();
@@ -1322,7 +1561,10 @@ impl Builder {
                         (self.pattern(ai.next().unwrap()), self.expr(ai.next().unwrap()))
                     })
                     .collect();
-                ExprKind::Match { scrutinee: Box::new(scrutinee), arms }
+                ExprKind::Match {
+                    scrutinee: Box::new(scrutinee),
+                    arms,
+                }
             }
             r => unreachable!("primary {r:?}"),
         };
@@ -1342,7 +1584,10 @@ impl Builder {
                     _ => {
                         let mut it = b.into_inner();
                         let pat = self.pattern(it.next().unwrap());
-                        Binder::In { pat, iter: self.expr(it.next().unwrap()) }
+                        Binder::In {
+                            pat,
+                            iter: self.expr(it.next().unwrap()),
+                        }
                     }
                 }
             })
@@ -1355,7 +1600,11 @@ impl Builder {
         let mut it = p.into_inner();
         if rule == Rule::linearizable_decl {
             let name = it.next().map(|n| self.ident(n));
-            return PropertyDecl { kind: PropertyKind::Linearizable, name, span };
+            return PropertyDecl {
+                kind: PropertyKind::Linearizable,
+                name,
+                span,
+            };
         }
         let name = Some(self.ident(it.next().unwrap()));
         let kind = match rule {

@@ -42,14 +42,19 @@ pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
     };
     let Some(ir) = &checked.spec else {
         // Show the path as the user wrote it.
-        let shown = smelt_dsl::check_file(spec).map(|c| c.render_errors()).unwrap_or_default();
+        let shown = smelt_dsl::check_file(spec)
+            .map(|c| c.render_errors())
+            .unwrap_or_default();
         eprint!("{shown}");
         return 2;
     };
     let module = smelt_compiler::module_name(ir);
     let protocol = ir.name.clone();
     let root = harness_root();
-    let stem = abs.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "spec".into());
+    let stem = abs
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "spec".into());
     let mut h = std::collections::hash_map::DefaultHasher::new();
     abs.hash(&mut h);
     let dir = root.join(format!("{}-{:016x}", stem, h.finish()));
@@ -58,9 +63,14 @@ pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
         return 2;
     }
     let target = root.join("target");
-    let bin = target.join("release").join(format!("smelt-harness-{}", crate_suffix(&dir)));
+    let bin = target
+        .join("release")
+        .join(format!("smelt-harness-{}", crate_suffix(&dir)));
     if !bin.exists() {
-        eprintln!("smelt: building the model for {} (the first build takes a minute or two)...", spec.display());
+        eprintln!(
+            "smelt: building the model for {} (the first build takes a minute or two)...",
+            spec.display()
+        );
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(&cargo)
@@ -80,7 +90,11 @@ pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
             return 2;
         }
     }
-    let status = Command::new(&bin).arg(command).args(args).env("SMELT_SPEC_PATH", spec).status();
+    let status = Command::new(&bin)
+        .arg(command)
+        .args(args)
+        .env("SMELT_SPEC_PATH", spec)
+        .status();
     match status {
         Ok(s) => s.code().unwrap_or(2),
         Err(e) => {
@@ -91,7 +105,10 @@ pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
 }
 
 fn crate_suffix(dir: &Path) -> String {
-    dir.file_name().map(|s| s.to_string_lossy().replace(['.', ' '], "_")).unwrap_or_default().to_lowercase()
+    dir.file_name()
+        .map(|s| s.to_string_lossy().replace(['.', ' '], "_"))
+        .unwrap_or_default()
+        .to_lowercase()
 }
 
 fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {

@@ -7,7 +7,11 @@ mod lint;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "smelt", version, about = "Write a protocol as explicit state machines, model-check it, deploy the same code.")]
+#[command(
+    name = "smelt",
+    version,
+    about = "Write a protocol as explicit state machines, model-check it, deploy the same code."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

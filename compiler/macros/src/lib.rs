@@ -21,7 +21,9 @@ pub fn protocol(input: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error().into(),
     };
     let rel = lit.value();
-    let base = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default();
+    let base = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let path = base.join(&rel);
     let abs = path.to_string_lossy().into_owned();
     let text = match std::fs::read_to_string(&path) {
@@ -32,11 +34,16 @@ pub fn protocol(input: TokenStream) -> TokenStream {
         }
     };
     let options = smelt_compiler::Options::default();
-    let tracked = quote!(const _: &[u8] = include_bytes!(#abs););
+    let tracked = quote!(
+        const _: &[u8] = include_bytes!(#abs);
+    );
     match smelt_compiler::expand(&rel, &text, &options) {
         Ok((_, module)) => quote!(#module #tracked).into(),
         Err(diagnostics) => {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().replace(['-', '.'], "_")).unwrap_or_else(|| "spec".into());
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().replace(['-', '.'], "_"))
+                .unwrap_or_else(|| "spec".into());
             let name = format_ident!("{}", stem);
             let msg = format!("the spec has errors:\n{diagnostics}");
             quote!(

@@ -21,7 +21,10 @@ pub struct Client {
 
 impl Rewrite for Client {
     fn rewrite<F: Fn(Id) -> Id>(&self, f: &F) -> Self {
-        Client { node: f(self.node), request_id: self.request_id }
+        Client {
+            node: f(self.node),
+            request_id: self.request_id,
+        }
     }
 }
 
@@ -106,13 +109,31 @@ impl<Req: Clone> ClientActor<Req> {
     fn send(&self, id: Id, k: u32, attempt: u32, to: Option<Id>) -> Option<ClientSend<Req>> {
         let request = self.workload.get(k as usize)?.clone();
         let dst = to.unwrap_or_else(|| self.target(id, k, attempt));
-        Some(ClientSend { dst, request_id: Self::request_id(id, k), request })
+        Some(ClientSend {
+            dst,
+            request_id: Self::request_id(id, k),
+            request,
+        })
     }
 
     pub fn on_start(&self, id: Id) -> (ClientState, Option<ClientSend<Req>>) {
         match self.send(id, 0, 0, None) {
-            Some(s) => (ClientState { sent: 1, awaiting: Some(s.request_id), attempt: 0 }, Some(s)),
-            None => (ClientState { sent: 0, awaiting: None, attempt: 0 }, None),
+            Some(s) => (
+                ClientState {
+                    sent: 1,
+                    awaiting: Some(s.request_id),
+                    attempt: 0,
+                },
+                Some(s),
+            ),
+            None => (
+                ClientState {
+                    sent: 0,
+                    awaiting: None,
+                    attempt: 0,
+                },
+                None,
+            ),
         }
     }
 
@@ -123,19 +144,43 @@ impl<Req: Clone> ClientActor<Req> {
             return None;
         }
         match self.send(id, s.sent, 0, None) {
-            Some(next) => Some((ClientState { sent: s.sent + 1, awaiting: Some(next.request_id), attempt: 0 }, Some(next))),
-            None => Some((ClientState { sent: s.sent, awaiting: None, attempt: 0 }, None)),
+            Some(next) => Some((
+                ClientState {
+                    sent: s.sent + 1,
+                    awaiting: Some(next.request_id),
+                    attempt: 0,
+                },
+                Some(next),
+            )),
+            None => Some((
+                ClientState {
+                    sent: s.sent,
+                    awaiting: None,
+                    attempt: 0,
+                },
+                None,
+            )),
         }
     }
 
     /// The server declined and named another: resend the same request there
     /// (or to the next server without a hint).
-    pub fn on_redirect(&self, id: Id, s: &ClientState, request_id: u64, hint: Option<Id>) -> Option<(ClientState, ClientSend<Req>)> {
+    pub fn on_redirect(
+        &self,
+        id: Id,
+        s: &ClientState,
+        request_id: u64,
+        hint: Option<Id>,
+    ) -> Option<(ClientState, ClientSend<Req>)> {
         if s.awaiting != Some(request_id) || s.sent == 0 {
             return None;
         }
         let hint = hint.filter(|h| self.servers.contains(h));
-        let attempt = if hint.is_some() { s.attempt } else { s.attempt.wrapping_add(1) % self.servers.len().max(1) as u32 };
+        let attempt = if hint.is_some() {
+            s.attempt
+        } else {
+            s.attempt.wrapping_add(1) % self.servers.len().max(1) as u32
+        };
         let send = self.send(id, s.sent - 1, attempt, hint)?;
         Some((ClientState { attempt, ..s.clone() }, send))
     }
@@ -168,7 +213,11 @@ mod tests {
     fn follows_stateright_register_client_rule() {
         // Client actor 4 in a 3-server model: first request to server 1 with
         // id 4, second to server 2 with id 8 (as in stateright's paxos trace).
-        let c = ClientActor { workload: vec!['a', 'b'], servers: Id::vec_from(0..3), retry: false };
+        let c = ClientActor {
+            workload: vec!['a', 'b'],
+            servers: Id::vec_from(0..3),
+            retry: false,
+        };
         let (s, send) = c.on_start(Id::from(4));
         let send = send.unwrap();
         assert_eq!((send.dst, send.request_id), (Id::from(1), 4));

@@ -8,9 +8,9 @@
 //! fsync. Handlers are generic over `E: Effects`, so both instantiations are
 //! the same source code, monomorphized.
 
+use stateright::actor::{Actor, Command, Id, Out};
 use std::ops::Range;
 use std::time::Duration;
-use stateright::actor::{Actor, Command, Id, Out};
 
 pub trait Effects<A: Actor, D> {
     /// Whether handlers should report durable deltas (`delta`).
@@ -67,7 +67,8 @@ impl<A: Actor, D> Effects<A, D> for Out<A> {
     }
 
     fn rollback(&mut self, mark: usize) {
-        let kept: Vec<Command<A::Msg, A::Timer, A::Random, A::Storage>> = std::mem::take(self).into_iter().take(mark).collect();
+        type Cmd<A> = Command<<A as Actor>::Msg, <A as Actor>::Timer, <A as Actor>::Random, <A as Actor>::Storage>;
+        let kept: Vec<Cmd<A>> = std::mem::take(self).into_iter().take(mark).collect();
         *self = kept.into_iter().collect();
     }
 }

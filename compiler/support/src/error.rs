@@ -53,7 +53,11 @@ pub struct HandlerError {
 
 impl HandlerError {
     pub fn new(kind: ErrorKind, at: Loc, detail: impl Into<String>) -> HandlerError {
-        HandlerError { kind, at, detail: detail.into() }
+        HandlerError {
+            kind,
+            at,
+            detail: detail.into(),
+        }
     }
 }
 

@@ -35,17 +35,20 @@ impl_int!(u8, u16, u32, u64, i8, i16, i32, i64);
 
 #[inline]
 pub fn add<T: Int>(a: T, b: T, at: Loc) -> Result<T, HandlerError> {
-    a.c_add(b).ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} + {b}")))
+    a.c_add(b)
+        .ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} + {b}")))
 }
 
 #[inline]
 pub fn sub<T: Int>(a: T, b: T, at: Loc) -> Result<T, HandlerError> {
-    a.c_sub(b).ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} - {b}")))
+    a.c_sub(b)
+        .ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} - {b}")))
 }
 
 #[inline]
 pub fn mul<T: Int>(a: T, b: T, at: Loc) -> Result<T, HandlerError> {
-    a.c_mul(b).ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} * {b}")))
+    a.c_mul(b)
+        .ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} * {b}")))
 }
 
 #[inline]
@@ -53,7 +56,8 @@ pub fn div<T: Int>(a: T, b: T, at: Loc) -> Result<T, HandlerError> {
     if b == T::default() {
         return Err(HandlerError::new(ErrorKind::DivisionByZero, at, format!("{a} / 0")));
     }
-    a.c_div(b).ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} / {b}")))
+    a.c_div(b)
+        .ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} / {b}")))
 }
 
 #[inline]
@@ -61,12 +65,14 @@ pub fn rem<T: Int>(a: T, b: T, at: Loc) -> Result<T, HandlerError> {
     if b == T::default() {
         return Err(HandlerError::new(ErrorKind::DivisionByZero, at, format!("{a} % 0")));
     }
-    a.c_rem(b).ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} % {b}")))
+    a.c_rem(b)
+        .ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("{a} % {b}")))
 }
 
 #[inline]
 pub fn neg<T: Int>(a: T, at: Loc) -> Result<T, HandlerError> {
-    a.c_neg().ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("-{a}")))
+    a.c_neg()
+        .ok_or_else(|| HandlerError::new(ErrorKind::Overflow, at, format!("-{a}")))
 }
 
 /// Checked conversion between integer types (`x as u32`).
@@ -77,7 +83,11 @@ pub fn cast<S: Int, T: Int>(v: S, at: Loc) -> Result<T, HandlerError> {
 
 /// A mutable `m[k]`, for assigning inside an existing entry.
 #[inline]
-pub fn map_get_mut<'a, K: Ord + std::fmt::Debug, V>(m: &'a mut BTreeMap<K, V>, k: &K, at: Loc) -> Result<&'a mut V, HandlerError> {
+pub fn map_get_mut<'a, K: Ord + std::fmt::Debug, V>(
+    m: &'a mut BTreeMap<K, V>,
+    k: &K,
+    at: Loc,
+) -> Result<&'a mut V, HandlerError> {
     match m.get_mut(k) {
         Some(v) => Ok(v),
         None => Err(HandlerError::new(ErrorKind::MissingKey, at, format!("{k:?}"))),
@@ -87,7 +97,8 @@ pub fn map_get_mut<'a, K: Ord + std::fmt::Debug, V>(m: &'a mut BTreeMap<K, V>, k
 /// `m[k]`
 #[inline]
 pub fn map_get<'a, K: Ord + std::fmt::Debug, V>(m: &'a BTreeMap<K, V>, k: &K, at: Loc) -> Result<&'a V, HandlerError> {
-    m.get(k).ok_or_else(|| HandlerError::new(ErrorKind::MissingKey, at, format!("{k:?}")))
+    m.get(k)
+        .ok_or_else(|| HandlerError::new(ErrorKind::MissingKey, at, format!("{k:?}")))
 }
 
 /// `l[i]`
@@ -95,7 +106,11 @@ pub fn map_get<'a, K: Ord + std::fmt::Debug, V>(m: &'a BTreeMap<K, V>, k: &K, at
 pub fn list_get<T, I: Int>(l: &[T], i: I, at: Loc) -> Result<&T, HandlerError> {
     let ix = i.to_i128();
     if ix < 0 || ix >= l.len() as i128 {
-        return Err(HandlerError::new(ErrorKind::IndexOutOfRange, at, format!("index {ix}, length {}", l.len())));
+        return Err(HandlerError::new(
+            ErrorKind::IndexOutOfRange,
+            at,
+            format!("index {ix}, length {}", l.len()),
+        ));
     }
     Ok(&l[ix as usize])
 }
@@ -117,7 +132,11 @@ pub fn list_get_mut<T, I: Int>(l: &mut [T], i: I, at: Loc) -> Result<&mut T, Han
     let ix = i.to_i128();
     let len = l.len();
     if ix < 0 || ix >= len as i128 {
-        return Err(HandlerError::new(ErrorKind::IndexOutOfRange, at, format!("index {ix}, length {len}")));
+        return Err(HandlerError::new(
+            ErrorKind::IndexOutOfRange,
+            at,
+            format!("index {ix}, length {len}"),
+        ));
     }
     Ok(&mut l[ix as usize])
 }
@@ -128,11 +147,17 @@ pub fn unwrap<T>(o: Option<T>, at: Loc) -> Result<T, HandlerError> {
 }
 
 pub fn min<'a, T: Ord + Clone + 'a>(it: impl IntoIterator<Item = &'a T>, at: Loc) -> Result<T, HandlerError> {
-    it.into_iter().min().cloned().ok_or_else(|| HandlerError::new(ErrorKind::EmptyCollection, at, "min"))
+    it.into_iter()
+        .min()
+        .cloned()
+        .ok_or_else(|| HandlerError::new(ErrorKind::EmptyCollection, at, "min"))
 }
 
 pub fn max<'a, T: Ord + Clone + 'a>(it: impl IntoIterator<Item = &'a T>, at: Loc) -> Result<T, HandlerError> {
-    it.into_iter().max().cloned().ok_or_else(|| HandlerError::new(ErrorKind::EmptyCollection, at, "max"))
+    it.into_iter()
+        .max()
+        .cloned()
+        .ok_or_else(|| HandlerError::new(ErrorKind::EmptyCollection, at, "max"))
 }
 
 pub fn sum<'a, T: Int + 'a>(it: impl IntoIterator<Item = &'a T>, at: Loc) -> Result<T, HandlerError> {
@@ -152,7 +177,11 @@ pub fn majority(n: usize) -> u64 {
 /// `l.slice(from, to)`: elements `from..to`.
 pub fn slice<T: Clone>(l: &[T], from: u64, to: u64, at: Loc) -> Result<Vec<T>, HandlerError> {
     if from > to || to > l.len() as u64 {
-        return Err(HandlerError::new(ErrorKind::IndexOutOfRange, at, format!("slice {from}..{to}, length {}", l.len())));
+        return Err(HandlerError::new(
+            ErrorKind::IndexOutOfRange,
+            at,
+            format!("slice {from}..{to}, length {}", l.len()),
+        ));
     }
     Ok(l[from as usize..to as usize].to_vec())
 }
@@ -198,7 +227,10 @@ mod tests {
         assert_eq!(sub(0u8, 1, at).unwrap_err().kind, ErrorKind::Overflow);
         assert_eq!(neg(i64::MIN, at).unwrap_err().kind, ErrorKind::Overflow);
         assert_eq!(div(1u32, 0, at).unwrap_err().kind, ErrorKind::DivisionByZero);
-        assert_eq!(cast::<u64, u8>(300, at).unwrap_err().kind, ErrorKind::ConversionOutOfRange);
+        assert_eq!(
+            cast::<u64, u8>(300, at).unwrap_err().kind,
+            ErrorKind::ConversionOutOfRange
+        );
         assert_eq!(add(2u64, 3, at).unwrap(), 5);
     }
 

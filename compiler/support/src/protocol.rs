@@ -7,12 +7,12 @@
 
 use crate::client::{ClientMsg, ClientState};
 use crate::effects::Effects;
-use std::borrow::Cow;
 use crate::error::HandlerError;
 use crate::rewrite::Rewrite;
 use serde::{de::DeserializeOwned, Serialize};
 use stateright::actor::{Actor, Id};
 use stateright::semantics::SequentialSpec;
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -204,7 +204,13 @@ pub trait Protocol:
     type Request: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync;
     type Reply: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync;
     /// The service's sequential specification (the linearizability oracle).
-    type Service: SequentialSpec<Op = Self::Request, Ret = Result<Self::Reply, HandlerError>> + Clone + Debug + Eq + Hash + Send + Sync;
+    type Service: SequentialSpec<Op = Self::Request, Ret = Result<Self::Reply, HandlerError>>
+        + Clone
+        + Debug
+        + Eq
+        + Hash
+        + Send
+        + Sync;
     /// A change to durable state, as the runtime persists it.
     type Delta: Clone + Debug + Serialize + DeserializeOwned + Send + Sync;
 
@@ -233,7 +239,12 @@ pub trait Protocol:
     fn eval<V: View<Self>>(property: usize, view: &V) -> Result<bool, HandlerError>;
     /// Evaluates one side of a leads-to property for one binding of its
     /// quantifiers (actor indices).
-    fn eval_leads_to<V: View<Self>>(property: usize, view: &V, binding: &[usize], target: bool) -> Result<bool, HandlerError>;
+    fn eval_leads_to<V: View<Self>>(
+        property: usize,
+        view: &V,
+        binding: &[usize],
+        target: bool,
+    ) -> Result<bool, HandlerError>;
 
     /// The error a node stopped with, if any.
     fn failure(state: &Self::State) -> Option<&HandlerError>;
@@ -257,10 +268,34 @@ pub trait Protocol:
 
     /// Starts (or restarts) a node: builds volatile state, restores durable
     /// state from `storage` (initial values when `None`) and runs `init`.
-    fn handle_start<E: Effects<Self, Self::Delta>>(&self, id: Id, storage: Option<&Self::Storage>, fx: &mut E) -> Self::State;
-    fn handle_msg<E: Effects<Self, Self::Delta>>(&self, id: Id, state: &mut Cow<'_, Self::State>, src: Id, msg: Self::Msg, fx: &mut E);
-    fn handle_timeout<E: Effects<Self, Self::Delta>>(&self, id: Id, state: &mut Cow<'_, Self::State>, timer: &Self::Timer, fx: &mut E);
-    fn handle_random<E: Effects<Self, Self::Delta>>(&self, id: Id, state: &mut Cow<'_, Self::State>, random: &Self::Random, fx: &mut E);
+    fn handle_start<E: Effects<Self, Self::Delta>>(
+        &self,
+        id: Id,
+        storage: Option<&Self::Storage>,
+        fx: &mut E,
+    ) -> Self::State;
+    fn handle_msg<E: Effects<Self, Self::Delta>>(
+        &self,
+        id: Id,
+        state: &mut Cow<'_, Self::State>,
+        src: Id,
+        msg: Self::Msg,
+        fx: &mut E,
+    );
+    fn handle_timeout<E: Effects<Self, Self::Delta>>(
+        &self,
+        id: Id,
+        state: &mut Cow<'_, Self::State>,
+        timer: &Self::Timer,
+        fx: &mut E,
+    );
+    fn handle_random<E: Effects<Self, Self::Delta>>(
+        &self,
+        id: Id,
+        state: &mut Cow<'_, Self::State>,
+        random: &Self::Random,
+        fx: &mut E,
+    );
 
     /// The durable state of a node that has never saved anything.
     fn initial_storage(&self, id: Id) -> Result<Self::Storage, HandlerError>;

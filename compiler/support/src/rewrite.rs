@@ -6,9 +6,9 @@
 //! A rewrite maps every node id through a function and rebuilds ordered
 //! collections, whose order may change with the ids.
 
+use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use stateright::actor::Id;
 
 pub trait Rewrite: Sized {
     fn rewrite<F: Fn(Id) -> Id>(&self, f: &F) -> Self;
@@ -22,7 +22,9 @@ pub struct IdMap {
 
 impl IdMap {
     pub fn identity(n: usize) -> IdMap {
-        IdMap { map: (0..n).map(Id::from).collect() }
+        IdMap {
+            map: (0..n).map(Id::from).collect(),
+        }
     }
 
     #[inline]
@@ -50,7 +52,21 @@ macro_rules! noop {
         }
     )*};
 }
-noop!((), bool, u8, u16, u32, u64, i8, i16, i32, i64, usize, String, crate::HandlerError);
+noop!(
+    (),
+    bool,
+    u8,
+    u16,
+    u32,
+    u64,
+    i8,
+    i16,
+    i32,
+    i64,
+    usize,
+    String,
+    crate::HandlerError
+);
 
 impl<T: Rewrite> Rewrite for Option<T> {
     fn rewrite<F: Fn(Id) -> Id>(&self, f: &F) -> Self {
@@ -116,7 +132,9 @@ mod tests {
 
     #[test]
     fn rewriting_reorders_collections() {
-        let swap = IdMap { map: vec![Id::from(1), Id::from(0)] };
+        let swap = IdMap {
+            map: vec![Id::from(1), Id::from(0)],
+        };
         let s: BTreeSet<Id> = [Id::from(0)].into_iter().collect();
         assert_eq!(swap.apply(&s), [Id::from(1)].into_iter().collect());
         let m: BTreeMap<Id, (Id, u64)> = [(Id::from(0), (Id::from(1), 7))].into_iter().collect();

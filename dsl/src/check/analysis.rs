@@ -43,9 +43,15 @@ impl Checker<'_> {
             for (s, ok) in reached.iter().enumerate() {
                 if !ok {
                     let st = &self.spec.roles[r].states[s];
-                    let d = Diagnostic::warning(st.span, format!("state `{}` of role `{}` is never entered", st.name, self.spec.roles[r].name))
-                        .label("unreachable state")
-                        .note("no `goto` reachable from the initial state leads here");
+                    let d = Diagnostic::warning(
+                        st.span,
+                        format!(
+                            "state `{}` of role `{}` is never entered",
+                            st.name, self.spec.roles[r].name
+                        ),
+                    )
+                    .label("unreachable state")
+                    .note("no `goto` reachable from the initial state leads here");
                     self.diags.push(d);
                 }
             }
@@ -61,7 +67,8 @@ impl Checker<'_> {
                     .note("a node that receives it ignores it");
                 self.diags.push(d);
             } else if !self.msg_sent[m] {
-                let d = Diagnostic::warning(msg.span, format!("message `{}` is never sent", msg.name)).label("never sent");
+                let d =
+                    Diagnostic::warning(msg.span, format!("message `{}` is never sent", msg.name)).label("never sent");
                 self.diags.push(d);
             }
         }
@@ -72,11 +79,13 @@ impl Checker<'_> {
             let role = &self.spec.roles[r];
             let mut set = vec![false; role.timers.len()];
             let mut handled = vec![false; role.timers.len()];
-            let mut visit = |stmts: &[ir::Stmt]| walk(stmts, &mut |s| {
-                if let I::SetTimer(t) = s {
-                    set[*t] = true;
-                }
-            });
+            let mut visit = |stmts: &[ir::Stmt]| {
+                walk(stmts, &mut |s| {
+                    if let I::SetTimer(t) = s {
+                        set[*t] = true;
+                    }
+                })
+            };
             visit(&role.init);
             for st in &role.states {
                 visit(&st.entry);
@@ -88,7 +97,10 @@ impl Checker<'_> {
             for h in &role.handlers {
                 visit(&h.body);
             }
-            let all_handlers = role.handlers.iter().chain(role.states.iter().flat_map(|s| s.handlers.iter()));
+            let all_handlers = role
+                .handlers
+                .iter()
+                .chain(role.states.iter().flat_map(|s| s.handlers.iter()));
             for h in all_handlers {
                 if let ir::Event::Timeout(t) = h.event {
                     handled[t] = true;
@@ -96,10 +108,15 @@ impl Checker<'_> {
             }
             for (t, timer) in role.timers.iter().enumerate() {
                 if !set[t] {
-                    let d = Diagnostic::warning(timer.span, format!("timer `{}` is never set", timer.name)).label("never armed");
+                    let d = Diagnostic::warning(timer.span, format!("timer `{}` is never set", timer.name))
+                        .label("never armed");
                     self.diags.push(d);
                 } else if !handled[t] {
-                    let d = Diagnostic::warning(timer.span, format!("timer `{}` has no `on timeout` handler", timer.name)).label("fires into nothing");
+                    let d = Diagnostic::warning(
+                        timer.span,
+                        format!("timer `{}` has no `on timeout` handler", timer.name),
+                    )
+                    .label("fires into nothing");
                     self.diags.push(d);
                 }
             }
@@ -122,7 +139,8 @@ impl Checker<'_> {
                     if let Some((span, why)) = &self.spec.asymmetry {
                         d = d.secondary(*span, why.clone());
                     }
-                    self.diags.push(d.note("remove `symmetry`, or make the protocol independent of how nodes are numbered"));
+                    self.diags
+                        .push(d.note("remove `symmetry`, or make the protocol independent of how nodes are numbered"));
                 }
             }
         }

@@ -41,7 +41,9 @@ fn merge(a: &Ty, b: &Ty) -> Ty {
         (Ty::List(x), Ty::List(y)) => Ty::List(Box::new(merge(&x, &y))),
         (Ty::Set(x), Ty::Set(y)) => Ty::Set(Box::new(merge(&x, &y))),
         (Ty::Map(k1, v1), Ty::Map(k2, v2)) => Ty::Map(Box::new(merge(&k1, &k2)), Box::new(merge(&v1, &v2))),
-        (Ty::Tuple(xs), Ty::Tuple(ys)) if xs.len() == ys.len() => Ty::Tuple(xs.iter().zip(&ys).map(|(x, y)| merge(x, y)).collect()),
+        (Ty::Tuple(xs), Ty::Tuple(ys)) if xs.len() == ys.len() => {
+            Ty::Tuple(xs.iter().zip(&ys).map(|(x, y)| merge(x, y)).collect())
+        }
         (x, _) => x,
     }
 }
@@ -80,8 +82,15 @@ impl Checker<'_> {
     /// unknown parts of its type.
     pub(super) fn coerce(&mut self, mut e: ir::Expr, expected: &Ty) -> ir::Expr {
         if !compatible(&e.ty, expected) {
-            let d = Diagnostic::error(e.span, format!("mismatched types: expected `{}`, found `{}`", self.ty_name(expected), self.ty_name(&e.ty)))
-                .label(format!("this is a `{}`", self.ty_name(&e.ty)));
+            let d = Diagnostic::error(
+                e.span,
+                format!(
+                    "mismatched types: expected `{}`, found `{}`",
+                    self.ty_name(expected),
+                    self.ty_name(&e.ty)
+                ),
+            )
+            .label(format!("this is a `{}`", self.ty_name(&e.ty)));
             self.error(d);
             e.ty = Ty::Error;
             return e;
@@ -100,7 +109,8 @@ impl Checker<'_> {
     fn expect_int(&mut self, e: &ast::Expr, want: Option<&Ty>) -> ir::Expr {
         let x = self.expr(e, want.or(Some(&Ty::Int(IntTy::U64))));
         if x.ty.int().is_none() && !x.ty.is_error() {
-            let d = Diagnostic::error(x.span, format!("expected an integer, found `{}`", self.ty_name(&x.ty))).label("not an integer");
+            let d = Diagnostic::error(x.span, format!("expected an integer, found `{}`", self.ty_name(&x.ty)))
+                .label("not an integer");
             self.error(d);
             return err_expr(x.span);
         }
@@ -131,22 +141,37 @@ impl Checker<'_> {
             Ty::Tuple(ts) => ts.iter().any(|t| self.has_node_rec(t, seen)),
             Ty::Record(id) => {
                 seen.push(t.clone());
-                self.spec.records[*id].fields.iter().any(|(_, f)| self.has_node_rec(f, seen))
+                self.spec.records[*id]
+                    .fields
+                    .iter()
+                    .any(|(_, f)| self.has_node_rec(f, seen))
             }
             Ty::Message(id) => {
                 seen.push(t.clone());
-                self.spec.messages[*id].fields.iter().any(|(_, f)| self.has_node_rec(f, seen))
+                self.spec.messages[*id]
+                    .fields
+                    .iter()
+                    .any(|(_, f)| self.has_node_rec(f, seen))
             }
             Ty::Enum(id) => {
                 seen.push(t.clone());
-                self.spec.enums[*id].variants.iter().any(|(_, fs)| fs.iter().any(|f| self.has_node_rec(f, seen)))
+                self.spec.enums[*id]
+                    .variants
+                    .iter()
+                    .any(|(_, fs)| fs.iter().any(|f| self.has_node_rec(f, seen)))
             }
             Ty::Request | Ty::Reply | Ty::Service => {
                 seen.push(t.clone());
                 let Some(s) = &self.spec.service else { return false };
                 s.vars.iter().any(|v| self.has_node_rec(&v.ty, seen))
-                    || s.replies.iter().any(|r| r.fields.iter().any(|f| self.has_node_rec(f, seen)))
-                    || s.requests.iter().any(|r| r.params.iter().any(|p| self.has_node_rec(&self.spec.locals[*p].ty, seen)))
+                    || s.replies
+                        .iter()
+                        .any(|r| r.fields.iter().any(|f| self.has_node_rec(f, seen)))
+                    || s.requests.iter().any(|r| {
+                        r.params
+                            .iter()
+                            .any(|p| self.has_node_rec(&self.spec.locals[*p].ty, seen))
+                    })
             }
             _ => false,
         }
@@ -167,7 +192,10 @@ impl Checker<'_> {
                 };
                 let i = ty.int().unwrap();
                 if (*v as i128) > i.max() {
-                    self.error(Diagnostic::error(span, format!("the literal {v} does not fit in `{}`", i.name())).label("out of range"));
+                    self.error(
+                        Diagnostic::error(span, format!("the literal {v} does not fit in `{}`", i.name()))
+                            .label("out of range"),
+                    );
                 }
                 mk(K::Int(*v as i128), ty, span)
             }
@@ -182,7 +210,9 @@ impl Checker<'_> {
             }
             A::SelfNode => {
                 if self.role_of_ctx().is_none() {
-                    self.error(Diagnostic::error(span, "`self` is only available inside a role").label(self.ctx_label()));
+                    self.error(
+                        Diagnostic::error(span, "`self` is only available inside a role").label(self.ctx_label()),
+                    );
                     return err_expr(span);
                 }
                 mk(K::SelfNode, Ty::Node, span)
@@ -239,7 +269,14 @@ impl Checker<'_> {
                 }
                 mk(K::Map(out), Ty::Map(Box::new(kt), Box::new(vt)), span)
             }
-            A::Compr { kind, head, head_value, pat, iter, filters } => {
+            A::Compr {
+                kind,
+                head,
+                head_value,
+                pat,
+                iter,
+                filters,
+            } => {
                 self.push_scope();
                 let it = self.expr(iter, None);
                 let elem = self.iter_elem(&it);
@@ -259,16 +296,38 @@ impl Checker<'_> {
                 let ty = match kind {
                     ComprKind::List => Ty::List(Box::new(h.ty.clone())),
                     ComprKind::Set => Ty::Set(Box::new(h.ty.clone())),
-                    ComprKind::Map => Ty::Map(Box::new(h.ty.clone()), Box::new(hv.as_ref().map(|v| v.ty.clone()).unwrap_or(Ty::Error))),
+                    ComprKind::Map => Ty::Map(
+                        Box::new(h.ty.clone()),
+                        Box::new(hv.as_ref().map(|v| v.ty.clone()).unwrap_or(Ty::Error)),
+                    ),
                 };
-                mk(K::Compr { kind: *kind, head: Box::new(h), head_value: hv.map(Box::new), pat, iter: Box::new(it), filters }, ty, span)
+                mk(
+                    K::Compr {
+                        kind: *kind,
+                        head: Box::new(h),
+                        head_value: hv.map(Box::new),
+                        pat,
+                        iter: Box::new(it),
+                        filters,
+                    },
+                    ty,
+                    span,
+                )
             }
             A::Quant { forall, binders, body } => {
                 self.push_scope();
                 let bs = self.binders(binders);
                 let b = self.expect_bool(body);
                 self.pop_scope();
-                mk(K::Quant { forall: *forall, binders: bs, body: Box::new(b) }, Ty::Bool, span)
+                mk(
+                    K::Quant {
+                        forall: *forall,
+                        binders: bs,
+                        body: Box::new(b),
+                    },
+                    Ty::Bool,
+                    span,
+                )
             }
             A::Count { pat, iter, cond } => {
                 self.push_scope();
@@ -277,7 +336,15 @@ impl Checker<'_> {
                 let pat = self.pattern(pat, &elem, true);
                 let c = self.expect_bool(cond);
                 self.pop_scope();
-                mk(K::Count { pat, iter: Box::new(it), cond: Box::new(c) }, Ty::Int(IntTy::U64), span)
+                mk(
+                    K::Count {
+                        pat,
+                        iter: Box::new(it),
+                        cond: Box::new(c),
+                    },
+                    Ty::Int(IntTy::U64),
+                    span,
+                )
             }
             A::If { cond, then, els } => {
                 let c = self.expect_bool(cond);
@@ -292,7 +359,15 @@ impl Checker<'_> {
                 };
                 let f = self.coerce(f, &t.ty);
                 let ty = merge(&t.ty, &f.ty);
-                mk(K::If { cond: Box::new(c), then: Box::new(t), els: Box::new(f) }, ty, span)
+                mk(
+                    K::If {
+                        cond: Box::new(c),
+                        then: Box::new(t),
+                        els: Box::new(f),
+                    },
+                    ty,
+                    span,
+                )
             }
             A::Match { scrutinee, arms } => {
                 let s = self.expr(scrutinee, None);
@@ -308,47 +383,90 @@ impl Checker<'_> {
                     out.push((pat, b));
                 }
                 self.check_exhaustive(&s.ty, out.iter().map(|(p, _)| p), span);
-                mk(K::Match { scrutinee: Box::new(s), arms: out }, ty, span)
+                mk(
+                    K::Match {
+                        scrutinee: Box::new(s),
+                        arms: out,
+                    },
+                    ty,
+                    span,
+                )
             }
             A::Unary { op, expr } => match op {
                 UnOp::Not => {
                     let x = self.expect_bool(expr);
-                    mk(K::Unary { op: *op, expr: Box::new(x) }, Ty::Bool, span)
+                    mk(
+                        K::Unary {
+                            op: *op,
+                            expr: Box::new(x),
+                        },
+                        Ty::Bool,
+                        span,
+                    )
                 }
                 UnOp::Neg => {
                     // Negative literals get their type from context like any literal.
                     let x = self.expect_int(expr, expected.filter(|t| t.int().is_some()));
                     if let Some(i) = x.ty.int() {
                         if !i.signed() {
-                            let d = Diagnostic::error(span, format!("cannot negate a value of unsigned type `{}`", i.name()))
-                                .label("unsigned")
-                                .note("use a signed type such as `i64` if negative values are meant");
+                            let d = Diagnostic::error(
+                                span,
+                                format!("cannot negate a value of unsigned type `{}`", i.name()),
+                            )
+                            .label("unsigned")
+                            .note("use a signed type such as `i64` if negative values are meant");
                             self.error(d);
                             return err_expr(span);
                         }
                     }
                     let ty = x.ty.clone();
-                    mk(K::Unary { op: *op, expr: Box::new(x) }, ty, span)
+                    mk(
+                        K::Unary {
+                            op: *op,
+                            expr: Box::new(x),
+                        },
+                        ty,
+                        span,
+                    )
                 }
             },
             A::Binary { op, op_span, lhs, rhs } => self.binary(*op, *op_span, lhs, rhs, expected, span),
             A::Field { base, name } => self.field(base, name, span),
-            A::TupleIndex { base, index, index_span } => {
+            A::TupleIndex {
+                base,
+                index,
+                index_span,
+            } => {
                 let b = self.expr(base, None);
                 match b.ty.resolved() {
                     Ty::Tuple(ts) => {
                         if (*index as usize) < ts.len() {
                             let ty = ts[*index as usize].clone();
-                            mk(K::TupleField { base: Box::new(b), index: *index as usize }, ty, span)
+                            mk(
+                                K::TupleField {
+                                    base: Box::new(b),
+                                    index: *index as usize,
+                                },
+                                ty,
+                                span,
+                            )
                         } else {
-                            let d = Diagnostic::error(*index_span, format!("this tuple has {} elements; `.{index}` is out of range", ts.len())).label("no such element");
+                            let d = Diagnostic::error(
+                                *index_span,
+                                format!("this tuple has {} elements; `.{index}` is out of range", ts.len()),
+                            )
+                            .label("no such element");
                             self.error(d);
                             err_expr(span)
                         }
                     }
                     Ty::Error => err_expr(span),
                     t => {
-                        let d = Diagnostic::error(*index_span, format!("`.{index}` needs a tuple, but this is a `{}`", self.ty_name(&t))).label("not a tuple");
+                        let d = Diagnostic::error(
+                            *index_span,
+                            format!("`.{index}` needs a tuple, but this is a `{}`", self.ty_name(&t)),
+                        )
+                        .label("not a tuple");
                         self.error(d);
                         err_expr(span)
                     }
@@ -360,16 +478,33 @@ impl Checker<'_> {
                     Ty::Map(k, v) => {
                         let i = self.expr(index, Some(&k));
                         let i = self.coerce(i, &k);
-                        mk(K::Index { base: Box::new(b), index: Box::new(i) }, *v, span)
+                        mk(
+                            K::Index {
+                                base: Box::new(b),
+                                index: Box::new(i),
+                            },
+                            *v,
+                            span,
+                        )
                     }
                     Ty::List(t) => {
                         let i = self.expect_int(index, None);
-                        mk(K::Index { base: Box::new(b), index: Box::new(i) }, *t, span)
+                        mk(
+                            K::Index {
+                                base: Box::new(b),
+                                index: Box::new(i),
+                            },
+                            *t,
+                            span,
+                        )
                     }
                     Ty::Error => err_expr(span),
                     t => {
-                        let d = Diagnostic::error(b.span, format!("cannot index into a value of type `{}`", self.ty_name(&t)))
-                            .label("only `Map` and `List` can be indexed");
+                        let d = Diagnostic::error(
+                            b.span,
+                            format!("cannot index into a value of type `{}`", self.ty_name(&t)),
+                        )
+                        .label("only `Map` and `List` can be indexed");
                         self.error(d);
                         err_expr(span)
                     }
@@ -380,10 +515,21 @@ impl Checker<'_> {
                 let to = self.resolve_type(ty);
                 let x = self.expect_int(expr, None);
                 match to.int() {
-                    Some(i) => mk(K::Cast { expr: Box::new(x), to: i }, Ty::Int(i), span),
+                    Some(i) => mk(
+                        K::Cast {
+                            expr: Box::new(x),
+                            to: i,
+                        },
+                        Ty::Int(i),
+                        span,
+                    ),
                     None => {
                         if !to.is_error() {
-                            let d = Diagnostic::error(ty.span, format!("`as` converts between integer types, not to `{}`", self.ty_name(&to))).label("not an integer type");
+                            let d = Diagnostic::error(
+                                ty.span,
+                                format!("`as` converts between integer types, not to `{}`", self.ty_name(&to)),
+                            )
+                            .label("not an integer type");
                             self.error(d);
                         }
                         err_expr(span)
@@ -426,8 +572,11 @@ impl Checker<'_> {
         match element_type(&it.ty) {
             Some(t) => t,
             None => {
-                let d = Diagnostic::error(it.span, format!("cannot iterate over a value of type `{}`", self.ty_name(&it.ty)))
-                    .label("expected a `List`, `Set` or `Map`");
+                let d = Diagnostic::error(
+                    it.span,
+                    format!("cannot iterate over a value of type `{}`", self.ty_name(&it.ty)),
+                )
+                .label("expected a `List`, `Set` or `Map`");
                 self.error(d);
                 Ty::Error
             }
@@ -440,9 +589,12 @@ impl Checker<'_> {
             match b {
                 ast::Binder::Role { names, role } => {
                     if self.ctx != Ctx::Property {
-                        let d = Diagnostic::error(role.span, "quantifying over role instances is only allowed in properties")
-                            .label(self.ctx_label())
-                            .note("a handler only sees its own node; iterate over `servers` or `peers` instead");
+                        let d = Diagnostic::error(
+                            role.span,
+                            "quantifying over role instances is only allowed in properties",
+                        )
+                        .label(self.ctx_label())
+                        .note("a handler only sees its own node; iterate over `servers` or `peers` instead");
                         self.error(d);
                     }
                     if role.name == "Client" {
@@ -497,7 +649,8 @@ impl Checker<'_> {
             "servers" | "peers" => {
                 let in_role = self.role_of_ctx().is_some();
                 if !(in_role || (self.ctx == Ctx::Property && name.name == "servers")) {
-                    let d = Diagnostic::error(span, format!("`{}` is only available inside a role", name.name)).label(self.ctx_label());
+                    let d = Diagnostic::error(span, format!("`{}` is only available inside a role", name.name))
+                        .label(self.ctx_label());
                     self.error(d);
                     return err_expr(span);
                 }
@@ -525,14 +678,36 @@ impl Checker<'_> {
         match self.types.get(&name.name).copied() {
             Some((TypeDef::Message(m), _)) => {
                 if !self.spec.messages[m].fields.is_empty() {
-                    let d = Diagnostic::error(span, format!("message `{}` has fields; build it with `{} {{ ... }}`", name.name, name.name)).label("fields missing");
+                    let d = Diagnostic::error(
+                        span,
+                        format!(
+                            "message `{}` has fields; build it with `{} {{ ... }}`",
+                            name.name, name.name
+                        ),
+                    )
+                    .label("fields missing");
                     self.error(d);
                     return err_expr(span);
                 }
-                return mk(K::MessageLit { msg: m, fields: vec![], base: None }, Ty::Message(m), span);
+                return mk(
+                    K::MessageLit {
+                        msg: m,
+                        fields: vec![],
+                        base: None,
+                    },
+                    Ty::Message(m),
+                    span,
+                );
             }
             Some((TypeDef::Service, _)) => {
-                let d = Diagnostic::error(span, format!("`{}` is the service type; its initial state is `{}.initial`", name.name, name.name)).label("a type, not a value");
+                let d = Diagnostic::error(
+                    span,
+                    format!(
+                        "`{}` is the service type; its initial state is `{}.initial`",
+                        name.name, name.name
+                    ),
+                )
+                .label("a type, not a value");
                 self.error(d);
                 return err_expr(span);
             }
@@ -617,8 +792,16 @@ impl Checker<'_> {
 
     fn ctor_args(&mut self, name: &str, fields: &[Ty], args: &[ast::Expr], span: Span) -> Vec<ir::Expr> {
         if fields.len() != args.len() {
-            let d = Diagnostic::error(span, format!("`{name}` takes {} argument{}, found {}", fields.len(), if fields.len() == 1 { "" } else { "s" }, args.len()))
-                .label("wrong number of arguments");
+            let d = Diagnostic::error(
+                span,
+                format!(
+                    "`{name}` takes {} argument{}, found {}",
+                    fields.len(),
+                    if fields.len() == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            )
+            .label("wrong number of arguments");
             self.error(d);
         }
         args.iter()
@@ -633,24 +816,52 @@ impl Checker<'_> {
 
     fn enum_ctor(&mut self, en: &Ident, variant: &Ident, args: &[ast::Expr], span: Span, called: bool) -> ir::Expr {
         let Some((TypeDef::Enum(id), _)) = self.types.get(&en.name).copied() else {
-            let cands = self.types.iter().filter(|(_, (d, _))| matches!(d, TypeDef::Enum(_))).map(|(n, _)| n.clone()).collect();
+            let cands = self
+                .types
+                .iter()
+                .filter(|(_, (d, _))| matches!(d, TypeDef::Enum(_)))
+                .map(|(n, _)| n.clone())
+                .collect();
             self.unknown("enum", en, cands, None);
             return err_expr(span);
         };
-        let Some(v) = self.spec.enums[id].variants.iter().position(|(n, _)| *n == variant.name) else {
+        let Some(v) = self.spec.enums[id]
+            .variants
+            .iter()
+            .position(|(n, _)| *n == variant.name)
+        else {
             let cands = self.spec.enums[id].variants.iter().map(|(n, _)| n.clone()).collect();
             self.unknown(&format!("variant of `{}`:", en.name), variant, cands, None);
             return err_expr(span);
         };
         let fields = self.spec.enums[id].variants[v].1.clone();
         if !called && !fields.is_empty() {
-            let d = Diagnostic::error(span, format!("`{}::{}` carries {} value{}; write `{}::{}(...)`", en.name, variant.name, fields.len(), if fields.len() == 1 { "" } else { "s" }, en.name, variant.name))
-                .label("arguments missing");
+            let d = Diagnostic::error(
+                span,
+                format!(
+                    "`{}::{}` carries {} value{}; write `{}::{}(...)`",
+                    en.name,
+                    variant.name,
+                    fields.len(),
+                    if fields.len() == 1 { "" } else { "s" },
+                    en.name,
+                    variant.name
+                ),
+            )
+            .label("arguments missing");
             self.error(d);
             return err_expr(span);
         }
         let args = self.ctor_args(&format!("{}::{}", en.name, variant.name), &fields, args, span);
-        mk(K::EnumCtor { en: id, variant: v, args }, Ty::Enum(id), span)
+        mk(
+            K::EnumCtor {
+                en: id,
+                variant: v,
+                args,
+            },
+            Ty::Enum(id),
+            span,
+        )
     }
 
     fn call(&mut self, path: &ast::Path, args: &[ast::Expr], expected: Option<&Ty>, span: Span) -> ir::Expr {
@@ -660,8 +871,16 @@ impl Checker<'_> {
         let name = &path.first;
         let arity = |this: &mut Self, n: usize| -> bool {
             if args.len() != n {
-                let d = Diagnostic::error(span, format!("`{}` takes {n} argument{}, found {}", name.name, if n == 1 { "" } else { "s" }, args.len()))
-                    .label("wrong number of arguments");
+                let d = Diagnostic::error(
+                    span,
+                    format!(
+                        "`{}` takes {n} argument{}, found {}",
+                        name.name,
+                        if n == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                )
+                .label("wrong number of arguments");
                 this.error(d);
                 false
             } else {
@@ -705,11 +924,22 @@ impl Checker<'_> {
                 match c.ty.resolved() {
                     Ty::Int(_) | Ty::List(_) | Ty::Set(_) | Ty::Map(..) | Ty::Error => {}
                     t => {
-                        let d = Diagnostic::error(c.span, format!("`majority` takes a count or a collection, not a `{}`", self.ty_name(&t))).label("expected a count or collection");
+                        let d = Diagnostic::error(
+                            c.span,
+                            format!("`majority` takes a count or a collection, not a `{}`", self.ty_name(&t)),
+                        )
+                        .label("expected a count or collection");
                         self.error(d);
                     }
                 }
-                return mk(K::Builtin { f: Builtin::Majority, args: vec![c] }, Ty::Int(IntTy::U64), span);
+                return mk(
+                    K::Builtin {
+                        f: Builtin::Majority,
+                        args: vec![c],
+                    },
+                    Ty::Int(IntTy::U64),
+                    span,
+                );
             }
             "members" => {
                 if !arity(self, 1) {
@@ -718,7 +948,9 @@ impl Checker<'_> {
                 let role = match &args[0].kind {
                     A::Path(p) if p.second.is_none() => self.roles.get(&p.first.name).copied().ok_or(&p.first),
                     _ => {
-                        self.error(Diagnostic::error(args[0].span, "`members` takes a role name").label("not a role name"));
+                        self.error(
+                            Diagnostic::error(args[0].span, "`members` takes a role name").label("not a role name"),
+                        );
                         return err_expr(span);
                     }
                 };
@@ -744,7 +976,14 @@ impl Checker<'_> {
                 let s = self.coerce(s, &Ty::Service);
                 let r = self.expr(&args[1], Some(&Ty::Request));
                 let r = self.coerce(r, &Ty::Request);
-                return mk(K::Builtin { f: Builtin::Apply, args: vec![s, r] }, Ty::Tuple(vec![Ty::Service, Ty::Reply]), span);
+                return mk(
+                    K::Builtin {
+                        f: Builtin::Apply,
+                        args: vec![s, r],
+                    },
+                    Ty::Tuple(vec![Ty::Service, Ty::Reply]),
+                    span,
+                );
             }
             _ => {}
         }
@@ -765,12 +1004,24 @@ impl Checker<'_> {
             return self.request_ctor(r, args, span);
         }
         if let Some((TypeDef::Message(_) | TypeDef::Record(_), _)) = self.types.get(&name.name) {
-            let d = Diagnostic::error(span, format!("`{}` is built with braces: `{} {{ field: value, ... }}`", name.name, name.name)).label("not a function");
+            let d = Diagnostic::error(
+                span,
+                format!(
+                    "`{}` is built with braces: `{} {{ field: value, ... }}`",
+                    name.name, name.name
+                ),
+            )
+            .label("not a function");
             self.error(d);
             return err_expr(span);
         }
         let mut cands: Vec<String> = self.fns.keys().cloned().collect();
-        cands.extend(["Some", "len", "min", "max", "sum", "sorted", "majority", "members", "apply"].map(String::from));
+        cands.extend(
+            [
+                "Some", "len", "min", "max", "sum", "sorted", "majority", "members", "apply",
+            ]
+            .map(String::from),
+        );
         cands.extend(self.replies.keys().cloned());
         cands.extend(self.requests.keys().cloned());
         self.unknown("function", name, cands, None);
@@ -787,9 +1038,18 @@ impl Checker<'_> {
             (Ty::List(t) | Ty::Set(t), _) => (**t).clone(),
             (Ty::Map(..), Builtin::Len) => Ty::Error,
             _ => {
-                let what = if f == Builtin::Len { "a `List`, `Set` or `Map`" } else { "a `List` or `Set`" };
-                let d = Diagnostic::error(c.span, format!("expected {what}, found `{}`", self.ty_name(&c.ty))).label("not a collection");
-                let d = if matches!(ct, Ty::Map(..)) { d.note("use `m.keys()` or `m.values()`") } else { d };
+                let what = if f == Builtin::Len {
+                    "a `List`, `Set` or `Map`"
+                } else {
+                    "a `List` or `Set`"
+                };
+                let d = Diagnostic::error(c.span, format!("expected {what}, found `{}`", self.ty_name(&c.ty)))
+                    .label("not a collection");
+                let d = if matches!(ct, Ty::Map(..)) {
+                    d.note("use `m.keys()` or `m.values()`")
+                } else {
+                    d
+                };
                 self.error(d);
                 return err_expr(span);
             }
@@ -798,13 +1058,20 @@ impl Checker<'_> {
             Builtin::Len => Ty::Int(IntTy::U64),
             Builtin::Min | Builtin::Max => {
                 if self.has_node(&elem) {
-                    self.mark_asymmetric(span, "`min`/`max` over values containing node ids depends on how nodes are numbered");
+                    self.mark_asymmetric(
+                        span,
+                        "`min`/`max` over values containing node ids depends on how nodes are numbered",
+                    );
                 }
                 elem
             }
             Builtin::Sum => {
                 if elem.int().is_none() && !elem.is_error() {
-                    let d = Diagnostic::error(c.span, format!("`sum` needs integers, found a collection of `{}`", self.ty_name(&elem))).label("not integers");
+                    let d = Diagnostic::error(
+                        c.span,
+                        format!("`sum` needs integers, found a collection of `{}`", self.ty_name(&elem)),
+                    )
+                    .label("not integers");
                     self.error(d);
                     return err_expr(span);
                 }
@@ -812,7 +1079,10 @@ impl Checker<'_> {
             }
             Builtin::Sorted => {
                 if self.has_node(&elem) {
-                    self.mark_asymmetric(span, "sorting values that contain node ids depends on how nodes are numbered");
+                    self.mark_asymmetric(
+                        span,
+                        "sorting values that contain node ids depends on how nodes are numbered",
+                    );
                 }
                 Ty::List(Box::new(elem))
             }
@@ -821,7 +1091,14 @@ impl Checker<'_> {
         mk(K::Builtin { f, args: vec![c] }, ty, span)
     }
 
-    fn method(&mut self, recv: &ast::Expr, name: &Ident, args: &[ast::Expr], expected: Option<&Ty>, span: Span) -> ir::Expr {
+    fn method(
+        &mut self,
+        recv: &ast::Expr,
+        name: &Ident,
+        args: &[ast::Expr],
+        expected: Option<&Ty>,
+        span: Span,
+    ) -> ir::Expr {
         let order_ok = std::mem::take(&mut self.order_insensitive);
         let r = self.expr(recv, None);
         let rt = r.ty.resolved();
@@ -834,7 +1111,15 @@ impl Checker<'_> {
         let n = name.name.as_str();
         let arity = |this: &mut Self, k: usize| -> bool {
             if args.len() != k {
-                let d = Diagnostic::error(span, format!("`.{n}()` takes {k} argument{}, found {}", if k == 1 { "" } else { "s" }, args.len())).label("wrong number of arguments");
+                let d = Diagnostic::error(
+                    span,
+                    format!(
+                        "`.{n}()` takes {k} argument{}, found {}",
+                        if k == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                )
+                .label("wrong number of arguments");
                 this.error(d);
                 false
             } else {
@@ -854,7 +1139,15 @@ impl Checker<'_> {
                 let t = (**t).clone();
                 match n {
                     "is_some" | "is_none" if arity(self, 0) => {
-                        return b(if n == "is_some" { Builtin::IsSome } else { Builtin::IsNone }, vec![r], Ty::Bool);
+                        return b(
+                            if n == "is_some" {
+                                Builtin::IsSome
+                            } else {
+                                Builtin::IsNone
+                            },
+                            vec![r],
+                            Ty::Bool,
+                        );
                     }
                     "unwrap" if arity(self, 0) => return b(Builtin::Unwrap, vec![r], t),
                     "unwrap_or" if arity(self, 1) => {
@@ -921,7 +1214,11 @@ impl Checker<'_> {
                     "with" | "without" if arity(self, 1) => {
                         let ty = r.ty.clone();
                         let x = arg(self, 0, &t);
-                        return b(if n == "with" { Builtin::With } else { Builtin::Without }, vec![r, x], ty);
+                        return b(
+                            if n == "with" { Builtin::With } else { Builtin::Without },
+                            vec![r, x],
+                            ty,
+                        );
                     }
                     "contains" | "union" | "intersect" | "minus" | "with" | "without" => return err_expr(span),
                     _ => &["contains", "union", "intersect", "minus", "with", "without", "len"],
@@ -936,7 +1233,11 @@ impl Checker<'_> {
                         return b(Builtin::Get, vec![r, i], Ty::Option(Box::new(t)));
                     }
                     "first" | "last" if arity(self, 0) => {
-                        return b(if n == "first" { Builtin::First } else { Builtin::Last }, vec![r], Ty::Option(Box::new(t)));
+                        return b(
+                            if n == "first" { Builtin::First } else { Builtin::Last },
+                            vec![r],
+                            Ty::Option(Box::new(t)),
+                        );
                     }
                     "contains" if arity(self, 1) => {
                         let x = arg(self, 0, &t);
@@ -965,13 +1266,20 @@ impl Checker<'_> {
             _ => &[],
         };
         let _ = expected;
-        let mut d = Diagnostic::error(name.span, format!("no method `{n}` on a value of type `{}`", self.ty_name(&r.ty)));
+        let mut d = Diagnostic::error(
+            name.span,
+            format!("no method `{n}` on a value of type `{}`", self.ty_name(&r.ty)),
+        );
         d = match suggest(n, methods.iter().copied()) {
             Some(s) => d.label(format!("did you mean `{s}`?")),
             None => d.label("unknown method"),
         };
         if !methods.is_empty() {
-            d = d.note(format!("methods of `{}`: {}", self.ty_name(&r.ty), methods.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")));
+            d = d.note(format!(
+                "methods of `{}`: {}",
+                self.ty_name(&r.ty),
+                methods.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            ));
         }
         self.error(d);
         for a in args {
@@ -980,17 +1288,29 @@ impl Checker<'_> {
         err_expr(span)
     }
 
-    fn record_lit(&mut self, name: &Ident, fields: &[(Ident, Option<ast::Expr>)], base: Option<&ast::Expr>, span: Span) -> ir::Expr {
+    fn record_lit(
+        &mut self,
+        name: &Ident,
+        fields: &[(Ident, Option<ast::Expr>)],
+        base: Option<&ast::Expr>,
+        span: Span,
+    ) -> ir::Expr {
         let (decl, ty, is_msg) = match self.types.get(&name.name).copied() {
             Some((TypeDef::Record(id), _)) => (self.spec.records[id].fields.clone(), Ty::Record(id), false),
             Some((TypeDef::Message(id), _)) => (self.spec.messages[id].fields.clone(), Ty::Message(id), true),
             Some(_) => {
-                let d = Diagnostic::error(name.span, format!("`{}` is not a record or message type", name.name)).label("cannot be built with braces");
+                let d = Diagnostic::error(name.span, format!("`{}` is not a record or message type", name.name))
+                    .label("cannot be built with braces");
                 self.error(d);
                 return err_expr(span);
             }
             None => {
-                let cands = self.types.iter().filter(|(_, (d, _))| matches!(d, TypeDef::Record(_) | TypeDef::Message(_))).map(|(n, _)| n.clone()).collect();
+                let cands = self
+                    .types
+                    .iter()
+                    .filter(|(_, (d, _))| matches!(d, TypeDef::Record(_) | TypeDef::Message(_)))
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 self.unknown("record or message", name, cands, None);
                 return err_expr(span);
             }
@@ -1015,7 +1335,15 @@ impl Checker<'_> {
             let want = decl[i].1.clone();
             let x = match value {
                 Some(v) => self.expr(v, Some(&want)),
-                None => self.path_expr(&ast::Path { first: f.clone(), second: None, span: f.span }, Some(&want), f.span),
+                None => self.path_expr(
+                    &ast::Path {
+                        first: f.clone(),
+                        second: None,
+                        span: f.span,
+                    },
+                    Some(&want),
+                    f.span,
+                ),
             };
             out[i] = Some(self.coerce(x, &want));
         }
@@ -1024,11 +1352,24 @@ impl Checker<'_> {
             Box::new(self.coerce(x, &ty))
         });
         if base.is_none() {
-            let missing: Vec<String> = decl.iter().zip(&out).filter(|(_, o)| o.is_none()).map(|((n, _), _)| format!("`{n}`")).collect();
+            let missing: Vec<String> = decl
+                .iter()
+                .zip(&out)
+                .filter(|(_, o)| o.is_none())
+                .map(|((n, _), _)| format!("`{n}`"))
+                .collect();
             if !missing.is_empty() {
-                let d = Diagnostic::error(name.span, format!("missing field{} {} in `{}`", if missing.len() == 1 { "" } else { "s" }, missing.join(", "), name.name))
-                    .label("incomplete")
-                    .note(format!("give every field, or copy the rest from a value with `..base`"));
+                let d = Diagnostic::error(
+                    name.span,
+                    format!(
+                        "missing field{} {} in `{}`",
+                        if missing.len() == 1 { "" } else { "s" },
+                        missing.join(", "),
+                        name.name
+                    ),
+                )
+                .label("incomplete")
+                .note("give every field, or copy the rest from a value with `..base`");
                 self.error(d);
             }
         }
@@ -1049,7 +1390,11 @@ impl Checker<'_> {
                     if name.name == "initial" {
                         return mk(K::ServiceInitial, Ty::Service, span);
                     }
-                    let d = Diagnostic::error(name.span, format!("the service type only has `{}.initial`", p.first.name)).label("unknown");
+                    let d = Diagnostic::error(
+                        name.span,
+                        format!("the service type only has `{}.initial`", p.first.name),
+                    )
+                    .label("unknown");
                     self.error(d);
                     return err_expr(span);
                 }
@@ -1085,16 +1430,34 @@ impl Checker<'_> {
                     "id" => (ClientAttr::Id, Ty::Node),
                     _ => {
                         let cands = ["done", "waiting", "completed", "id"].map(String::from).to_vec();
-                        self.unknown("client attribute", name, cands, Some("a client instance has `done`, `waiting`, `completed` and `id`".into()));
+                        self.unknown(
+                            "client attribute",
+                            name,
+                            cands,
+                            Some("a client instance has `done`, `waiting`, `completed` and `id`".into()),
+                        );
                         return err_expr(span);
                     }
                 };
                 return mk(K::ClientAttr { inst, attr }, ty, span);
             }
-            Ty::Client if name.name == "node" => return mk(K::Builtin { f: Builtin::ClientNode, args: vec![b] }, Ty::Node, span),
+            Ty::Client if name.name == "node" => {
+                return mk(
+                    K::Builtin {
+                        f: Builtin::ClientNode,
+                        args: vec![b],
+                    },
+                    Ty::Node,
+                    span,
+                )
+            }
             Ty::Error => return err_expr(span),
             t => {
-                let d = Diagnostic::error(name.span, format!("a value of type `{}` has no fields", self.ty_name(t))).label(format!("no field `{}`", name.name));
+                let d = Diagnostic::error(
+                    name.span,
+                    format!("a value of type `{}` has no fields", self.ty_name(t)),
+                )
+                .label(format!("no field `{}`", name.name));
                 self.error(d);
                 return err_expr(span);
             }
@@ -1102,11 +1465,22 @@ impl Checker<'_> {
         match fields.iter().position(|(n, _)| *n == name.name) {
             Some(i) => {
                 let ty = fields[i].1.clone();
-                mk(K::Field { base: Box::new(b), index: i }, ty, span)
+                mk(
+                    K::Field {
+                        base: Box::new(b),
+                        index: i,
+                    },
+                    ty,
+                    span,
+                )
             }
             None => {
                 let owner = self.ty_name(&b.ty);
-                let what = if matches!(bt, Ty::Message(_)) { "field of message" } else { "field of record" };
+                let what = if matches!(bt, Ty::Message(_)) {
+                    "field of message"
+                } else {
+                    "field of record"
+                };
                 let cands = fields.iter().map(|(n, _)| n.clone()).collect();
                 self.unknown(&format!("{what} `{owner}`:"), name, cands, None);
                 err_expr(span)
@@ -1119,7 +1493,10 @@ impl Checker<'_> {
             match self.ctx {
                 Ctx::Handler { role, .. } => (role, None),
                 _ => {
-                    self.error(Diagnostic::error(e.span, "`self is S` is only allowed inside a handler").label(self.ctx_label()));
+                    self.error(
+                        Diagnostic::error(e.span, "`self is S` is only allowed inside a handler")
+                            .label(self.ctx_label()),
+                    );
                     return err_expr(span);
                 }
             }
@@ -1129,7 +1506,11 @@ impl Checker<'_> {
                 (Ty::Instance(r), K::Local(l)) => (r, Some(*l)),
                 (Ty::Error, _) => return err_expr(span),
                 (t, _) => {
-                    let d = Diagnostic::error(x.span, format!("`is` tests the state of a role instance, not a `{}`", self.ty_name(&t))).label("not a role instance");
+                    let d = Diagnostic::error(
+                        x.span,
+                        format!("`is` tests the state of a role instance, not a `{}`", self.ty_name(&t)),
+                    )
+                    .label("not a role instance");
                     self.error(d);
                     return err_expr(span);
                 }
@@ -1148,8 +1529,26 @@ impl Checker<'_> {
         mk(kind, Ty::Bool, span)
     }
 
-    fn binary(&mut self, op: BinOp, op_span: Span, lhs: &ast::Expr, rhs: &ast::Expr, expected: Option<&Ty>, span: Span) -> ir::Expr {
-        let bin = |op, l, r, ty| mk(K::Binary { op, lhs: Box::new(l), rhs: Box::new(r) }, ty, span);
+    fn binary(
+        &mut self,
+        op: BinOp,
+        op_span: Span,
+        lhs: &ast::Expr,
+        rhs: &ast::Expr,
+        expected: Option<&Ty>,
+        span: Span,
+    ) -> ir::Expr {
+        let bin = |op, l, r, ty| {
+            mk(
+                K::Binary {
+                    op,
+                    lhs: Box::new(l),
+                    rhs: Box::new(r),
+                },
+                ty,
+                span,
+            )
+        };
         match op {
             BinOp::And | BinOp::Or | BinOp::Implies => {
                 let l = self.expect_bool(lhs);
@@ -1159,16 +1558,27 @@ impl Checker<'_> {
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 let (l, r) = self.operand_pair(lhs, rhs);
                 if !compatible(&l.ty, &r.ty) {
-                    let d = Diagnostic::error(op_span, format!("cannot compare `{}` with `{}`", self.ty_name(&l.ty), self.ty_name(&r.ty)))
-                        .label("different types")
-                        .secondary(l.span, format!("`{}`", self.ty_name(&l.ty)))
-                        .secondary(r.span, format!("`{}`", self.ty_name(&r.ty)));
+                    let d = Diagnostic::error(
+                        op_span,
+                        format!(
+                            "cannot compare `{}` with `{}`",
+                            self.ty_name(&l.ty),
+                            self.ty_name(&r.ty)
+                        ),
+                    )
+                    .label("different types")
+                    .secondary(l.span, format!("`{}`", self.ty_name(&l.ty)))
+                    .secondary(r.span, format!("`{}`", self.ty_name(&r.ty)));
                     self.error(d);
                 } else if !matches!(op, BinOp::Eq | BinOp::Ne) && self.has_node(&l.ty) {
-                    self.mark_asymmetric(op_span, "ordering values that contain node ids depends on how nodes are numbered");
+                    self.mark_asymmetric(
+                        op_span,
+                        "ordering values that contain node ids depends on how nodes are numbered",
+                    );
                 }
                 if contains_error(&l.ty) && contains_error(&r.ty) && !l.ty.is_error() && !r.ty.is_error() {
-                    let d = Diagnostic::error(span, "cannot infer the types in this comparison").label("annotate one side");
+                    let d =
+                        Diagnostic::error(span, "cannot infer the types in this comparison").label("annotate one side");
                     self.error(d);
                 }
                 let (l, r) = (self.fill(l, &r.ty.clone()), self.fill(r, &Ty::Error));
@@ -1181,14 +1591,28 @@ impl Checker<'_> {
                     Ty::List(t) | Ty::Set(t) | Ty::Map(t, _) => *t,
                     Ty::Error => Ty::Error,
                     t => {
-                        let d = Diagnostic::error(c.span, format!("`in` needs a `List`, `Set` or `Map` on its right, found `{}`", self.ty_name(&t))).label("not a collection");
+                        let d = Diagnostic::error(
+                            c.span,
+                            format!(
+                                "`in` needs a `List`, `Set` or `Map` on its right, found `{}`",
+                                self.ty_name(&t)
+                            ),
+                        )
+                        .label("not a collection");
                         self.error(d);
                         Ty::Error
                     }
                 };
                 let x = self.expr(lhs, Some(&want).filter(|t| !t.is_error()));
                 let x = self.coerce(x, &want);
-                mk(K::Builtin { f: Builtin::Contains, args: vec![c, x] }, Ty::Bool, span)
+                mk(
+                    K::Builtin {
+                        f: Builtin::Contains,
+                        args: vec![c, x],
+                    },
+                    Ty::Bool,
+                    span,
+                )
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
                 let want = expected.filter(|t| t.int().is_some() || matches!(t.resolved(), Ty::Set(_) | Ty::List(_)));
@@ -1253,23 +1677,35 @@ impl Checker<'_> {
             PatternKind::Wildcard => Pat::Wildcard,
             PatternKind::Int(v) => {
                 if t.int().is_none() && !t.is_error() {
-                    let d = Diagnostic::error(p.span, format!("integer pattern cannot match a `{}`", self.ty_name(ty))).label("type mismatch");
+                    let d = Diagnostic::error(p.span, format!("integer pattern cannot match a `{}`", self.ty_name(ty)))
+                        .label("type mismatch");
                     self.error(d);
                 }
                 Pat::Int(*v as i128)
             }
             PatternKind::Bool(b) => {
                 if t != Ty::Bool && !t.is_error() {
-                    let d = Diagnostic::error(p.span, format!("boolean pattern cannot match a `{}`", self.ty_name(ty))).label("type mismatch");
+                    let d = Diagnostic::error(p.span, format!("boolean pattern cannot match a `{}`", self.ty_name(ty)))
+                        .label("type mismatch");
                     self.error(d);
                 }
                 Pat::Bool(*b)
             }
             PatternKind::Tuple(ps) => match &t {
-                Ty::Tuple(ts) if ts.len() == ps.len() => Pat::Tuple(ps.iter().zip(ts).map(|(p, t)| self.pattern(p, t, binding)).collect()),
+                Ty::Tuple(ts) if ts.len() == ps.len() => {
+                    Pat::Tuple(ps.iter().zip(ts).map(|(p, t)| self.pattern(p, t, binding)).collect())
+                }
                 Ty::Error => Pat::Tuple(ps.iter().map(|p| self.pattern(p, &Ty::Error, binding)).collect()),
                 _ => {
-                    let d = Diagnostic::error(p.span, format!("tuple pattern with {} elements cannot match a `{}`", ps.len(), self.ty_name(ty))).label("type mismatch");
+                    let d = Diagnostic::error(
+                        p.span,
+                        format!(
+                            "tuple pattern with {} elements cannot match a `{}`",
+                            ps.len(),
+                            self.ty_name(ty)
+                        ),
+                    )
+                    .label("type mismatch");
                     self.error(d);
                     Pat::Wildcard
                 }
@@ -1278,40 +1714,81 @@ impl Checker<'_> {
         }
     }
 
-    fn ctor_pattern(&mut self, path: &ast::Path, args: Option<&[ast::Pattern]>, ty: &Ty, span: Span, binding: bool) -> Pat {
+    fn ctor_pattern(
+        &mut self,
+        path: &ast::Path,
+        args: Option<&[ast::Pattern]>,
+        ty: &Ty,
+        span: Span,
+        binding: bool,
+    ) -> Pat {
         let t = ty.resolved();
         let sub = |this: &mut Self, tys: &[Ty], name: &str| -> Vec<Pat> {
             let args = args.unwrap_or(&[]);
             if args.len() != tys.len() {
-                let d = Diagnostic::error(span, format!("`{name}` has {} field{}, but the pattern has {}", tys.len(), if tys.len() == 1 { "" } else { "s" }, args.len())).label("wrong number of fields");
+                let d = Diagnostic::error(
+                    span,
+                    format!(
+                        "`{name}` has {} field{}, but the pattern has {}",
+                        tys.len(),
+                        if tys.len() == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                )
+                .label("wrong number of fields");
                 this.error(d);
             }
-            args.iter().enumerate().map(|(i, a)| this.pattern(a, tys.get(i).unwrap_or(&Ty::Error), binding)).collect()
+            args.iter()
+                .enumerate()
+                .map(|(i, a)| this.pattern(a, tys.get(i).unwrap_or(&Ty::Error), binding))
+                .collect()
         };
         if let Some(variant) = &path.second {
             let Some((TypeDef::Enum(id), _)) = self.types.get(&path.first.name).copied() else {
-                let cands = self.types.iter().filter(|(_, (d, _))| matches!(d, TypeDef::Enum(_))).map(|(n, _)| n.clone()).collect();
+                let cands = self
+                    .types
+                    .iter()
+                    .filter(|(_, (d, _))| matches!(d, TypeDef::Enum(_)))
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 self.unknown("enum", &path.first, cands, None);
                 return Pat::Wildcard;
             };
             if t != Ty::Enum(id) && !t.is_error() {
-                let d = Diagnostic::error(span, format!("pattern of enum `{}` cannot match a `{}`", path.first.name, self.ty_name(ty))).label("type mismatch");
+                let d = Diagnostic::error(
+                    span,
+                    format!(
+                        "pattern of enum `{}` cannot match a `{}`",
+                        path.first.name,
+                        self.ty_name(ty)
+                    ),
+                )
+                .label("type mismatch");
                 self.error(d);
             }
-            let Some(v) = self.spec.enums[id].variants.iter().position(|(n, _)| *n == variant.name) else {
+            let Some(v) = self.spec.enums[id]
+                .variants
+                .iter()
+                .position(|(n, _)| *n == variant.name)
+            else {
                 let cands = self.spec.enums[id].variants.iter().map(|(n, _)| n.clone()).collect();
                 self.unknown(&format!("variant of `{}`:", path.first.name), variant, cands, None);
                 return Pat::Wildcard;
             };
             let tys = self.spec.enums[id].variants[v].1.clone();
             let args = sub(self, &tys, &path.display());
-            return Pat::Enum { en: id, variant: v, args };
+            return Pat::Enum {
+                en: id,
+                variant: v,
+                args,
+            };
         }
         let name = path.first.name.as_str();
         match name {
             "None" if args.is_none() => {
                 if !matches!(t, Ty::Option(_) | Ty::Error) {
-                    let d = Diagnostic::error(span, format!("`None` cannot match a `{}`", self.ty_name(ty))).label("not an option");
+                    let d = Diagnostic::error(span, format!("`None` cannot match a `{}`", self.ty_name(ty)))
+                        .label("not an option");
                     self.error(d);
                 }
                 return Pat::None;
@@ -1321,7 +1798,8 @@ impl Checker<'_> {
                     Ty::Option(i) => (**i).clone(),
                     Ty::Error => Ty::Error,
                     _ => {
-                        let d = Diagnostic::error(span, format!("`Some(..)` cannot match a `{}`", self.ty_name(ty))).label("not an option");
+                        let d = Diagnostic::error(span, format!("`Some(..)` cannot match a `{}`", self.ty_name(ty)))
+                            .label("not an option");
                         self.error(d);
                         Ty::Error
                     }
@@ -1367,11 +1845,26 @@ impl Checker<'_> {
         }
         let t = ty.resolved();
         let covered = match &t {
-            Ty::Option(_) => pats.iter().any(|p| matches!(p, Pat::None)) && pats.iter().any(|p| matches!(p, Pat::Some(i) if irrefutable(i))),
-            Ty::Bool => pats.iter().any(|p| matches!(p, Pat::Bool(true))) && pats.iter().any(|p| matches!(p, Pat::Bool(false))),
-            Ty::Enum(id) => (0..self.spec.enums[*id].variants.len()).all(|v| pats.iter().any(|p| matches!(p, Pat::Enum { variant, args, .. } if *variant == v && args.iter().all(irrefutable)))),
-            Ty::Reply => (0..self.spec.service.as_ref().map_or(0, |s| s.replies.len())).all(|v| pats.iter().any(|p| matches!(p, Pat::Reply { reply, args } if *reply == v && args.iter().all(irrefutable)))),
-            Ty::Request => (0..self.spec.service.as_ref().map_or(0, |s| s.requests.len())).all(|v| pats.iter().any(|p| matches!(p, Pat::Request { req, args } if *req == v && args.iter().all(irrefutable)))),
+            Ty::Option(_) => {
+                pats.iter().any(|p| matches!(p, Pat::None))
+                    && pats.iter().any(|p| matches!(p, Pat::Some(i) if irrefutable(i)))
+            }
+            Ty::Bool => {
+                pats.iter().any(|p| matches!(p, Pat::Bool(true))) && pats.iter().any(|p| matches!(p, Pat::Bool(false)))
+            }
+            Ty::Enum(id) => (0..self.spec.enums[*id].variants.len()).all(|v| {
+                pats.iter().any(
+                    |p| matches!(p, Pat::Enum { variant, args, .. } if *variant == v && args.iter().all(irrefutable)),
+                )
+            }),
+            Ty::Reply => (0..self.spec.service.as_ref().map_or(0, |s| s.replies.len())).all(|v| {
+                pats.iter()
+                    .any(|p| matches!(p, Pat::Reply { reply, args } if *reply == v && args.iter().all(irrefutable)))
+            }),
+            Ty::Request => (0..self.spec.service.as_ref().map_or(0, |s| s.requests.len())).all(|v| {
+                pats.iter()
+                    .any(|p| matches!(p, Pat::Request { req, args } if *req == v && args.iter().all(irrefutable)))
+            }),
             Ty::Error => true,
             _ => false,
         };

@@ -43,11 +43,23 @@ impl Checker<'_> {
                     continue;
                 }
                 if matches!(v.name.name.as_str(), "servers" | "peers") {
-                    self.error(Diagnostic::error(v.name.span, format!("`{}` is built in and cannot be a variable name", v.name.name)).label("reserved name"));
+                    self.error(
+                        Diagnostic::error(
+                            v.name.span,
+                            format!("`{}` is built in and cannot be a variable name", v.name.name),
+                        )
+                        .label("reserved name"),
+                    );
                     continue;
                 }
                 let ty = self.resolve_type(&v.ty);
-                role.vars.push(ir::Var { name: v.name.name.clone(), ty, durable: v.durable, init: placeholder(v.span), span: v.span });
+                role.vars.push(ir::Var {
+                    name: v.name.name.clone(),
+                    ty,
+                    durable: v.durable,
+                    init: placeholder(v.span),
+                    span: v.span,
+                });
             }
             for t in &r.timers {
                 if let Some(prev) = role.timers.iter().find(|x| x.name == t.name.name) {
@@ -56,9 +68,17 @@ impl Checker<'_> {
                     continue;
                 }
                 if t.min_us > t.max_us {
-                    self.error(Diagnostic::error(t.span, "timer range is empty: the lower bound exceeds the upper bound").label("write `min..max`"));
+                    self.error(
+                        Diagnostic::error(t.span, "timer range is empty: the lower bound exceeds the upper bound")
+                            .label("write `min..max`"),
+                    );
                 }
-                role.timers.push(ir::Timer { name: t.name.name.clone(), min_us: t.min_us, max_us: t.max_us, span: t.span });
+                role.timers.push(ir::Timer {
+                    name: t.name.name.clone(),
+                    min_us: t.min_us,
+                    max_us: t.max_us,
+                    span: t.span,
+                });
             }
             for c in &r.choices {
                 if let Some(prev) = role.choices.iter().find(|x| x.name == c.name.name) {
@@ -67,7 +87,11 @@ impl Checker<'_> {
                     continue;
                 }
                 let ty = self.resolve_type(&c.ty);
-                role.choices.push(ir::Choice { name: c.name.name.clone(), ty, span: c.span });
+                role.choices.push(ir::Choice {
+                    name: c.name.name.clone(),
+                    ty,
+                    span: c.span,
+                });
             }
             let mut initial: Option<(usize, Span)> = None;
             for s in &r.states {
@@ -87,7 +111,13 @@ impl Checker<'_> {
                         initial = Some((role.states.len(), s.name.span));
                     }
                 }
-                role.states.push(ir::State { name: s.name.name.clone(), entry: vec![], exit: vec![], handlers: vec![], span: s.span });
+                role.states.push(ir::State {
+                    name: s.name.name.clone(),
+                    entry: vec![],
+                    exit: vec![],
+                    handlers: vec![],
+                    span: s.span,
+                });
             }
             if !role.states.is_empty() {
                 role.initial_state = Some(initial.map(|(i, _)| i).unwrap_or(0));
@@ -110,7 +140,17 @@ impl Checker<'_> {
             return;
         }
         for (i, v) in svc.vars.iter().enumerate() {
-            let Some(idx) = self.spec.service.as_ref().unwrap().vars.iter().position(|x| x.name == v.name.name) else { continue };
+            let Some(idx) = self
+                .spec
+                .service
+                .as_ref()
+                .unwrap()
+                .vars
+                .iter()
+                .position(|x| x.name == v.name.name)
+            else {
+                continue;
+            };
             if idx != i {
                 continue;
             }
@@ -122,7 +162,9 @@ impl Checker<'_> {
             self.spec.service.as_mut().unwrap().vars[idx].init = e;
         }
         for r in &svc.requests {
-            let Some(&id) = self.requests.get(&r.name.name) else { continue };
+            let Some(&id) = self.requests.get(&r.name.name) else {
+                continue;
+            };
             if self.spec.service.as_ref().unwrap().requests[id].span != r.span {
                 continue;
             }
@@ -145,21 +187,30 @@ impl Checker<'_> {
             });
             for (span, reply) in bad {
                 let rn = self.spec.service.as_ref().unwrap().replies[reply].name.clone();
-                let d = Diagnostic::error(span, format!("request `{}` does not declare the reply `{rn}`", r.name.name))
-                    .label("undeclared reply")
-                    .secondary(r.name.span, format!("add it to the signature: `-> ... | {rn}`"));
+                let d = Diagnostic::error(
+                    span,
+                    format!("request `{}` does not declare the reply `{rn}`", r.name.name),
+                )
+                .label("undeclared reply")
+                .secondary(r.name.span, format!("add it to the signature: `-> ... | {rn}`"));
                 self.error(d);
             }
             let (min, max, _) = reply_counts(&body);
             if min == 0 {
-                let d = Diagnostic::error(r.name.span, format!("request `{}` does not reply on every path", r.name.name))
-                    .label("some path ends without `reply`")
-                    .note("a service request is a sequential function: it must produce exactly one reply");
+                let d = Diagnostic::error(
+                    r.name.span,
+                    format!("request `{}` does not reply on every path", r.name.name),
+                )
+                .label("some path ends without `reply`")
+                .note("a service request is a sequential function: it must produce exactly one reply");
                 self.error(d);
             } else if max > 1 {
-                let d = Diagnostic::error(r.name.span, format!("request `{}` may reply more than once", r.name.name))
-                    .label("a path replies twice")
-                    .note("a service request must produce exactly one reply");
+                let d = Diagnostic::error(
+                    r.name.span,
+                    format!("request `{}` may reply more than once", r.name.name),
+                )
+                .label("a path replies twice")
+                .note("a service request must produce exactly one reply");
                 self.error(d);
             }
             self.spec.service.as_mut().unwrap().requests[id].body = body;
@@ -170,160 +221,263 @@ impl Checker<'_> {
         let file = self.file;
         for item in &file.items {
             let Item::Role(r) = item else { continue };
-            let Some(&role) = self.roles.get(&r.name.name) else { continue };
+            let Some(&role) = self.roles.get(&r.name.name) else {
+                continue;
+            };
             if self.spec.roles[role].span != r.span {
                 continue;
             }
             // Variable initializers, in declaration order.
             for v in &r.vars {
-                let Some(idx) = self.spec.roles[role].vars.iter().position(|x| x.name == v.name.name) else { continue };
+                let Some(idx) = self.spec.roles[role].vars.iter().position(|x| x.name == v.name.name) else {
+                    continue;
+                };
                 if self.spec.roles[role].vars[idx].span != v.span {
                     continue;
                 }
                 let ty = self.spec.roles[role].vars[idx].ty.clone();
-                let e = self.in_ctx(Ctx::VarInit { role, var: idx, durable: v.durable }, |this| {
-                    let e = this.expr(&v.init, Some(&ty));
-                    this.coerce(e, &ty)
-                });
+                let e = self.in_ctx(
+                    Ctx::VarInit {
+                        role,
+                        var: idx,
+                        durable: v.durable,
+                    },
+                    |this| {
+                        let e = this.expr(&v.init, Some(&ty));
+                        this.coerce(e, &ty)
+                    },
+                );
                 self.spec.roles[role].vars[idx].init = e;
             }
             let mut init = Vec::new();
             for b in &r.inits {
-                let stmts = self.in_ctx(Ctx::Handler { role, block: BlockKind::Init }, |this| this.block(b, BlockInfo { state: None }));
+                let stmts = self.in_ctx(
+                    Ctx::Handler {
+                        role,
+                        block: BlockKind::Init,
+                    },
+                    |this| this.block(b, BlockInfo { state: None }),
+                );
                 init.extend(stmts);
             }
             if r.inits.len() > 1 {
-                self.error(Diagnostic::error(r.inits[1].span, "a role has at most one `init` block").label("second `init`"));
+                self.error(
+                    Diagnostic::error(r.inits[1].span, "a role has at most one `init` block").label("second `init`"),
+                );
             }
             self.spec.roles[role].init = init;
             for s in &r.states {
-                let Some(sid) = self.spec.roles[role].states.iter().position(|x| x.name == s.name.name) else { continue };
+                let Some(sid) = self.spec.roles[role].states.iter().position(|x| x.name == s.name.name) else {
+                    continue;
+                };
                 if self.spec.roles[role].states[sid].span != s.span {
                     continue;
                 }
                 let info = BlockInfo { state: Some(sid) };
                 if s.entries.len() > 1 {
-                    self.error(Diagnostic::error(s.entries[1].span, format!("state `{}` has more than one `entry` block", s.name.name)).label("second `entry`"));
+                    self.error(
+                        Diagnostic::error(
+                            s.entries[1].span,
+                            format!("state `{}` has more than one `entry` block", s.name.name),
+                        )
+                        .label("second `entry`"),
+                    );
                 }
                 if s.exits.len() > 1 {
-                    self.error(Diagnostic::error(s.exits[1].span, format!("state `{}` has more than one `exit` block", s.name.name)).label("second `exit`"));
+                    self.error(
+                        Diagnostic::error(
+                            s.exits[1].span,
+                            format!("state `{}` has more than one `exit` block", s.name.name),
+                        )
+                        .label("second `exit`"),
+                    );
                 }
-                let entry = s.entries.first().map(|b| self.in_ctx(Ctx::Handler { role, block: BlockKind::Entry }, |this| this.block(b, info))).unwrap_or_default();
-                let exit = s.exits.first().map(|b| self.in_ctx(Ctx::Handler { role, block: BlockKind::Exit }, |this| this.block(b, info))).unwrap_or_default();
+                let entry = s
+                    .entries
+                    .first()
+                    .map(|b| {
+                        self.in_ctx(
+                            Ctx::Handler {
+                                role,
+                                block: BlockKind::Entry,
+                            },
+                            |this| this.block(b, info),
+                        )
+                    })
+                    .unwrap_or_default();
+                let exit = s
+                    .exits
+                    .first()
+                    .map(|b| {
+                        self.in_ctx(
+                            Ctx::Handler {
+                                role,
+                                block: BlockKind::Exit,
+                            },
+                            |this| this.block(b, info),
+                        )
+                    })
+                    .unwrap_or_default();
                 let handlers = s.handlers.iter().filter_map(|h| self.handler(role, h, info)).collect();
                 let st = &mut self.spec.roles[role].states[sid];
                 st.entry = entry;
                 st.exit = exit;
                 st.handlers = handlers;
             }
-            let handlers = r.handlers.iter().filter_map(|h| self.handler(role, h, BlockInfo { state: None })).collect();
+            let handlers = r
+                .handlers
+                .iter()
+                .filter_map(|h| self.handler(role, h, BlockInfo { state: None }))
+                .collect();
             self.spec.roles[role].handlers = handlers;
         }
     }
 
     fn handler(&mut self, role: usize, h: &ast::Handler, info: BlockInfo) -> Option<ir::Handler> {
-        self.in_ctx(Ctx::Handler { role, block: BlockKind::Handler }, |this| {
-            let event = match &h.kind {
-                HandlerKind::Msg { msg, binding, from } => {
-                    let Some((super::TypeDef::Message(m), _)) = this.types.get(&msg.name).copied() else {
-                        let cands: Vec<String> = this.spec.messages.iter().map(|m| m.name.clone()).collect();
-                        let note = if this.requests.contains_key(&msg.name) {
-                            Some(format!("`{}` is a service request: handle it with `on request {}(...) from c`", msg.name, msg.name))
-                        } else if this.spec.roles[role].timers.iter().any(|t| t.name == msg.name) {
-                            Some(format!("`{}` is a timer: handle it with `on timeout {}`", msg.name, msg.name))
-                        } else {
-                            None
+        self.in_ctx(
+            Ctx::Handler {
+                role,
+                block: BlockKind::Handler,
+            },
+            |this| {
+                let event = match &h.kind {
+                    HandlerKind::Msg { msg, binding, from } => {
+                        let Some((super::TypeDef::Message(m), _)) = this.types.get(&msg.name).copied() else {
+                            let cands: Vec<String> = this.spec.messages.iter().map(|m| m.name.clone()).collect();
+                            let note = if this.requests.contains_key(&msg.name) {
+                                Some(format!(
+                                    "`{}` is a service request: handle it with `on request {}(...) from c`",
+                                    msg.name, msg.name
+                                ))
+                            } else if this.spec.roles[role].timers.iter().any(|t| t.name == msg.name) {
+                                Some(format!(
+                                    "`{}` is a timer: handle it with `on timeout {}`",
+                                    msg.name, msg.name
+                                ))
+                            } else {
+                                None
+                            };
+                            this.unknown("message", msg, cands, note);
+                            return None;
                         };
-                        this.unknown("message", msg, cands, note);
-                        return None;
-                    };
-                    this.msg_handled[m] = true;
-                    let fields = this.spec.messages[m].fields.clone();
-                    let bind = match binding {
-                        MsgBinding::None => ir::MsgBind::None,
-                        MsgBinding::Whole(id) => ir::MsgBind::Whole(this.bind(id, Ty::Message(m))),
-                        MsgBinding::Fields(ids) => {
-                            let mut out = Vec::new();
-                            for id in ids {
-                                match fields.iter().position(|(n, _)| *n == id.name) {
-                                    Some(i) => {
-                                        let l = this.bind(id, fields[i].1.clone());
-                                        out.push((i, l));
-                                    }
-                                    None => {
-                                        let cands = fields.iter().map(|(n, _)| n.clone()).collect();
-                                        let what = format!("field of message `{}`:", msg.name);
-                                        this.unknown(&what, id, cands, None);
+                        this.msg_handled[m] = true;
+                        let fields = this.spec.messages[m].fields.clone();
+                        let bind = match binding {
+                            MsgBinding::None => ir::MsgBind::None,
+                            MsgBinding::Whole(id) => ir::MsgBind::Whole(this.bind(id, Ty::Message(m))),
+                            MsgBinding::Fields(ids) => {
+                                let mut out = Vec::new();
+                                for id in ids {
+                                    match fields.iter().position(|(n, _)| *n == id.name) {
+                                        Some(i) => {
+                                            let l = this.bind(id, fields[i].1.clone());
+                                            out.push((i, l));
+                                        }
+                                        None => {
+                                            let cands = fields.iter().map(|(n, _)| n.clone()).collect();
+                                            let what = format!("field of message `{}`:", msg.name);
+                                            this.unknown(&what, id, cands, None);
+                                        }
                                     }
                                 }
+                                ir::MsgBind::Fields(out)
                             }
-                            ir::MsgBind::Fields(out)
-                        }
-                    };
-                    let from = from.as_ref().map(|f| this.bind(f, Ty::Node));
-                    Event::Msg { msg: m, bind, from }
-                }
-                HandlerKind::Timeout { timer } => {
-                    let Some(t) = this.spec.roles[role].timers.iter().position(|x| x.name == timer.name) else {
-                        let cands = this.spec.roles[role].timers.iter().map(|t| t.name.clone()).collect();
-                        let what = format!("timer of role `{}`:", this.spec.roles[role].name);
-                        this.unknown(&what, timer, cands, Some("declare it in the role: `timer name: 100ms..200ms`".into()));
-                        return None;
-                    };
-                    Event::Timeout(t)
-                }
-                HandlerKind::Choose { choice, pat } => {
-                    let Some(c) = this.spec.roles[role].choices.iter().position(|x| x.name == choice.name) else {
-                        let cands = this.spec.roles[role].choices.iter().map(|c| c.name.clone()).collect();
-                        this.unknown("choice", choice, cands, None);
-                        return None;
-                    };
-                    let ty = this.spec.roles[role].choices[c].ty.clone();
-                    let pat = this.pattern(pat, &ty, true);
-                    Event::Choose { choice: c, pat }
-                }
-                HandlerKind::Request { req, from } => {
-                    if this.spec.service.is_none() {
-                        let d = Diagnostic::error(h.span, "`on request` needs a `service` block").label("this protocol declares no service");
-                        this.error(d);
-                        return None;
+                        };
+                        let from = from.as_ref().map(|f| this.bind(f, Ty::Node));
+                        Event::Msg { msg: m, bind, from }
                     }
-                    let (req_id, args, bind_any) = match req {
-                        RequestPat::Any(id) => (None, vec![], Some(this.bind(id, Ty::Request))),
-                        RequestPat::Named { name, args } => {
-                            let Some(&r) = this.requests.get(&name.name) else {
-                                let cands = this.requests.keys().cloned().collect();
-                                this.unknown("request", name, cands, None);
-                                return None;
-                            };
-                            let params = this.spec.service.as_ref().unwrap().requests[r].params.clone();
-                            if !args.is_empty() && args.len() != params.len() || args.is_empty() && !params.is_empty() {
-                                let d = Diagnostic::error(name.span, format!("request `{}` has {} parameter{}; the handler binds {}", name.name, params.len(), if params.len() == 1 { "" } else { "s" }, args.len()))
-                                    .label("wrong number of bindings");
-                                this.error(d);
-                            }
-                            let pats = args
-                                .iter()
-                                .enumerate()
-                                .map(|(i, p)| {
-                                    let ty = params.get(i).map(|l| this.spec.locals[*l].ty.clone()).unwrap_or(Ty::Error);
-                                    this.pattern(p, &ty, true)
-                                })
-                                .collect();
-                            (Some(r), pats, None)
+                    HandlerKind::Timeout { timer } => {
+                        let Some(t) = this.spec.roles[role].timers.iter().position(|x| x.name == timer.name) else {
+                            let cands = this.spec.roles[role].timers.iter().map(|t| t.name.clone()).collect();
+                            let what = format!("timer of role `{}`:", this.spec.roles[role].name);
+                            this.unknown(
+                                &what,
+                                timer,
+                                cands,
+                                Some("declare it in the role: `timer name: 100ms..200ms`".into()),
+                            );
+                            return None;
+                        };
+                        Event::Timeout(t)
+                    }
+                    HandlerKind::Choose { choice, pat } => {
+                        let Some(c) = this.spec.roles[role].choices.iter().position(|x| x.name == choice.name) else {
+                            let cands = this.spec.roles[role].choices.iter().map(|c| c.name.clone()).collect();
+                            this.unknown("choice", choice, cands, None);
+                            return None;
+                        };
+                        let ty = this.spec.roles[role].choices[c].ty.clone();
+                        let pat = this.pattern(pat, &ty, true);
+                        Event::Choose { choice: c, pat }
+                    }
+                    HandlerKind::Request { req, from } => {
+                        if this.spec.service.is_none() {
+                            let d = Diagnostic::error(h.span, "`on request` needs a `service` block")
+                                .label("this protocol declares no service");
+                            this.error(d);
+                            return None;
                         }
-                    };
-                    let client = this.bind(from, Ty::Client);
-                    Event::Request { req: req_id, args, bind_any, client }
-                }
-            };
-            let guard = h.guard.as_ref().map(|g| {
-                let e = this.expr(g, Some(&Ty::Bool));
-                this.coerce(e, &Ty::Bool)
-            });
-            let body = this.block(&h.body, info);
-            Some(ir::Handler { event, guard, body, span: h.span })
-        })
+                        let (req_id, args, bind_any) = match req {
+                            RequestPat::Any(id) => (None, vec![], Some(this.bind(id, Ty::Request))),
+                            RequestPat::Named { name, args } => {
+                                let Some(&r) = this.requests.get(&name.name) else {
+                                    let cands = this.requests.keys().cloned().collect();
+                                    this.unknown("request", name, cands, None);
+                                    return None;
+                                };
+                                let params = this.spec.service.as_ref().unwrap().requests[r].params.clone();
+                                if !args.is_empty() && args.len() != params.len()
+                                    || args.is_empty() && !params.is_empty()
+                                {
+                                    let d = Diagnostic::error(
+                                        name.span,
+                                        format!(
+                                            "request `{}` has {} parameter{}; the handler binds {}",
+                                            name.name,
+                                            params.len(),
+                                            if params.len() == 1 { "" } else { "s" },
+                                            args.len()
+                                        ),
+                                    )
+                                    .label("wrong number of bindings");
+                                    this.error(d);
+                                }
+                                let pats = args
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, p)| {
+                                        let ty = params
+                                            .get(i)
+                                            .map(|l| this.spec.locals[*l].ty.clone())
+                                            .unwrap_or(Ty::Error);
+                                        this.pattern(p, &ty, true)
+                                    })
+                                    .collect();
+                                (Some(r), pats, None)
+                            }
+                        };
+                        let client = this.bind(from, Ty::Client);
+                        Event::Request {
+                            req: req_id,
+                            args,
+                            bind_any,
+                            client,
+                        }
+                    }
+                };
+                let guard = h.guard.as_ref().map(|g| {
+                    let e = this.expr(g, Some(&Ty::Bool));
+                    this.coerce(e, &Ty::Bool)
+                });
+                let body = this.block(&h.body, info);
+                Some(ir::Handler {
+                    event,
+                    guard,
+                    body,
+                    span: h.span,
+                })
+            },
+        )
     }
 
     pub(super) fn check_properties(&mut self) {
@@ -338,7 +492,9 @@ impl Checker<'_> {
             let name_span = p.name.as_ref().map(|n| n.span).unwrap_or(p.span);
             if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
                 let first = *first;
-                let d = Diagnostic::error(name_span, format!("property `{name}` is declared twice")).label("declared again here").secondary(first, "first declared here");
+                let d = Diagnostic::error(name_span, format!("property `{name}` is declared twice"))
+                    .label("declared again here")
+                    .secondary(first, "first declared here");
                 self.error(d);
                 continue;
             }
@@ -348,7 +504,17 @@ impl Checker<'_> {
                 PK::Reachable(e) => ir::PropertyKind::Reachable(this.prop_bool(e)),
                 PK::Eventually(e) => ir::PropertyKind::Eventually(this.prop_bool(e)),
                 PK::LeadsTo { binders, from, to } => {
-                    let q = ast::Expr { kind: ast::ExprKind::Quant { forall: true, binders: binders.clone(), body: Box::new(ast::Expr { kind: ast::ExprKind::Bool(true), span: from.span }) }, span: p.span };
+                    let q = ast::Expr {
+                        kind: ast::ExprKind::Quant {
+                            forall: true,
+                            binders: binders.clone(),
+                            body: Box::new(ast::Expr {
+                                kind: ast::ExprKind::Bool(true),
+                                span: from.span,
+                            }),
+                        },
+                        span: p.span,
+                    };
                     // Check binders through the quantifier path to share code,
                     // then re-bind them in this scope for `from` and `to`.
                     let checked = this.expr(&q, Some(&Ty::Bool));
@@ -356,6 +522,12 @@ impl Checker<'_> {
                         ir::ExprKind::Quant { binders, .. } => binders,
                         _ => vec![],
                     };
+                    if binders.iter().any(|b| matches!(b, ir::Binder::In { .. })) {
+                        let d = Diagnostic::error(p.span, "`leads_to` quantifies over role or client instances only")
+                            .label("`x in collection` is not allowed here")
+                            .note("write e.g. `leads_to Answered: forall c: Client. c.waiting ~> !c.waiting`");
+                        this.error(d);
+                    }
                     for b in &binders {
                         let locals: Vec<usize> = match b {
                             ir::Binder::Role { local, .. } | ir::Binder::Clients { local } => vec![*local],
@@ -368,7 +540,11 @@ impl Checker<'_> {
                     }
                     let f = this.prop_bool(from);
                     let t = this.prop_bool(to);
-                    ir::PropertyKind::LeadsTo { binders, from: f, to: t }
+                    ir::PropertyKind::LeadsTo {
+                        binders,
+                        from: f,
+                        to: t,
+                    }
                 }
                 PK::Linearizable => {
                     if this.spec.service.is_none() {
@@ -380,7 +556,11 @@ impl Checker<'_> {
                     ir::PropertyKind::Linearizable
                 }
             });
-            self.spec.properties.push(ir::Property { name, kind, span: p.span });
+            self.spec.properties.push(ir::Property {
+                name,
+                kind,
+                span: p.span,
+            });
         }
     }
 
@@ -432,7 +612,8 @@ impl Checker<'_> {
         let mut seen: Vec<(String, Span)> = Vec::new();
         let range = |this: &mut Self, v: u128, lo: u128, hi: u128, what: &str, span: Span| -> u64 {
             if v < lo || v > hi {
-                let d = Diagnostic::error(span, format!("{what} must be between {lo} and {hi}, found {v}")).label("out of range");
+                let d = Diagnostic::error(span, format!("{what} must be between {lo} and {hi}, found {v}"))
+                    .label("out of range");
                 this.error(d);
             }
             v.min(u64::MAX as u128) as u64
@@ -442,7 +623,9 @@ impl Checker<'_> {
             if key != "unknown" {
                 if let Some((_, first)) = seen.iter().find(|(k, _)| k == key) {
                     let first = *first;
-                    let d = Diagnostic::error(e.span, format!("check option `{key}` is given twice")).label("given again here").secondary(first, "first given here");
+                    let d = Diagnostic::error(e.span, format!("check option `{key}` is given twice"))
+                        .label("given again here")
+                        .secondary(first, "first given here");
                     self.error(d);
                     continue;
                 }
@@ -455,7 +638,8 @@ impl Checker<'_> {
                         0 => {}
                         1 => k.servers[0] = range(self, *n, 1, SERVERS_MAX as u128, "the number of servers", e.span),
                         _ => {
-                            let names: Vec<String> = self.spec.roles.iter().map(|r| format!("{} = 1", r.name)).collect();
+                            let names: Vec<String> =
+                                self.spec.roles.iter().map(|r| format!("{} = 1", r.name)).collect();
                             let d = Diagnostic::error(e.span, "this protocol has several roles; give a count per role")
                                 .label("which role?")
                                 .note(format!("for example: `servers {}`", names.join(", ")));
@@ -475,16 +659,24 @@ impl Checker<'_> {
                         }
                     }
                     if k.servers.iter().sum::<u64>() == 0 {
-                        self.error(Diagnostic::error(e.span, "a check needs at least one server").label("all counts are zero"));
+                        self.error(
+                            Diagnostic::error(e.span, "a check needs at least one server").label("all counts are zero"),
+                        );
                     }
                     if k.servers.iter().sum::<u64>() > SERVERS_MAX {
-                        self.error(Diagnostic::error(e.span, format!("at most {SERVERS_MAX} servers in total")).label("too many"));
+                        self.error(
+                            Diagnostic::error(e.span, format!("at most {SERVERS_MAX} servers in total"))
+                                .label("too many"),
+                        );
                     }
                 }
                 CE::Clients(n) => k.clients = range(self, *n, 0, CLIENTS_MAX as u128, "the number of clients", e.span),
                 CE::Workload(exprs) => {
                     if self.spec.service.is_none() {
-                        self.error(Diagnostic::error(e.span, "a workload needs a `service` block").label("no requests to issue"));
+                        self.error(
+                            Diagnostic::error(e.span, "a workload needs a `service` block")
+                                .label("no requests to issue"),
+                        );
                         continue;
                     }
                     let local = k.client_local;
@@ -506,7 +698,12 @@ impl Checker<'_> {
                         "unordered_nonduplicating" | "unordered" => Network::UnorderedNonDuplicating,
                         "ordered" | "fifo" => Network::Ordered,
                         _ => {
-                            let opts = ["unordered_duplicating", "unordered_nonduplicating", "unordered", "ordered"];
+                            let opts = [
+                                "unordered_duplicating",
+                                "unordered_nonduplicating",
+                                "unordered",
+                                "ordered",
+                            ];
                             let mut d = Diagnostic::error(n.span, format!("unknown network kind `{}`", n.name));
                             d = match suggest(&n.name, opts) {
                                 Some(s) => d.label(format!("did you mean `{s}`?")),
@@ -576,14 +773,32 @@ impl Checker<'_> {
                     if !self.spec.properties.iter().any(|x| x.name == p.name) && !builtin.contains(&p.name.as_str()) {
                         let mut cands: Vec<String> = self.spec.properties.iter().map(|x| x.name.clone()).collect();
                         cands.extend(builtin.map(String::from));
-                        self.unknown("property", p, cands, Some("`handler_error` names the built-in \"no handler fails\" property".into()));
+                        self.unknown(
+                            "property",
+                            p,
+                            cands,
+                            Some("`handler_error` names the built-in \"no handler fails\" property".into()),
+                        );
                     }
                     k.expect = Expect::Violation(p.name.clone());
                 }
                 CE::Unknown(name) => {
                     let opts = [
-                        "servers", "clients", "workload", "network", "lossy", "drops", "crash", "mode", "symmetry", "max_depth",
-                        "max_states", "strategy", "threads", "timing", "expect",
+                        "servers",
+                        "clients",
+                        "workload",
+                        "network",
+                        "lossy",
+                        "drops",
+                        "crash",
+                        "mode",
+                        "symmetry",
+                        "max_depth",
+                        "max_states",
+                        "strategy",
+                        "threads",
+                        "timing",
+                        "expect",
                     ];
                     let mut d = Diagnostic::error(name.span, format!("unknown check option `{}`", name.name));
                     d = match suggest(&name.name, opts) {
@@ -595,19 +810,38 @@ impl Checker<'_> {
             }
         }
         if !servers_given && !self.spec.roles.is_empty() {
-            let d = Diagnostic::error(c.name.span, format!("check `{}` does not say how many servers to run", c.name.name))
-                .label("missing `servers`")
-                .note(if self.spec.roles.len() == 1 { "add `servers 3`".to_string() } else { format!("add `servers {}`", self.spec.roles.iter().map(|r| format!("{} = 1", r.name)).collect::<Vec<_>>().join(", ")) });
+            let d = Diagnostic::error(
+                c.name.span,
+                format!("check `{}` does not say how many servers to run", c.name.name),
+            )
+            .label("missing `servers`")
+            .note(if self.spec.roles.len() == 1 {
+                "add `servers 3`".to_string()
+            } else {
+                format!(
+                    "add `servers {}`",
+                    self.spec
+                        .roles
+                        .iter()
+                        .map(|r| format!("{} = 1", r.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
             self.error(d);
         }
         if k.clients > 0 && k.workload.is_empty() && self.spec.service.is_some() {
-            let d = Diagnostic::error(c.name.span, format!("check `{}` has clients but no `workload`", c.name.name))
-                .label("what should the clients request?")
-                .note("add e.g. `workload Put(client + 1), Get`; `client` is the client's index from 0");
+            let d = Diagnostic::error(
+                c.name.span,
+                format!("check `{}` has clients but no `workload`", c.name.name),
+            )
+            .label("what should the clients request?")
+            .note("add e.g. `workload Put(client + 1), Get`; `client` is the client's index from 0");
             self.error(d);
         }
         if k.clients > 0 && self.spec.service.is_none() {
-            let d = Diagnostic::error(c.name.span, "clients need a `service` to call").label("this protocol declares no service");
+            let d = Diagnostic::error(c.name.span, "clients need a `service` to call")
+                .label("this protocol declares no service");
             self.error(d);
         }
         if k.mode == Mode::Liveness && !timing_given {
@@ -653,7 +887,10 @@ fn pat_locals(p: &ir::Pat) -> Vec<usize> {
     fn go(p: &ir::Pat, out: &mut Vec<usize>) {
         match p {
             ir::Pat::Bind(l) => out.push(*l),
-            ir::Pat::Tuple(ps) | ir::Pat::Enum { args: ps, .. } | ir::Pat::Reply { args: ps, .. } | ir::Pat::Request { args: ps, .. } => ps.iter().for_each(|p| go(p, out)),
+            ir::Pat::Tuple(ps)
+            | ir::Pat::Enum { args: ps, .. }
+            | ir::Pat::Reply { args: ps, .. }
+            | ir::Pat::Request { args: ps, .. } => ps.iter().for_each(|p| go(p, out)),
             ir::Pat::Some(p) => go(p, out),
             _ => {}
         }

@@ -193,18 +193,50 @@ impl<'a> Checker<'a> {
     /// error can point at the spec.
     fn reserved_names(&mut self) {
         let mut reserved: Vec<(String, String)> = [
-            "State", "Msg", "Timer", "Random", "Storage", "Delta", "Flow", "Effects", "Id", "Cow", "Duration",
-            "HandlerError", "Loc", "Layout", "View", "Protocol", "Actor", "Out", "Vec", "BTreeMap", "BTreeSet",
-            "Result", "Ok", "Err", "String", "Some", "None", "Box", "Self",
+            "State",
+            "Msg",
+            "Timer",
+            "Random",
+            "Storage",
+            "Delta",
+            "Flow",
+            "Effects",
+            "Id",
+            "Cow",
+            "Duration",
+            "HandlerError",
+            "Loc",
+            "Layout",
+            "View",
+            "Protocol",
+            "Actor",
+            "Out",
+            "Vec",
+            "BTreeMap",
+            "BTreeSet",
+            "Result",
+            "Ok",
+            "Err",
+            "String",
+            "Some",
+            "None",
+            "Box",
+            "Self",
         ]
         .iter()
         .map(|n| (n.to_string(), "a name the generated Rust code uses".to_string()))
         .collect();
-        reserved.push((self.spec.name.clone(), "the name of the protocol (its generated actor type)".into()));
+        reserved.push((
+            self.spec.name.clone(),
+            "the name of the protocol (its generated actor type)".into(),
+        ));
         for r in &self.spec.roles {
             reserved.push((r.name.clone(), format!("the name of role `{}`", r.name)));
             for suffix in ["State", "Phase", "Storage", "Delta", "Timer", "Choice"] {
-                reserved.push((format!("{}{suffix}", r.name), format!("generated for role `{}`", r.name)));
+                reserved.push((
+                    format!("{}{suffix}", r.name),
+                    format!("generated for role `{}`", r.name),
+                ));
             }
         }
         let mut found: Vec<(Span, String, String)> = Vec::new();
@@ -215,7 +247,11 @@ impl<'a> Checker<'a> {
         }
         found.sort();
         for (span, name, why) in found {
-            self.error(Diagnostic::error(span, format!("the type name `{name}` is reserved")).label("choose another name").note(format!("`{name}` is {why}")));
+            self.error(
+                Diagnostic::error(span, format!("the type name `{name}` is reserved"))
+                    .label("choose another name")
+                    .note(format!("`{name}` is {why}")),
+            );
         }
     }
 
@@ -253,14 +289,27 @@ impl<'a> Checker<'a> {
 
     fn new_local(&mut self, name: &str, ty: Ty, span: Span) -> LocalId {
         let id = self.spec.locals.len();
-        self.spec.locals.push(ir::Local { name: name.to_string(), ty, span });
+        self.spec.locals.push(ir::Local {
+            name: name.to_string(),
+            ty,
+            span,
+        });
         id
     }
 
     /// Declares a local in the innermost scope.
     fn bind(&mut self, name: &Ident, ty: Ty) -> LocalId {
         if name.name.starts_with("__") {
-            self.error(Diagnostic::error(name.span, format!("`{}`: names starting with `__` are reserved for generated code", name.name)).label("choose another name"));
+            self.error(
+                Diagnostic::error(
+                    name.span,
+                    format!(
+                        "`{}`: names starting with `__` are reserved for generated code",
+                        name.name
+                    ),
+                )
+                .label("choose another name"),
+            );
         }
         let id = self.new_local(&name.name, ty, name.span);
         if let Some(scope) = self.scopes.last_mut() {
@@ -270,7 +319,12 @@ impl<'a> Checker<'a> {
     }
 
     fn lookup_local(&self, name: &str) -> Option<LocalId> {
-        self.scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(n, _)| n == name).map(|(_, id)| *id)
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter().rev())
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
     }
 
     fn push_scope(&mut self) {

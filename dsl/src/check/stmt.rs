@@ -79,7 +79,8 @@ impl Checker<'_> {
                 let ty = v.ty.clone();
                 let pat = self.pattern(pat, &ty, true);
                 if !super::expr::irrefutable(&pat) {
-                    let d = Diagnostic::error(span, "`let` needs a pattern that always matches").label("use `match` for patterns that may fail");
+                    let d = Diagnostic::error(span, "`let` needs a pattern that always matches")
+                        .label("use `match` for patterns that may fail");
                     self.error(d);
                 }
                 I::Let { pat, value: v }
@@ -92,32 +93,45 @@ impl Checker<'_> {
                     AssignOp::Set => v,
                     AssignOp::Add | AssignOp::Sub => {
                         if target.ty.int().is_none() && !matches!(target.ty.resolved(), Ty::Set(_) | Ty::Error) {
-                            let d = Diagnostic::error(place.span, format!("`{}=` needs an integer or set, found `{}`", if *op == AssignOp::Add { "+" } else { "-" }, self.ty_name(&target.ty)))
-                                .label("not a number");
+                            let d = Diagnostic::error(
+                                place.span,
+                                format!(
+                                    "`{}=` needs an integer or set, found `{}`",
+                                    if *op == AssignOp::Add { "+" } else { "-" },
+                                    self.ty_name(&target.ty)
+                                ),
+                            )
+                            .label("not a number");
                             self.error(d);
                         }
                         let read = self.target_read(&target);
                         let bop = if *op == AssignOp::Add { BinOp::Add } else { BinOp::Sub };
-                        ir::Expr { kind: K::Binary { op: bop, lhs: Box::new(read), rhs: Box::new(v) }, ty: target.ty.resolved(), span }
+                        ir::Expr {
+                            kind: K::Binary {
+                                op: bop,
+                                lhs: Box::new(read),
+                                rhs: Box::new(v),
+                            },
+                            ty: target.ty.resolved(),
+                            span,
+                        }
                     }
                 };
                 I::Assign { target, value: v }
             }
             S::Call { place, args } => {
                 let Some(PlaceElem::Field(method)) = place.path.last() else {
-                    let d = Diagnostic::error(place.span, "expected a statement").label("a call statement looks like `log.push(x)`");
+                    let d = Diagnostic::error(place.span, "expected a statement")
+                        .label("a call statement looks like `log.push(x)`");
                     self.error(d);
                     return None;
                 };
                 let method = method.clone();
-                let base = ast::Place { base: place.base.clone(), path: place.path[..place.path.len() - 1].to_vec(), span: place.span };
-                if base.path.is_empty() && self.lookup_local(&base.base.name).is_none() && self.var_known(&base.base.name).is_none() {
-                    if self.fns.contains_key(&place.base.name) || ["len", "max", "min"].contains(&place.base.name.as_str()) {
-                        let d = Diagnostic::error(span, "a function call is not a statement").label("its value is unused");
-                        self.error(d);
-                        return None;
-                    }
-                }
+                let base = ast::Place {
+                    base: place.base.clone(),
+                    path: place.path[..place.path.len() - 1].to_vec(),
+                    span: place.span,
+                };
                 let target = self.target(&base)?;
                 self.mutation(target, &method, args, span)?
             }
@@ -132,11 +146,23 @@ impl Checker<'_> {
                         _ => self.stmt(st, info).into_iter().collect(),
                     },
                 };
-                I::If { cond: c, then: t, els: e }
+                I::If {
+                    cond: c,
+                    then: t,
+                    els: e,
+                }
             }
             S::Block(b) => {
                 let stmts = self.block(b, info);
-                I::If { cond: ir::Expr { kind: K::Bool(true), ty: Ty::Bool, span }, then: stmts, els: vec![] }
+                I::If {
+                    cond: ir::Expr {
+                        kind: K::Bool(true),
+                        ty: Ty::Bool,
+                        span,
+                    },
+                    then: stmts,
+                    els: vec![],
+                }
             }
             S::For { pat, iter, body } => {
                 self.push_scope();
@@ -144,16 +170,21 @@ impl Checker<'_> {
                 let elem = self.iter_elem(&it);
                 let pat = self.pattern(pat, &elem, true);
                 if !super::expr::irrefutable(&pat) {
-                    let d = Diagnostic::error(pat_span(&pat, span), "`for` needs a pattern that always matches").label("refutable");
+                    let d = Diagnostic::error(pat_span(&pat, span), "`for` needs a pattern that always matches")
+                        .label("refutable");
                     self.error(d);
                 }
                 let body = self.block(body, info);
                 self.pop_scope();
-                if self.has_node(&elem) && !order_insensitive(&body, &bound_locals(&pat)) {
-                    if self.spec.asymmetry.is_none() {
-                        self.spec.symmetric = false;
-                        self.spec.asymmetry = Some((iter.span, "this loop visits nodes in id order and its effect may depend on that order".into()));
-                    }
+                if self.has_node(&elem)
+                    && !order_insensitive(&body, &bound_locals(&pat))
+                    && self.spec.asymmetry.is_none()
+                {
+                    self.spec.symmetric = false;
+                    self.spec.asymmetry = Some((
+                        iter.span,
+                        "this loop visits nodes in id order and its effect may depend on that order".into(),
+                    ));
                 }
                 I::For { pat, iter: it, body }
             }
@@ -167,7 +198,10 @@ impl Checker<'_> {
                     self.pop_scope();
                     out.push((p, b));
                 }
-                I::Match { scrutinee: sc, arms: out }
+                I::Match {
+                    scrutinee: sc,
+                    arms: out,
+                }
             }
             S::Send { dst, msg } => {
                 self.need_role(span, "send")?;
@@ -183,7 +217,11 @@ impl Checker<'_> {
                     Ty::Set(t) | Ty::List(t) if compatible(&t, &Ty::Node) => {}
                     Ty::Error => {}
                     t => {
-                        let dd = Diagnostic::error(d.span, format!("`broadcast` needs a set of nodes, found `{}`", self.ty_name(&t))).label("not a set of nodes");
+                        let dd = Diagnostic::error(
+                            d.span,
+                            format!("`broadcast` needs a set of nodes, found `{}`", self.ty_name(&t)),
+                        )
+                        .label("not a set of nodes");
                         self.error(dd);
                     }
                 }
@@ -193,7 +231,8 @@ impl Checker<'_> {
             S::Goto(state) => {
                 let role = self.need_role(span, "goto")?;
                 if self.handler_ctx_block() == Some(BlockKind::Exit) {
-                    let d = Diagnostic::error(span, "`goto` is not allowed in an `exit` block").label("the node is already leaving this state");
+                    let d = Diagnostic::error(span, "`goto` is not allowed in an `exit` block")
+                        .label("the node is already leaving this state");
                     self.error(d);
                 }
                 let Some(t) = self.spec.roles[role].states.iter().position(|s| s.name == state.name) else {
@@ -211,7 +250,12 @@ impl Checker<'_> {
                 let Some(t) = self.spec.roles[role].timers.iter().position(|x| x.name == timer.name) else {
                     let cands = self.spec.roles[role].timers.iter().map(|t| t.name.clone()).collect();
                     let what = format!("timer of role `{}`:", self.spec.roles[role].name);
-                    self.unknown(&what, timer, cands, Some("declare it in the role: `timer name: 100ms..200ms`".into()));
+                    self.unknown(
+                        &what,
+                        timer,
+                        cands,
+                        Some("declare it in the role: `timer name: 100ms..200ms`".into()),
+                    );
                     return None;
                 };
                 if matches!(s.kind, S::Set(_)) {
@@ -248,7 +292,11 @@ impl Checker<'_> {
                 let t = self.expr(to, Some(&opt));
                 let t = if compatible(&t.ty, &Ty::Node) && !t.ty.is_error() {
                     let sp = t.span;
-                    ir::Expr { kind: K::Some(Box::new(t)), ty: opt, span: sp }
+                    ir::Expr {
+                        kind: K::Some(Box::new(t)),
+                        ty: opt,
+                        span: sp,
+                    }
                 } else {
                     self.coerce(t, &opt)
                 };
@@ -258,7 +306,12 @@ impl Checker<'_> {
                 let role = self.need_role(span, "choose")?;
                 let Some(c) = self.spec.roles[role].choices.iter().position(|x| x.name == choice.name) else {
                     let cands = self.spec.roles[role].choices.iter().map(|c| c.name.clone()).collect();
-                    self.unknown("choice", choice, cands, Some("declare it in the role: `choice name: Type`".into()));
+                    self.unknown(
+                        "choice",
+                        choice,
+                        cands,
+                        Some("declare it in the role: `choice name: Type`".into()),
+                    );
                     return None;
                 };
                 let ct = self.spec.roles[role].choices[c].ty.clone();
@@ -266,8 +319,16 @@ impl Checker<'_> {
                 match element_type(&o.ty) {
                     Some(e) if compatible(&e, &ct) && !matches!(o.ty.resolved(), Ty::Map(..)) => {}
                     _ => {
-                        let d = Diagnostic::error(o.span, format!("`choose {}` needs a set or list of `{}`, found `{}`", choice.name, self.ty_name(&ct), self.ty_name(&o.ty)))
-                            .label("wrong options");
+                        let d = Diagnostic::error(
+                            o.span,
+                            format!(
+                                "`choose {}` needs a set or list of `{}`, found `{}`",
+                                choice.name,
+                                self.ty_name(&ct),
+                                self.ty_name(&o.ty)
+                            ),
+                        )
+                        .label("wrong options");
                         self.error(d);
                     }
                 }
@@ -286,7 +347,12 @@ impl Checker<'_> {
 
     /// The source text of an expression, for messages at run time.
     fn file_text_hint(&self, e: &ast::Expr) -> String {
-        self.src.get(e.span.range()).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
+        self.src
+            .get(e.span.range())
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn message_expr(&mut self, msg: &ast::Expr) -> Option<ir::Expr> {
@@ -298,20 +364,15 @@ impl Checker<'_> {
             }
             Ty::Error => None,
             t => {
-                let d = Diagnostic::error(m.span, format!("only messages can be sent, found a `{}`", self.ty_name(&t)))
-                    .label("not a message")
-                    .note("declare it with `message Name { ... }`");
+                let d = Diagnostic::error(
+                    m.span,
+                    format!("only messages can be sent, found a `{}`", self.ty_name(&t)),
+                )
+                .label("not a message")
+                .note("declare it with `message Name { ... }`");
                 self.error(d);
                 None
             }
-        }
-    }
-
-    fn var_known(&self, name: &str) -> Option<usize> {
-        match self.ctx {
-            Ctx::Handler { role, .. } => self.spec.roles[role].vars.iter().position(|v| v.name == name),
-            Ctx::Service => self.spec.service.as_ref()?.vars.iter().position(|v| v.name == name),
-            _ => None,
         }
     }
 
@@ -321,10 +382,13 @@ impl Checker<'_> {
         let name = &place.base;
         if let Some(l) = self.lookup_local(&name.name) {
             let decl = self.spec.locals[l].span;
-            let d = Diagnostic::error(name.span, format!("cannot assign to `{}`: it is a local binding", name.name))
-                .label("immutable")
-                .secondary(decl, "bound here")
-                .note("locals are immutable; keep state in a `var` of the role");
+            let d = Diagnostic::error(
+                name.span,
+                format!("cannot assign to `{}`: it is a local binding", name.name),
+            )
+            .label("immutable")
+            .secondary(decl, "bound here")
+            .note("locals are immutable; keep state in a `var` of the role");
             self.error(d);
             return None;
         }
@@ -352,17 +416,23 @@ impl Checker<'_> {
                 (TargetRoot::ServiceVar(v), s.vars[v].ty.clone())
             }
             Ctx::Property => {
-                let d = Diagnostic::error(place.span, "properties only read state; they cannot assign").label("assignment in a property");
+                let d = Diagnostic::error(place.span, "properties only read state; they cannot assign")
+                    .label("assignment in a property");
                 self.error(d);
                 return None;
             }
             _ => {
                 if self.consts.contains_key(&name.name) {
-                    let d = Diagnostic::error(name.span, format!("cannot assign to constant `{}`", name.name)).label("constant");
+                    let d = Diagnostic::error(name.span, format!("cannot assign to constant `{}`", name.name))
+                        .label("constant");
                     self.error(d);
                     return None;
                 }
-                let d = Diagnostic::error(place.span, format!("assignment is not allowed {}", self.ctx_label_short())).label("no state to assign here");
+                let d = Diagnostic::error(
+                    place.span,
+                    format!("assignment is not allowed {}", self.ctx_label_short()),
+                )
+                .label("no state to assign here");
                 self.error(d);
                 return None;
             }
@@ -376,7 +446,11 @@ impl Checker<'_> {
                         Ty::Record(id) => self.spec.records[*id].fields.clone(),
                         Ty::Error => return None,
                         _ => {
-                            let d = Diagnostic::error(f.span, format!("a value of type `{}` has no fields", self.ty_name(&ty))).label(format!("no field `{}`", f.name));
+                            let d = Diagnostic::error(
+                                f.span,
+                                format!("a value of type `{}` has no fields", self.ty_name(&ty)),
+                            )
+                            .label(format!("no field `{}`", f.name));
                             self.error(d);
                             return None;
                         }
@@ -396,7 +470,8 @@ impl Checker<'_> {
                         ty = ts[*i as usize].clone();
                     }
                     _ => {
-                        let d = Diagnostic::error(*sp, format!("no element `.{i}` in a `{}`", self.ty_name(&ty))).label("out of range");
+                        let d = Diagnostic::error(*sp, format!("no element `.{i}` in a `{}`", self.ty_name(&ty)))
+                            .label("out of range");
                         self.error(d);
                         return None;
                     }
@@ -420,24 +495,39 @@ impl Checker<'_> {
                         ty = e;
                     }
                     _ => {
-                        let d = Diagnostic::error(place.span, format!("cannot index into a `{}`", self.ty_name(&ty))).label("only `Map` and `List` can be indexed");
+                        let d = Diagnostic::error(place.span, format!("cannot index into a `{}`", self.ty_name(&ty)))
+                            .label("only `Map` and `List` can be indexed");
                         self.error(d);
                         return None;
                     }
                 },
             }
         }
-        Some(Target { root, path, ty, span: place.span })
+        Some(Target {
+            root,
+            path,
+            ty,
+            span: place.span,
+        })
     }
 
     fn unknown_target(&mut self, name: &ast::Ident) -> Option<Target> {
         let mut cands = Vec::new();
         match self.ctx {
             Ctx::Handler { role, .. } => cands.extend(self.spec.roles[role].vars.iter().map(|v| v.name.clone())),
-            Ctx::Service => cands.extend(self.spec.service.iter().flat_map(|s| s.vars.iter().map(|v| v.name.clone()))),
+            Ctx::Service => cands.extend(
+                self.spec
+                    .service
+                    .iter()
+                    .flat_map(|s| s.vars.iter().map(|v| v.name.clone())),
+            ),
             _ => {}
         }
-        let note = if self.consts.contains_key(&name.name) { Some(format!("`{}` is a constant", name.name)) } else { None };
+        let note = if self.consts.contains_key(&name.name) {
+            Some(format!("`{}` is a constant", name.name))
+        } else {
+            None
+        };
         self.unknown("variable", name, cands, note);
         None
     }
@@ -447,23 +537,67 @@ impl Checker<'_> {
         let (mut e, mut ty) = match &t.root {
             TargetRoot::Var(v) => {
                 let role = self.role_of_ctx().unwrap_or(0);
-                let ty = self.spec.roles.get(role).map(|r| r.vars[*v].ty.clone()).unwrap_or(Ty::Error);
+                let ty = self
+                    .spec
+                    .roles
+                    .get(role)
+                    .map(|r| r.vars[*v].ty.clone())
+                    .unwrap_or(Ty::Error);
                 (K::Var(*v), ty)
             }
-            TargetRoot::ServiceVar(v) => (K::ServiceVar(*v), self.spec.service.as_ref().map(|s| s.vars[*v].ty.clone()).unwrap_or(Ty::Error)),
+            TargetRoot::ServiceVar(v) => (
+                K::ServiceVar(*v),
+                self.spec
+                    .service
+                    .as_ref()
+                    .map(|s| s.vars[*v].ty.clone())
+                    .unwrap_or(Ty::Error),
+            ),
         };
         for elem in &t.path {
-            let base = ir::Expr { kind: e, ty: ty.clone(), span: t.span };
+            let base = ir::Expr {
+                kind: e,
+                ty: ty.clone(),
+                span: t.span,
+            };
             let rt = ty.resolved();
             (e, ty) = match (elem, rt) {
-                (TargetElem::Field(i), Ty::Record(id)) => (K::Field { base: Box::new(base), index: *i }, self.spec.records[id].fields[*i].1.clone()),
-                (TargetElem::TupleField(i), Ty::Tuple(ts)) => (K::TupleField { base: Box::new(base), index: *i }, ts[*i].clone()),
-                (TargetElem::Index(ix), Ty::Map(_, v)) => (K::Index { base: Box::new(base), index: Box::new(ix.clone()) }, *v),
-                (TargetElem::Index(ix), Ty::List(v)) => (K::Index { base: Box::new(base), index: Box::new(ix.clone()) }, *v),
+                (TargetElem::Field(i), Ty::Record(id)) => (
+                    K::Field {
+                        base: Box::new(base),
+                        index: *i,
+                    },
+                    self.spec.records[id].fields[*i].1.clone(),
+                ),
+                (TargetElem::TupleField(i), Ty::Tuple(ts)) => (
+                    K::TupleField {
+                        base: Box::new(base),
+                        index: *i,
+                    },
+                    ts[*i].clone(),
+                ),
+                (TargetElem::Index(ix), Ty::Map(_, v)) => (
+                    K::Index {
+                        base: Box::new(base),
+                        index: Box::new(ix.clone()),
+                    },
+                    *v,
+                ),
+                (TargetElem::Index(ix), Ty::List(v)) => (
+                    K::Index {
+                        base: Box::new(base),
+                        index: Box::new(ix.clone()),
+                    },
+                    *v,
+                ),
                 _ => (K::Bool(false), Ty::Error),
             };
         }
-        ir::Expr { kind: e, ty: ty.resolved(), span: t.span }
+        ir::Expr {
+            kind: e,
+            ty: ty.resolved(),
+            span: t.span,
+        }
     }
 
     fn mutation(&mut self, target: Target, method: &ast::Ident, args: &[ast::Expr], span: Span) -> Option<I> {
@@ -485,20 +619,43 @@ impl Checker<'_> {
                     Ty::Set(_) | Ty::Map(..) => &["insert", "remove", "clear"],
                     _ => &[],
                 };
-                let mut d = Diagnostic::error(method.span, format!("cannot call `.{n}(...)` as a statement on a `{}`", self.ty_name(&target.ty)));
+                let mut d = Diagnostic::error(
+                    method.span,
+                    format!(
+                        "cannot call `.{n}(...)` as a statement on a `{}`",
+                        self.ty_name(&target.ty)
+                    ),
+                );
                 d = match crate::diag::suggest(n, methods.iter().copied()) {
                     Some(s) => d.label(format!("did you mean `{s}`?")),
                     None => d.label("unknown mutation"),
                 };
                 if !methods.is_empty() {
-                    d = d.note(format!("a `{}` can be changed with {}", self.ty_name(&target.ty), methods.iter().map(|m| format!("`.{m}(...)`")).collect::<Vec<_>>().join(", ")));
+                    d = d.note(format!(
+                        "a `{}` can be changed with {}",
+                        self.ty_name(&target.ty),
+                        methods
+                            .iter()
+                            .map(|m| format!("`.{m}(...)`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
                 }
                 self.error(d);
                 return None;
             }
         };
         if args.len() != tys.len() {
-            let d = Diagnostic::error(span, format!("`.{n}(...)` takes {} argument{}, found {}", tys.len(), if tys.len() == 1 { "" } else { "s" }, args.len())).label("wrong number of arguments");
+            let d = Diagnostic::error(
+                span,
+                format!(
+                    "`.{n}(...)` takes {} argument{}, found {}",
+                    tys.len(),
+                    if tys.len() == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            )
+            .label("wrong number of arguments");
             self.error(d);
             return None;
         }
@@ -523,9 +680,10 @@ fn bound_locals(p: &ir::Pat) -> Vec<usize> {
     fn go(p: &ir::Pat, out: &mut Vec<usize>) {
         match p {
             ir::Pat::Bind(l) => out.push(*l),
-            ir::Pat::Tuple(ps) | ir::Pat::Enum { args: ps, .. } | ir::Pat::Reply { args: ps, .. } | ir::Pat::Request { args: ps, .. } => {
-                ps.iter().for_each(|p| go(p, out))
-            }
+            ir::Pat::Tuple(ps)
+            | ir::Pat::Enum { args: ps, .. }
+            | ir::Pat::Reply { args: ps, .. }
+            | ir::Pat::Request { args: ps, .. } => ps.iter().for_each(|p| go(p, out)),
             ir::Pat::Some(p) => go(p, out),
             _ => {}
         }
@@ -542,7 +700,8 @@ fn order_insensitive(body: &[ir::Stmt], loop_locals: &[usize]) -> bool {
         I::Let { .. } | I::Assert { .. } => true,
         I::Send { dst, .. } => matches!(dst.kind, K::Local(l) if loop_locals.contains(&l)),
         I::Mutate { op, target, .. } => {
-            matches!(op, Mutation::Insert | Mutation::Remove) && matches!(target.ty.resolved(), Ty::Set(_) | Ty::Map(..))
+            matches!(op, Mutation::Insert | Mutation::Remove)
+                && matches!(target.ty.resolved(), Ty::Set(_) | Ty::Map(..))
         }
         I::Assign { target, .. } => target.path.iter().any(|e| matches!(e, TargetElem::Index(_))),
         I::If { then, els, .. } => order_insensitive(then, loop_locals) && order_insensitive(els, loop_locals),
@@ -572,7 +731,11 @@ pub(super) fn reply_counts(stmts: &[ir::Stmt]) -> (u32, u32, bool) {
                 if cs.is_empty() {
                     (0, 0, false)
                 } else {
-                    (cs.iter().map(|c| c.0).min().unwrap(), cs.iter().map(|c| c.1).max().unwrap(), cs.iter().all(|c| c.2))
+                    (
+                        cs.iter().map(|c| c.0).min().unwrap(),
+                        cs.iter().map(|c| c.1).max().unwrap(),
+                        cs.iter().all(|c| c.2),
+                    )
                 }
             }
             I::For { body, .. } => {

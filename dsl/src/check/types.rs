@@ -7,8 +7,8 @@ use crate::diag::Diagnostic;
 use crate::ir::{self, ConstValue, IntTy, Ty};
 
 const BUILTIN_TYPES: &[&str] = &[
-    "bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "Node", "Client", "Option", "List", "Set",
-    "Map", "Request", "Reply",
+    "bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "Node", "Client", "Option", "List", "Set", "Map",
+    "Request", "Reply",
 ];
 
 impl Checker<'_> {
@@ -18,30 +18,51 @@ impl Checker<'_> {
             let (name, def) = match item {
                 Item::TypeAlias(a) => {
                     let id = self.spec.aliases.len();
-                    self.spec.aliases.push(ir::Alias { name: a.name.name.clone(), ty: Ty::Error, span: a.span });
+                    self.spec.aliases.push(ir::Alias {
+                        name: a.name.name.clone(),
+                        ty: Ty::Error,
+                        span: a.span,
+                    });
                     self.alias_state.push(AliasState::Unresolved);
                     (&a.name, TypeDef::Alias(id))
                 }
                 Item::Record(r) => {
                     let id = self.spec.records.len();
-                    self.spec.records.push(ir::Record { name: r.name.name.clone(), fields: vec![], span: r.span });
+                    self.spec.records.push(ir::Record {
+                        name: r.name.name.clone(),
+                        fields: vec![],
+                        span: r.span,
+                    });
                     (&r.name, TypeDef::Record(id))
                 }
                 Item::Enum(e) => {
                     let id = self.spec.enums.len();
-                    self.spec.enums.push(ir::Enum { name: e.name.name.clone(), variants: vec![], span: e.span });
+                    self.spec.enums.push(ir::Enum {
+                        name: e.name.name.clone(),
+                        variants: vec![],
+                        span: e.span,
+                    });
                     (&e.name, TypeDef::Enum(id))
                 }
                 Item::Message(m) => {
                     let id = self.spec.messages.len();
-                    self.spec.messages.push(ir::Message { name: m.name.name.clone(), fields: vec![], span: m.span });
+                    self.spec.messages.push(ir::Message {
+                        name: m.name.name.clone(),
+                        fields: vec![],
+                        span: m.span,
+                    });
                     self.msg_handled.push(false);
                     self.msg_sent.push(false);
                     (&m.name, TypeDef::Message(id))
                 }
                 Item::Service(s) => {
                     if self.types.values().any(|(d, _)| *d == TypeDef::Service) {
-                        let first = self.types.values().find(|(d, _)| *d == TypeDef::Service).map(|x| x.1).unwrap_or_default();
+                        let first = self
+                            .types
+                            .values()
+                            .find(|(d, _)| *d == TypeDef::Service)
+                            .map(|x| x.1)
+                            .unwrap_or_default();
                         self.error(
                             Diagnostic::error(s.name.span, "a protocol has at most one service")
                                 .label("second service")
@@ -56,8 +77,11 @@ impl Checker<'_> {
             };
             if BUILTIN_TYPES.contains(&name.name.as_str()) {
                 self.error(
-                    Diagnostic::error(name.span, format!("`{}` is a built-in type and cannot be redeclared", name.name))
-                        .label("choose another name"),
+                    Diagnostic::error(
+                        name.span,
+                        format!("`{}` is a built-in type and cannot be redeclared", name.name),
+                    )
+                    .label("choose another name"),
                 );
                 continue;
             }
@@ -82,17 +106,23 @@ impl Checker<'_> {
         for item in &file.items {
             match item {
                 Item::Record(r) => {
-                    let Some((TypeDef::Record(id), _)) = self.types.get(&r.name.name).copied() else { continue };
+                    let Some((TypeDef::Record(id), _)) = self.types.get(&r.name.name).copied() else {
+                        continue;
+                    };
                     let fields = self.fields(&r.fields, "record", &r.name.name);
                     self.spec.records[id].fields = fields;
                 }
                 Item::Message(m) => {
-                    let Some((TypeDef::Message(id), _)) = self.types.get(&m.name.name).copied() else { continue };
+                    let Some((TypeDef::Message(id), _)) = self.types.get(&m.name.name).copied() else {
+                        continue;
+                    };
                     let fields = self.fields(&m.fields, "message", &m.name.name);
                     self.spec.messages[id].fields = fields;
                 }
                 Item::Enum(e) => {
-                    let Some((TypeDef::Enum(id), _)) = self.types.get(&e.name.name).copied() else { continue };
+                    let Some((TypeDef::Enum(id), _)) = self.types.get(&e.name.name).copied() else {
+                        continue;
+                    };
                     let mut variants: Vec<(String, Vec<Ty>)> = Vec::new();
                     let mut spans: Vec<Span> = Vec::new();
                     for v in &e.variants {
@@ -172,7 +202,10 @@ impl Checker<'_> {
                     return Ty::Error;
                 }
                 if items.is_empty() {
-                    self.error(Diagnostic::error(t.span, "the unit type `()` is not a value type in smelt"));
+                    self.error(Diagnostic::error(
+                        t.span,
+                        "the unit type `()` is not a value type in smelt",
+                    ));
                     return Ty::Error;
                 }
                 Ty::Tuple(items.iter().map(|i| self.resolve_type(i)).collect())
@@ -183,14 +216,27 @@ impl Checker<'_> {
                     "Map" => 2,
                     _ => {
                         let candidates = ["Option", "List", "Set", "Map"].map(String::from).to_vec();
-                        self.unknown("generic type", name, candidates, Some("the generic types are `Option<T>`, `List<T>`, `Set<T>` and `Map<K, V>`".into()));
+                        self.unknown(
+                            "generic type",
+                            name,
+                            candidates,
+                            Some("the generic types are `Option<T>`, `List<T>`, `Set<T>` and `Map<K, V>`".into()),
+                        );
                         return Ty::Error;
                     }
                 };
                 if args.len() != arity {
                     self.error(
-                        Diagnostic::error(t.span, format!("`{}` takes {arity} type argument{}, found {}", name.name, if arity == 1 { "" } else { "s" }, args.len()))
-                            .label("wrong number of type arguments"),
+                        Diagnostic::error(
+                            t.span,
+                            format!(
+                                "`{}` takes {arity} type argument{}, found {}",
+                                name.name,
+                                if arity == 1 { "" } else { "s" },
+                                args.len()
+                            ),
+                        )
+                        .label("wrong number of type arguments"),
                     );
                     return Ty::Error;
                 }
@@ -269,7 +315,10 @@ impl Checker<'_> {
             if mark[start] == 0 {
                 if let Some(cycle_at) = self.finite_visit(start, &mut mark) {
                     let (name, span) = if cycle_at < n_rec {
-                        (self.spec.records[cycle_at].name.clone(), self.spec.records[cycle_at].span)
+                        (
+                            self.spec.records[cycle_at].name.clone(),
+                            self.spec.records[cycle_at].span,
+                        )
                     } else {
                         let e = &self.spec.enums[cycle_at - n_rec];
                         (e.name.clone(), e.span)
@@ -290,7 +339,11 @@ impl Checker<'_> {
         let tys: Vec<Ty> = if node < n_rec {
             self.spec.records[node].fields.iter().map(|(_, t)| t.clone()).collect()
         } else {
-            self.spec.enums[node - n_rec].variants.iter().flat_map(|(_, ts)| ts.clone()).collect()
+            self.spec.enums[node - n_rec]
+                .variants
+                .iter()
+                .flat_map(|(_, ts)| ts.clone())
+                .collect()
         };
         let mut direct = Vec::new();
         for t in &tys {
@@ -320,7 +373,13 @@ impl Checker<'_> {
         }) else {
             return;
         };
-        let mut service = ir::Service { name: svc.name.name.clone(), vars: vec![], requests: vec![], replies: vec![], span: svc.span };
+        let mut service = ir::Service {
+            name: svc.name.name.clone(),
+            vars: vec![],
+            requests: vec![],
+            replies: vec![],
+            span: svc.span,
+        };
         // Reply variants may be shared by several requests, with the same payload.
         for r in &svc.requests {
             let mut reply_ids = Vec::new();
@@ -331,15 +390,22 @@ impl Checker<'_> {
                     if prev.fields.iter().map(Ty::resolved).ne(tys.iter().map(Ty::resolved)) {
                         let prev_span = prev.span;
                         self.error(
-                            Diagnostic::error(sig.span, format!("reply `{}` is declared with two different payloads", sig.name.name))
-                                .label("this payload")
-                                .secondary(prev_span, "differs from this one"),
+                            Diagnostic::error(
+                                sig.span,
+                                format!("reply `{}` is declared with two different payloads", sig.name.name),
+                            )
+                            .label("this payload")
+                            .secondary(prev_span, "differs from this one"),
                         );
                     }
                     reply_ids.push(id);
                 } else {
                     let id = service.replies.len();
-                    service.replies.push(ir::ReplyVariant { name: sig.name.name.clone(), fields: tys, span: sig.span });
+                    service.replies.push(ir::ReplyVariant {
+                        name: sig.name.name.clone(),
+                        fields: tys,
+                        span: sig.span,
+                    });
                     self.replies.insert(sig.name.name.clone(), id);
                     reply_ids.push(id);
                 }
@@ -350,7 +416,10 @@ impl Checker<'_> {
                 continue;
             }
             if self.replies.contains_key(&r.name.name) {
-                self.error(Diagnostic::error(r.name.span, format!("`{}` is both a request and a reply", r.name.name)).label("rename one of them"));
+                self.error(
+                    Diagnostic::error(r.name.span, format!("`{}` is both a request and a reply", r.name.name))
+                        .label("rename one of them"),
+                );
             }
             let params = r
                 .params
@@ -361,7 +430,13 @@ impl Checker<'_> {
                 })
                 .collect();
             self.requests.insert(r.name.name.clone(), service.requests.len());
-            service.requests.push(ir::Request { name: r.name.name.clone(), params, replies: reply_ids, body: vec![], span: r.span });
+            service.requests.push(ir::Request {
+                name: r.name.name.clone(),
+                params,
+                replies: reply_ids,
+                body: vec![],
+                span: r.span,
+            });
         }
         for v in &svc.vars {
             if let Some(prev) = service.vars.iter().find(|x| x.name == v.name.name) {
@@ -377,7 +452,13 @@ impl Checker<'_> {
                         .note("a service is a sequential specification; durability belongs to the roles that implement it"),
                 );
             }
-            service.vars.push(ir::Var { name: v.name.name.clone(), ty, durable: false, init: placeholder(v.span), span: v.span });
+            service.vars.push(ir::Var {
+                name: v.name.name.clone(),
+                ty,
+                durable: false,
+                init: placeholder(v.span),
+                span: v.span,
+            });
         }
         self.spec.service = Some(service);
     }
@@ -398,25 +479,39 @@ impl Checker<'_> {
             });
             let value = match (value, ty.resolved()) {
                 (Some(ConstValue::Int(v)), Ty::Int(i)) if v < i.min() || v > i.max() => {
-                    self.error(Diagnostic::error(c.value.span, format!("the value {v} does not fit in `{}`", i.name())).label("out of range"));
+                    self.error(
+                        Diagnostic::error(c.value.span, format!("the value {v} does not fit in `{}`", i.name()))
+                            .label("out of range"),
+                    );
                     ConstValue::Int(0)
                 }
                 (Some(v), Ty::Int(_) | Ty::Bool) => v,
                 (_, Ty::Error) => ConstValue::Int(0),
                 (Some(_), _) | (None, Ty::Int(_) | Ty::Bool) => {
                     self.error(
-                        Diagnostic::error(c.value.span, "a constant must be an integer or boolean expression over literals and other constants")
-                            .label("not a constant expression"),
+                        Diagnostic::error(
+                            c.value.span,
+                            "a constant must be an integer or boolean expression over literals and other constants",
+                        )
+                        .label("not a constant expression"),
                     );
                     ConstValue::Int(0)
                 }
                 (None, _) => {
-                    self.error(Diagnostic::error(c.ty.span, "constants must have an integer or `bool` type").label("unsupported constant type"));
+                    self.error(
+                        Diagnostic::error(c.ty.span, "constants must have an integer or `bool` type")
+                            .label("unsupported constant type"),
+                    );
                     ConstValue::Int(0)
                 }
             };
             self.consts.insert(c.name.name.clone(), self.spec.consts.len());
-            self.spec.consts.push(ir::Const { name: c.name.name.clone(), ty, value, span: c.span });
+            self.spec.consts.push(ir::Const {
+                name: c.name.name.clone(),
+                ty,
+                value,
+                span: c.span,
+            });
         }
     }
 
@@ -482,7 +577,14 @@ impl Checker<'_> {
             }
             let ret = self.resolve_type(&f.ret);
             self.fns.insert(f.name.name.clone(), self.spec.fns.len());
-            self.spec.fns.push(ir::Function { name: f.name.name.clone(), params, ret, lets: vec![], body: placeholder(f.span), span: f.span });
+            self.spec.fns.push(ir::Function {
+                name: f.name.name.clone(),
+                params,
+                ret,
+                lets: vec![],
+                body: placeholder(f.span),
+                span: f.span,
+            });
             self.fn_calls.push(vec![]);
         }
     }
@@ -491,7 +593,9 @@ impl Checker<'_> {
         let file = self.file;
         for item in &file.items {
             let Item::Fn(f) = item else { continue };
-            let Some(&id) = self.fns.get(&f.name.name) else { continue };
+            let Some(&id) = self.fns.get(&f.name.name) else {
+                continue;
+            };
             if self.spec.fns[id].span != f.span {
                 continue; // a duplicate
             }
@@ -534,7 +638,9 @@ impl Checker<'_> {
                         self.error(
                             Diagnostic::error(span, format!("function `{name}` calls itself"))
                                 .label("recursive call")
-                                .note("functions must not recurse; use a quantifier, comprehension or aggregate instead"),
+                                .note(
+                                    "functions must not recurse; use a quantifier, comprehension or aggregate instead",
+                                ),
                         );
                         break;
                     }
@@ -555,7 +661,10 @@ impl Checker<'_> {
             Ty::Node => "Node".into(),
             Ty::Client => "Client".into(),
             Ty::Option(t) => format!("Option<{}>", self.ty_name(t)),
-            Ty::Tuple(ts) => format!("({})", ts.iter().map(|t| self.ty_name(t)).collect::<Vec<_>>().join(", ")),
+            Ty::Tuple(ts) => format!(
+                "({})",
+                ts.iter().map(|t| self.ty_name(t)).collect::<Vec<_>>().join(", ")
+            ),
             Ty::List(t) => format!("List<{}>", self.ty_name(t)),
             Ty::Set(t) => format!("Set<{}>", self.ty_name(t)),
             Ty::Map(k, v) => format!("Map<{}, {}>", self.ty_name(k), self.ty_name(v)),
@@ -564,7 +673,12 @@ impl Checker<'_> {
             Ty::Message(id) => self.spec.messages[*id].name.clone(),
             Ty::Request => "Request".into(),
             Ty::Reply => "Reply".into(),
-            Ty::Service => self.spec.service.as_ref().map(|s| s.name.clone()).unwrap_or_else(|| "service".into()),
+            Ty::Service => self
+                .spec
+                .service
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| "service".into()),
             Ty::Alias(id, _) => self.spec.aliases[*id].name.clone(),
             Ty::Instance(r) => format!("instance of role `{}`", self.spec.roles[*r].name),
             Ty::ClientInstance => "client instance".into(),
@@ -587,5 +701,9 @@ fn direct_members(t: &Ty, n_rec: usize, out: &mut Vec<usize>) {
 
 /// A dummy expression for declarations whose body is checked later.
 pub(super) fn placeholder(span: Span) -> ir::Expr {
-    ir::Expr { kind: ir::ExprKind::Bool(false), ty: Ty::Bool, span }
+    ir::Expr {
+        kind: ir::ExprKind::Bool(false),
+        ty: Ty::Bool,
+        span,
+    }
 }
