@@ -1,11 +1,421 @@
 //! `smelt run`, `smelt cluster` and `smelt client`, as run by a spec's
 //! harness binary.
+//!
+//! Exit codes:
+//! - 0: the node stopped cleanly (SIGTERM or SIGINT); the client got a reply.
+//! - 1: a handler failed (overflow, failed assert, ...): the node stopped
+//!   (fail-stop) after releasing what was already durable.
+//! - 2: usage or environment error: bad flags, bad cluster file, an address
+//!   in use, a data directory of another node or in use.
+//! - 3: the data directory is corrupt or truncated; the node refuses to
+//!   start (the message names the file and byte offset).
+//! - 4: a disk write or fsync failed while running; the node stopped
+//!   without releasing anything that depended on it.
+//! - 5: the client got no reply after all its attempts.
 
-use smelt_support::Protocol;
+use crate::client::{Client, ClientOptions};
+use crate::cluster::{Cluster, NodeEntry};
+use crate::node::{self, Exit, Limits, NodeConfig};
+use crate::rng::Rng;
+use crate::storage::{self, Identity, RecoverError};
+use clap::Parser;
+use smelt_support::{Id, Protocol};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_HANDLER_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_CORRUPT: i32 = 3;
+pub const EXIT_DISK: i32 = 4;
+pub const EXIT_NO_REPLY: i32 = 5;
 
 /// Runs a runtime subcommand (`run`, `cluster`, `client`) for protocol `P`.
 pub fn main<P: Protocol>(command: &str, args: Vec<String>) -> i32 {
-    let _ = args;
-    eprintln!("smelt {command}: not built yet for {}", P::NAME);
-    2
+    let argv = std::iter::once(format!("smelt {command}")).chain(args);
+    match command {
+        "run" => match RunArgs::try_parse_from(argv) {
+            Ok(a) => run::<P>(a),
+            Err(e) => usage(e),
+        },
+        "cluster" => match ClusterArgs::try_parse_from(argv) {
+            Ok(a) => local_cluster::<P>(a),
+            Err(e) => usage(e),
+        },
+        "client" => match ClientArgs::try_parse_from(argv) {
+            Ok(a) => client::<P>(a),
+            Err(e) => usage(e),
+        },
+        other => {
+            eprintln!("unknown runtime command `{other}`");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn usage(e: clap::Error) -> i32 {
+    let _ = e.print();
+    if e.use_stderr() {
+        EXIT_USAGE
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Logs go to stderr; `SMELT_LOG` sets the filter (`info` by default,
+/// e.g. `debug` or `smelt_runtime=debug`).
+pub fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter: Targets = std::env::var("SMELT_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = tracing_subscriber::registry().with(fmt).with(filter).try_init();
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Run one node of the spec's protocol")]
+struct RunArgs {
+    /// This node's id in the cluster file.
+    #[arg(long)]
+    id: u64,
+    /// The cluster file (TOML).
+    #[arg(long)]
+    cluster: PathBuf,
+    /// Where this node keeps its durable state.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Seed for timer durations and `choose` (default: from the id and the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the durable state recovered from the data directory and exit.
+    #[arg(long)]
+    inspect: bool,
+}
+
+fn run<P: Protocol>(a: RunArgs) -> i32 {
+    init_logging();
+    let cluster = match Cluster::load(&a.cluster) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, &e),
+    };
+    let layout = match cluster.layout::<P>() {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_USAGE, &format!("{}: {e}", a.cluster.display())),
+    };
+    let id = Id::from(a.id as usize);
+    let Some(actor) = P::server(id, &layout) else {
+        return fail(EXIT_USAGE, &format!("node {} is not in {}", a.id, a.cluster.display()));
+    };
+    let identity = Identity {
+        cluster: cluster.hash(),
+        node: a.id,
+        protocol: P::NAME.to_string(),
+    };
+    if a.inspect {
+        return match storage::recover::<P>(&a.data_dir, &identity, &actor, id, false) {
+            Ok((r, _)) => {
+                println!("storage: {:?}", r.storage);
+                println!(
+                    "last_lsn: {} snapshot_lsn: {} records_replayed: {} torn_tail: {:?}",
+                    r.last_lsn, r.snapshot_lsn, r.records_replayed, r.torn_tail
+                );
+                EXIT_OK
+            }
+            Err(e) => recover_failed(e),
+        };
+    }
+    let (recovered, store) = match storage::recover::<P>(&a.data_dir, &identity, &actor, id, true) {
+        Ok((r, Some(s))) => (r, s),
+        Ok((_, None)) => return fail(EXIT_USAGE, "internal: recovery opened no store"),
+        Err(e) => return recover_failed(e),
+    };
+    if let Some((file, offset)) = &recovered.torn_tail {
+        tracing::warn!(
+            file = %file.display(),
+            offset,
+            "truncated a torn final record (a write cut short by a crash; it was never acknowledged)"
+        );
+    }
+    let seed = a.seed.unwrap_or_else(|| Rng::seed_from(a.id));
+    let cfg = NodeConfig {
+        cluster,
+        id: a.id,
+        seed,
+        limits: Limits::default(),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_USAGE, &format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async move {
+        let running = match node::start::<P, _>(cfg, store, recovered).await {
+            Ok(r) => r,
+            Err(e) => return fail(EXIT_USAGE, &e),
+        };
+        let stop = running.stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop.send(true);
+        });
+        match running.done.await {
+            Ok(Exit::Stopped) => {
+                tracing::info!("node stopped cleanly");
+                EXIT_OK
+            }
+            Ok(Exit::HandlerFailed(e)) => fail(EXIT_HANDLER_FAILED, &format!("handler failed: {e}")),
+            Ok(Exit::DiskFailed(e)) => fail(EXIT_DISK, &format!("disk failure: {e}")),
+            Err(e) => fail(EXIT_USAGE, &format!("the event loop ended abnormally: {e}")),
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn fail(code: i32, msg: &str) -> i32 {
+    tracing::error!("{msg}");
+    eprintln!("error: {msg}");
+    code
+}
+
+fn recover_failed(e: RecoverError) -> i32 {
+    match e {
+        RecoverError::Corrupt { .. } => fail(EXIT_CORRUPT, &e.to_string()),
+        RecoverError::Unusable(_) => fail(EXIT_USAGE, &e.to_string()),
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Send one request to a running cluster and print the reply")]
+struct ClientArgs {
+    /// The cluster file (TOML).
+    #[arg(long)]
+    cluster: PathBuf,
+    /// How long one attempt waits for an answer.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Attempts before giving up (redirects and timeouts count).
+    #[arg(long, default_value_t = 10)]
+    attempts: u32,
+    /// Ask only this node, once.
+    #[arg(long)]
+    node: Option<u64>,
+    /// The request and its arguments, e.g. `put 5` or `get`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    request: Vec<String>,
+}
+
+fn client<P: Protocol>(a: ClientArgs) -> i32 {
+    let cluster = match Cluster::load(&a.cluster) {
+        Ok(c) => c,
+        Err(e) => return fail_plain(EXIT_USAGE, &e),
+    };
+    let words: Vec<&str> = a.request.iter().map(String::as_str).collect();
+    let request = match P::parse_request(&words) {
+        Ok(r) => r,
+        Err(e) => {
+            let forms: Vec<String> = P::requests()
+                .iter()
+                .map(|(n, ps)| format!("{n}{}", ps.iter().map(|p| format!(" <{p}>")).collect::<String>()))
+                .collect();
+            return fail_plain(EXIT_USAGE, &format!("{e}; requests of {}: {}", P::NAME, forms.join(", ")));
+        }
+    };
+    let opts = ClientOptions {
+        attempt_timeout_ms: a.timeout_ms,
+        attempts_max: a.attempts.max(1),
+        ..ClientOptions::default()
+    };
+    let mut c = match Client::<P>::new(&cluster, opts) {
+        Ok(c) => c,
+        Err(e) => return fail_plain(EXIT_USAGE, &e.to_string()),
+    };
+    let result = match a.node {
+        Some(n) => c.call_at(Id::from(n as usize), request).map(|r| match r {
+            Some(r) => format!("{r:?}"),
+            None => "redirected".to_string(),
+        }),
+        None => c.call(request).map(|(r, from)| format!("{r:?} (from node {})", usize::from(from))),
+    };
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            EXIT_OK
+        }
+        Err(e @ crate::client::ClientError::Config(_)) => fail_plain(EXIT_USAGE, &e.to_string()),
+        Err(e) => fail_plain(EXIT_NO_REPLY, &e.to_string()),
+    }
+}
+
+fn fail_plain(code: i32, msg: &str) -> i32 {
+    eprintln!("error: {msg}");
+    code
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Run a local cluster on 127.0.0.1, one child process per node")]
+struct ClusterArgs {
+    /// Servers: one number for a one-role spec, or a count per role in role
+    /// order (`1,3`).
+    #[arg(long, default_value = "3")]
+    nodes: String,
+    /// Where the cluster file, data directories and logs go.
+    #[arg(long, default_value = "smelt-cluster")]
+    dir: PathBuf,
+    /// Node i listens for peers on base+2i and for clients on base+2i+1.
+    #[arg(long, default_value_t = 7400)]
+    base_port: u16,
+}
+
+fn local_cluster<P: Protocol>(a: ClusterArgs) -> i32 {
+    let roles = P::roles();
+    let counts: Result<Vec<u64>, _> = a.nodes.split(',').map(|s| s.trim().parse::<u64>()).collect();
+    let counts = match counts {
+        Ok(c) if c.len() == roles.len() && c.iter().sum::<u64>() > 0 => c,
+        _ => {
+            let names: Vec<&str> = roles.iter().map(|r| r.name).collect();
+            return fail_plain(
+                EXIT_USAGE,
+                &format!("--nodes takes one count per role ({}), comma-separated", names.join(", ")),
+            );
+        }
+    };
+    let total: u64 = counts.iter().sum();
+    if total as usize > crate::cluster::NODES_MAX || a.base_port as u64 + 2 * total > 65535 {
+        return fail_plain(EXIT_USAGE, "too many nodes for the port range");
+    }
+    let mut nodes = Vec::new();
+    for (r, &n) in counts.iter().enumerate() {
+        for _ in 0..n {
+            let i = nodes.len() as u64;
+            let port = a.base_port as u64 + 2 * i;
+            nodes.push(NodeEntry {
+                id: i,
+                role: roles[r].name.to_string(),
+                address: format!("127.0.0.1:{port}"),
+                client_address: roles[r].serves_clients.then(|| format!("127.0.0.1:{}", port + 1)),
+            });
+        }
+    }
+    let spec = std::env::var_os("SMELT_SPEC_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(P::SPEC));
+    let spec = spec.canonicalize().unwrap_or(spec);
+    let cluster = Cluster {
+        cluster_id: format!("{}-local", P::NAME.to_lowercase()),
+        spec: Some(spec),
+        nodes,
+    };
+    if let Err(e) = std::fs::create_dir_all(&a.dir) {
+        return fail_plain(EXIT_USAGE, &format!("cannot create {}: {e}", a.dir.display()));
+    }
+    let dir = a.dir.canonicalize().unwrap_or(a.dir.clone());
+    let file = dir.join("cluster.toml");
+    if let Err(e) = std::fs::write(&file, cluster.to_toml()) {
+        return fail_plain(EXIT_USAGE, &format!("cannot write {}: {e}", file.display()));
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return fail_plain(EXIT_USAGE, &format!("cannot find this program: {e}")),
+    };
+    let mut children: Vec<Option<Child>> = Vec::new();
+    for n in &cluster.nodes {
+        match spawn_node(&exe, &dir, &file, n.id) {
+            Ok(c) => children.push(Some(c)),
+            Err(e) => {
+                eprintln!("error: cannot start node {}: {e}", n.id);
+                stop_children(&mut children);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    println!("{} nodes of {} running; logs in {}/node-<id>.log", cluster.nodes.len(), P::NAME, dir.display());
+    for n in &cluster.nodes {
+        println!("  node {} ({}): peers {}, clients {:?}", n.id, n.role, n.address, n.client_address);
+    }
+    println!("try: smelt client --cluster {} <request>", file.display());
+    println!("Ctrl-C stops the cluster.");
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail_plain(EXIT_USAGE, &format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async {
+        let signal = wait_for_signal();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                _ = &mut signal => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    for (i, c) in children.iter_mut().enumerate() {
+                        if let Some(Ok(Some(status))) = c.as_mut().map(|c| c.try_wait()) {
+                            eprintln!("node {i} exited ({status}); see {}/node-{i}.log", dir.display());
+                            *c = None;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    println!("stopping the cluster...");
+    stop_children(&mut children);
+    EXIT_OK
+}
+
+fn spawn_node(exe: &Path, dir: &Path, file: &Path, id: u64) -> std::io::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("node-{id}.log")))?;
+    Command::new(exe)
+        .arg("run")
+        .arg("--id")
+        .arg(id.to_string())
+        .arg("--cluster")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(dir.join(format!("node-{id}")))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+}
+
+/// SIGTERM to every child (a clean stop), then SIGKILL to any still running
+/// after five seconds.
+fn stop_children(children: &mut [Option<Child>]) {
+    for c in children.iter().flatten() {
+        // SAFETY: `kill` with a pid of our own child and a valid signal has
+        // no memory-safety preconditions.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for c in children.iter_mut().flatten() {
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Ok(None) = c.try_wait() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

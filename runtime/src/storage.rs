@@ -1,0 +1,605 @@
+//! Durable storage: a write-ahead log of deltas plus snapshots, in one data
+//! directory per node.
+//!
+//! Files (all integers little-endian, all checksums crc32c):
+//!
+//! - `node.meta` — text: format version, cluster hash, node id, protocol
+//!   name and a checksum line. Written once (temp file, fsync, rename, fsync
+//!   of the directory); a node refuses a data directory of another node,
+//!   cluster or protocol.
+//! - `LOCK` — held with an exclusive file lock while a node runs, so two
+//!   processes never write one directory.
+//! - `wal-<first lsn, 20 digits>.log` — a segment of the log: a 24-byte
+//!   header (magic `SMELTWAL`, version u32, first lsn u64, header crc u32)
+//!   then records. A record is the deltas of exactly one handler: a 20-byte
+//!   header (payload length u32, lsn u64, payload crc u32, crc of these 16
+//!   bytes u32) and the payload, `postcard` of `Vec<P::Delta>`. Record lsns
+//!   are consecutive from 1 across segments. One record per handler makes a
+//!   handler's durable changes atomic: a crash keeps a prefix of handlers,
+//!   never half of one.
+//! - `snap-<lsn, 20 digits>.snap` — the whole durable state after record
+//!   `lsn`: a 36-byte header (magic `SMELTSNP`, version u32, lsn u64, payload
+//!   length u64, payload crc u32, header crc u32) and `postcard` of
+//!   `P::Storage`. Written as `.tmp`, fsynced, renamed, directory fsynced;
+//!   then a new segment starts at `lsn + 1` and older files are deleted.
+//!
+//! Recovery rules: the newest snapshot (or `initial_storage` without one),
+//! then every record after it, in order, through `P::apply_delta`. Anything
+//! that does not check out — a bad header, a checksum mismatch of a complete
+//! record, a gap or repeat in lsns, a payload that does not decode or does not
+//! fit the spec, a damaged snapshot — is fatal, reported with the file and
+//! byte offset. The one exception is a *torn tail*: the last record of the
+//! last segment may be incomplete (the file ends inside it), or its damaged
+//! bytes may be explained by pages that never reached the disk (everything
+//! from a 4 KiB page boundary inside it to the end of the file is zero). Such
+//! a record was being written when the node died, its fsync never returned,
+//! and since the node releases messages only after the fsync, nothing
+//! outside the node depended on it: recovery truncates it and says so.
+
+use crate::commit::Record;
+use smelt_support::{Id, Protocol};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub const FORMAT_VERSION: u32 = 1;
+const SEGMENT_MAGIC: [u8; 8] = *b"SMELTWAL";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"SMELTSNP";
+pub const SEGMENT_HEADER_LEN: u64 = 24;
+pub const RECORD_HEADER_LEN: u64 = 20;
+pub const SNAPSHOT_HEADER_LEN: u64 = 36;
+/// One handler's deltas larger than this are refused (and on recovery, a
+/// header announcing more is corruption).
+pub const RECORD_BYTES_MAX: u64 = 256 << 20;
+const PAGE_BYTES: u64 = 4096;
+const META: &str = "node.meta";
+
+/// Where a node's durable writes go. The runtime's committer thread calls it;
+/// tests substitute slow or failing implementations.
+pub trait Store: Send + 'static {
+    /// Appends the records (one per handler, consecutive lsns) and makes
+    /// them durable before returning: write, then fsync.
+    fn append(&mut self, records: &[Record]) -> io::Result<()>;
+    /// Durably replaces everything up to `lsn` with `payload`, the encoded
+    /// durable state after record `lsn`.
+    fn snapshot(&mut self, lsn: u64, payload: &[u8]) -> io::Result<()>;
+}
+
+/// Which node a data directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub cluster: u64,
+    pub node: u64,
+    pub protocol: String,
+}
+
+#[derive(Debug)]
+pub enum RecoverError {
+    /// The data is damaged: the node must not start with it.
+    Corrupt { path: PathBuf, offset: u64, problem: String },
+    /// The directory belongs to someone else, is locked, or cannot be used.
+    Unusable(String),
+}
+
+impl fmt::Display for RecoverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoverError::Corrupt { path, offset, problem } => write!(
+                f,
+                "corrupt data directory: {} at byte {offset}: {problem}. The node refuses to start rather \
+                 than act on damaged state; to rejoin as an empty node, move the data directory away and restart",
+                path.display()
+            ),
+            RecoverError::Unusable(why) => f.write_str(why),
+        }
+    }
+}
+
+fn corrupt(path: &Path, offset: u64, problem: impl Into<String>) -> RecoverError {
+    RecoverError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        problem: problem.into(),
+    }
+}
+
+fn unusable(what: &str, path: &Path, e: impl fmt::Display) -> RecoverError {
+    RecoverError::Unusable(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// What recovery found.
+#[derive(Debug)]
+pub struct Recovered<S> {
+    /// `None` when the node never saved anything.
+    pub storage: Option<S>,
+    pub last_lsn: u64,
+    pub snapshot_lsn: u64,
+    pub snapshot_bytes: u64,
+    pub records_replayed: u64,
+    /// Bytes of records after the snapshot (drives the next snapshot).
+    pub log_bytes: u64,
+    /// A torn tail that was (or, read-only, would be) cut: file, offset.
+    pub torn_tail: Option<(PathBuf, u64)>,
+}
+
+/// The data directory of a running node.
+pub struct FileStore {
+    dir: PathBuf,
+    _lock: File,
+    segment: File,
+    segment_first: u64,
+    snapshot_lsn: u64,
+    buf: Vec<u8>,
+}
+
+fn crc(parts: &[&[u8]]) -> u32 {
+    parts.iter().fold(0, |c, p| crc32c::crc32c_append(c, p))
+}
+
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[i..i + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn u64_at(b: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn segment_name(first: u64) -> String {
+    format!("wal-{first:020}.log")
+}
+
+fn snapshot_name(lsn: u64) -> String {
+    format!("snap-{lsn:020}.snap")
+}
+
+/// Makes renames and creations in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `dir/name` atomically: temp file, fsync, rename, fsync
+/// of the directory.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+pub fn encode_record(buf: &mut Vec<u8>, r: &Record) {
+    let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    h[0..4].copy_from_slice(&(r.payload.len() as u32).to_le_bytes());
+    h[4..12].copy_from_slice(&r.lsn.to_le_bytes());
+    h[12..16].copy_from_slice(&crc(&[&r.payload]).to_le_bytes());
+    let hc = crc(&[&h[..16]]);
+    h[16..20].copy_from_slice(&hc.to_le_bytes());
+    buf.extend_from_slice(&h);
+    buf.extend_from_slice(&r.payload);
+}
+
+fn segment_header(first: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
+    h.extend_from_slice(&SEGMENT_MAGIC);
+    h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h.extend_from_slice(&first.to_le_bytes());
+    let c = crc(&[&h]);
+    h.extend_from_slice(&c.to_le_bytes());
+    h
+}
+
+pub fn encode_snapshot(lsn: u64, payload: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(SNAPSHOT_HEADER_LEN as usize + payload.len());
+    h.extend_from_slice(&SNAPSHOT_MAGIC);
+    h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h.extend_from_slice(&lsn.to_le_bytes());
+    h.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    h.extend_from_slice(&crc(&[payload]).to_le_bytes());
+    let c = crc(&[&h]);
+    h.extend_from_slice(&c.to_le_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn meta_text(id: &Identity) -> String {
+    let body = format!(
+        "smelt-data {FORMAT_VERSION}\ncluster {:016x}\nnode {}\nprotocol {}\n",
+        id.cluster, id.node, id.protocol
+    );
+    let c = crc(&[body.as_bytes()]);
+    format!("{body}crc {c:08x}\n")
+}
+
+fn check_meta(path: &Path, text: &str, want: &Identity) -> Result<(), RecoverError> {
+    let Some(cut) = text.rfind("crc ") else {
+        return Err(corrupt(path, 0, "no checksum line"));
+    };
+    let (body, line) = text.split_at(cut);
+    let stored = u32::from_str_radix(line.trim_start_matches("crc ").trim(), 16).ok();
+    if stored != Some(crc(&[body.as_bytes()])) {
+        return Err(corrupt(path, cut as u64, "checksum mismatch"));
+    }
+    if text != meta_text(want) {
+        return Err(RecoverError::Unusable(format!(
+            "data directory {} belongs to another node: it records\n{}but this node is\n{}",
+            path.parent().unwrap_or(Path::new(".")).display(),
+            body,
+            meta_text(want).split("crc ").next().unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// The offset just after the last non-zero byte of the file.
+fn nonzero_end(f: &mut File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk[..n])?;
+        if let Some(i) = chunk[..n].iter().rposition(|&b| b != 0) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// A segment read for recovery.
+struct Segment {
+    path: PathBuf,
+    first: u64,
+    last: bool,
+}
+
+/// How reading one record ended.
+enum Step {
+    Record { lsn: u64, payload: Vec<u8>, bytes: u64 },
+    End,
+    /// The record at this offset is a torn tail.
+    Torn,
+}
+
+fn read_record(f: &mut File, seg: &Segment, off: u64, len: u64) -> Result<Step, RecoverError> {
+    let io_err = |e: io::Error| corrupt(&seg.path, off, format!("read failed: {e}"));
+    if off == len {
+        return Ok(Step::End);
+    }
+    // Is a damaged record at `off` explained by a write that never
+    // completed? Only for the last segment (see the module comment).
+    let torn_or = |f: &mut File, problem: String| -> Result<Step, RecoverError> {
+        if seg.last {
+            let nz = nonzero_end(f, len).map_err(|e| corrupt(&seg.path, off, format!("read failed: {e}")))?;
+            let page = nz.div_ceil(PAGE_BYTES) * PAGE_BYTES;
+            if nz <= off || (page > off && page < len) {
+                return Ok(Step::Torn);
+            }
+        }
+        Err(corrupt(&seg.path, off, problem))
+    };
+    if len - off < RECORD_HEADER_LEN {
+        return if seg.last {
+            Ok(Step::Torn)
+        } else {
+            Err(corrupt(&seg.path, off, "incomplete record header"))
+        };
+    }
+    let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    f.seek(SeekFrom::Start(off)).map_err(io_err)?;
+    f.read_exact(&mut h).map_err(io_err)?;
+    if crc(&[&h[..16]]) != u32_at(&h, 16) {
+        return torn_or(f, "record header checksum mismatch".into());
+    }
+    let plen = u32_at(&h, 0) as u64;
+    let lsn = u64_at(&h, 4);
+    if plen > RECORD_BYTES_MAX {
+        return Err(corrupt(&seg.path, off, format!("record length {plen} exceeds {RECORD_BYTES_MAX}")));
+    }
+    if off + RECORD_HEADER_LEN + plen > len {
+        return if seg.last {
+            Ok(Step::Torn)
+        } else {
+            Err(corrupt(&seg.path, off, "record extends past the end of the file"))
+        };
+    }
+    let mut payload = vec![0u8; plen as usize];
+    f.read_exact(&mut payload).map_err(io_err)?;
+    if crc(&[&payload]) != u32_at(&h, 12) {
+        return torn_or(f, format!("checksum mismatch in record {lsn}"));
+    }
+    Ok(Step::Record {
+        lsn,
+        payload,
+        bytes: RECORD_HEADER_LEN + plen,
+    })
+}
+
+fn list(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Vec<(u64, PathBuf)>, Vec<PathBuf>), RecoverError> {
+    let mut segments = Vec::new();
+    let mut snapshots = Vec::new();
+    let mut temps = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| unusable("read", dir, e))?;
+    for e in entries {
+        let e = e.map_err(|e| unusable("read", dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let num = |p: &str, s: &str| name.strip_prefix(p)?.strip_suffix(s)?.parse::<u64>().ok();
+        if name.ends_with(".tmp") {
+            temps.push(e.path());
+        } else if let Some(n) = num("wal-", ".log") {
+            segments.push((n, e.path()));
+        } else if let Some(n) = num("snap-", ".snap") {
+            snapshots.push((n, e.path()));
+        }
+    }
+    segments.sort();
+    snapshots.sort();
+    Ok((segments, snapshots, temps))
+}
+
+fn read_snapshot<P: Protocol>(path: &Path, name_lsn: u64) -> Result<(P::Storage, u64), RecoverError> {
+    let bytes = fs::read(path).map_err(|e| corrupt(path, 0, format!("read failed: {e}")))?;
+    let hl = SNAPSHOT_HEADER_LEN as usize;
+    if bytes.len() < hl {
+        return Err(corrupt(path, 0, "snapshot shorter than its header"));
+    }
+    if bytes[..8] != SNAPSHOT_MAGIC || crc(&[&bytes[..32]]) != u32_at(&bytes, 32) {
+        return Err(corrupt(path, 0, "bad snapshot header (magic or checksum)"));
+    }
+    if u32_at(&bytes, 8) != FORMAT_VERSION {
+        return Err(corrupt(path, 8, format!("unsupported format version {}", u32_at(&bytes, 8))));
+    }
+    let lsn = u64_at(&bytes, 12);
+    if lsn != name_lsn {
+        return Err(corrupt(path, 12, format!("snapshot says lsn {lsn}, its name says {name_lsn}")));
+    }
+    let plen = u64_at(&bytes, 20);
+    if plen != (bytes.len() - hl) as u64 {
+        return Err(corrupt(path, SNAPSHOT_HEADER_LEN, format!("payload is {} bytes, header says {plen}", bytes.len() - hl)));
+    }
+    if crc(&[&bytes[hl..]]) != u32_at(&bytes, 28) {
+        return Err(corrupt(path, SNAPSHOT_HEADER_LEN, "snapshot payload checksum mismatch"));
+    }
+    let storage = crate::frame::payload::<P::Storage>(&bytes[hl..])
+        .map_err(|e| corrupt(path, SNAPSHOT_HEADER_LEN, format!("snapshot does not decode: {e}")))?;
+    Ok((storage, bytes.len() as u64))
+}
+
+/// Recovers the durable state of node `id` from `dir`. With `write`, the
+/// directory is created if needed, locked, stamped with `identity`, a torn
+/// tail is truncated and the directory is opened for appending; without it
+/// nothing on disk changes (for inspection).
+pub fn recover<P: Protocol>(
+    dir: &Path,
+    identity: &Identity,
+    actor: &P,
+    id: Id,
+    write: bool,
+) -> Result<(Recovered<P::Storage>, Option<FileStore>), RecoverError> {
+    let lock = if write {
+        fs::create_dir_all(dir).map_err(|e| unusable("create", dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::create(&lock_path).map_err(|e| unusable("create", &lock_path, e))?;
+        lock.try_lock().map_err(|_| {
+            RecoverError::Unusable(format!("data directory {} is in use by another process", dir.display()))
+        })?;
+        Some(lock)
+    } else {
+        None
+    };
+    let (segments, snapshots, temps) = list(dir)?;
+    let meta_path = dir.join(META);
+    match fs::read_to_string(&meta_path) {
+        Ok(text) => check_meta(&meta_path, &text, identity)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !segments.is_empty() || !snapshots.is_empty() {
+                return Err(corrupt(&meta_path, 0, "missing, but the directory holds log or snapshot files"));
+            }
+            if write {
+                write_atomic(dir, META, meta_text(identity).as_bytes()).map_err(|e| unusable("write", &meta_path, e))?;
+            }
+        }
+        Err(e) => return Err(corrupt(&meta_path, 0, format!("read failed: {e}"))),
+    }
+    if write {
+        // A temp file was never renamed, so it never counted.
+        for t in temps {
+            let _ = fs::remove_file(t);
+        }
+    }
+    let mut storage = None;
+    let mut snapshot_lsn = 0;
+    let mut snapshot_bytes = 0;
+    if let Some((lsn, path)) = snapshots.last() {
+        let (s, bytes) = read_snapshot::<P>(path, *lsn)?;
+        storage = Some(s);
+        snapshot_lsn = *lsn;
+        snapshot_bytes = bytes;
+    }
+    // Segments wholly covered by the snapshot are skipped: a later segment
+    // starts at or before the first record after the snapshot.
+    let start = segments
+        .iter()
+        .rposition(|(first, _)| *first <= snapshot_lsn + 1)
+        .unwrap_or(0);
+    let mut next: Option<u64> = None;
+    let mut last_lsn = snapshot_lsn;
+    let mut replayed = 0u64;
+    let mut log_bytes = 0u64;
+    let mut torn_tail = None;
+    let mut tail_end = None;
+    let n_segments = segments.len();
+    for (i, (first, path)) in segments.iter().enumerate().skip(start) {
+        let seg = Segment {
+            path: path.clone(),
+            first: *first,
+            last: i + 1 == n_segments,
+        };
+        if i == start && seg.first > snapshot_lsn + 1 {
+            return Err(corrupt(
+                path,
+                0,
+                format!("the log starts at record {} but the state is only known up to {snapshot_lsn}", seg.first),
+            ));
+        }
+        if let Some(n) = next {
+            if seg.first != n {
+                return Err(corrupt(path, 0, format!("segment starts at record {}, expected {n}", seg.first)));
+            }
+        }
+        let mut f = File::open(path).map_err(|e| corrupt(path, 0, format!("open failed: {e}")))?;
+        let len = f.metadata().map_err(|e| corrupt(path, 0, format!("stat failed: {e}")))?.len();
+        let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
+        let header_ok = len >= SEGMENT_HEADER_LEN
+            && f.read_exact(&mut h).is_ok()
+            && h[..8] == SEGMENT_MAGIC
+            && crc(&[&h[..20]]) == u32_at(&h, 20);
+        if !header_ok {
+            let all_zero = nonzero_end(&mut f, len).map_err(|e| corrupt(path, 0, format!("read failed: {e}")))? == 0;
+            if seg.last && (len < SEGMENT_HEADER_LEN || all_zero) {
+                // The segment's creation was cut short: it holds nothing.
+                torn_tail = Some((path.clone(), 0));
+                tail_end = Some((seg.first, path.clone(), 0));
+                next = Some(seg.first);
+                continue;
+            }
+            return Err(corrupt(path, 0, "bad segment header (magic or checksum)"));
+        }
+        if u32_at(&h, 8) != FORMAT_VERSION {
+            return Err(corrupt(path, 8, format!("unsupported format version {}", u32_at(&h, 8))));
+        }
+        if u64_at(&h, 12) != seg.first {
+            return Err(corrupt(path, 12, format!("segment says it starts at {}, its name says {}", u64_at(&h, 12), seg.first)));
+        }
+        let mut off = SEGMENT_HEADER_LEN;
+        let mut expect = seg.first;
+        loop {
+            match read_record(&mut f, &seg, off, len)? {
+                Step::End => break,
+                Step::Torn => {
+                    torn_tail = Some((path.clone(), off));
+                    break;
+                }
+                Step::Record { lsn, payload, bytes } => {
+                    if lsn != expect {
+                        return Err(corrupt(path, off, format!("expected record {expect}, found {lsn}")));
+                    }
+                    if lsn > snapshot_lsn {
+                        let deltas = crate::frame::payload::<Vec<P::Delta>>(&payload)
+                            .map_err(|e| corrupt(path, off, format!("record {lsn} does not decode: {e}")))?;
+                        let s = match storage.as_mut() {
+                            Some(s) => s,
+                            None => storage.insert(actor.initial_storage(id).map_err(|e| {
+                                RecoverError::Unusable(format!("the spec's initial durable state fails: {e}"))
+                            })?),
+                        };
+                        for d in deltas {
+                            P::apply_delta(s, d).map_err(|e| corrupt(path, off, format!("record {lsn} does not fit the spec: {e}")))?;
+                        }
+                        replayed += 1;
+                        log_bytes += bytes;
+                        last_lsn = lsn;
+                    }
+                    expect = lsn + 1;
+                    off += bytes;
+                }
+            }
+        }
+        next = Some(expect);
+        tail_end = Some((seg.first, path.clone(), off));
+    }
+    let recovered = Recovered {
+        storage,
+        last_lsn,
+        snapshot_lsn,
+        snapshot_bytes,
+        records_replayed: replayed,
+        log_bytes,
+        torn_tail,
+    };
+    let Some(lock) = lock else {
+        return Ok((recovered, None));
+    };
+    let segment = match tail_end {
+        Some((first, path, end)) => {
+            let f = OpenOptions::new().write(true).open(&path).map_err(|e| unusable("open", &path, e))?;
+            if end < SEGMENT_HEADER_LEN {
+                f.set_len(0).map_err(|e| unusable("truncate", &path, e))?;
+                (&f).write_all(&segment_header(first)).map_err(|e| unusable("write", &path, e))?;
+            } else {
+                f.set_len(end).map_err(|e| unusable("truncate", &path, e))?;
+            }
+            f.sync_all().map_err(|e| unusable("sync", &path, e))?;
+            (f, first)
+        }
+        None => {
+            let first = last_lsn + 1;
+            (new_segment(dir, first).map_err(|e| unusable("create a log segment in", dir, e))?, first)
+        }
+    };
+    let (mut segment, segment_first) = segment;
+    segment.seek(SeekFrom::End(0)).map_err(|e| unusable("seek in", dir, e))?;
+    let store = FileStore {
+        dir: dir.to_path_buf(),
+        _lock: lock,
+        segment,
+        segment_first,
+        snapshot_lsn,
+        buf: Vec::new(),
+    };
+    Ok((recovered, Some(store)))
+}
+
+fn new_segment(dir: &Path, first: u64) -> io::Result<File> {
+    let path = dir.join(segment_name(first));
+    let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+    f.write_all(&segment_header(first))?;
+    f.sync_all()?;
+    sync_dir(dir)?;
+    Ok(f)
+}
+
+impl Store for FileStore {
+    fn append(&mut self, records: &[Record]) -> io::Result<()> {
+        self.buf.clear();
+        for r in records {
+            encode_record(&mut self.buf, r);
+        }
+        self.segment.write_all(&self.buf)?;
+        // fdatasync also persists the file size, which appends change.
+        self.segment.sync_data()
+    }
+
+    fn snapshot(&mut self, lsn: u64, payload: &[u8]) -> io::Result<()> {
+        if lsn <= self.snapshot_lsn {
+            return Ok(());
+        }
+        write_atomic(&self.dir, &snapshot_name(lsn), &encode_snapshot(lsn, payload))?;
+        self.snapshot_lsn = lsn;
+        if self.segment_first != lsn + 1 {
+            self.segment = new_segment(&self.dir, lsn + 1)?;
+            self.segment_first = lsn + 1;
+        }
+        // Everything older is now covered by the durable snapshot.
+        let (segments, snapshots, _) = list(&self.dir).map_err(|e| io::Error::other(e.to_string()))?;
+        for (first, path) in segments {
+            if first < self.segment_first {
+                fs::remove_file(path)?;
+            }
+        }
+        for (l, path) in snapshots {
+            if l < lsn {
+                fs::remove_file(path)?;
+            }
+        }
+        sync_dir(&self.dir)
+    }
+}
