@@ -56,7 +56,9 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
 }
 
 /// Rejects pathological nesting before pest or the tree builders recurse on
-/// it. Counts brackets and runs of prefix operators outside comments.
+/// it. Counts brackets and runs of prefix operators outside comments. Also
+/// refuses a block comment that is never closed: pest would report it at
+/// the end of the file, far from the `/*` that is the mistake.
 fn check_nesting(src: &str) -> Option<Diagnostic> {
     let bytes = src.as_bytes();
     let mut depth = 0usize;
@@ -71,9 +73,16 @@ fn check_nesting(src: &str) -> Option<Diagnostic> {
             continue;
         }
         if c == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            let open = i;
             i += 2;
             while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
                 i += 1;
+            }
+            if i + 1 >= bytes.len() {
+                return Some(
+                    Diagnostic::error(Span::new(open, open + 2), "unterminated block comment")
+                        .label("this comment is never closed with `*/`"),
+                );
             }
             i += 2;
             continue;
@@ -132,20 +141,125 @@ const ITEM_KEYWORDS: &[&str] = &[
     "linearizable",
     "check",
 ];
+/// Every keyword of the grammar (`keyword` in `smelt.pest`).
+const KEYWORDS: &[&str] = &[
+    "protocol",
+    "type",
+    "record",
+    "enum",
+    "message",
+    "service",
+    "request",
+    "role",
+    "state",
+    "initial",
+    "durable",
+    "var",
+    "timer",
+    "choice",
+    "on",
+    "from",
+    "when",
+    "timeout",
+    "entry",
+    "exit",
+    "init",
+    "let",
+    "if",
+    "else",
+    "for",
+    "in",
+    "send",
+    "broadcast",
+    "goto",
+    "set",
+    "cancel",
+    "reply",
+    "redirect",
+    "to",
+    "choose",
+    "assert",
+    "return",
+    "match",
+    "true",
+    "false",
+    "self",
+    "forall",
+    "exists",
+    "invariant",
+    "reachable",
+    "eventually",
+    "leads_to",
+    "linearizable",
+    "check",
+    "const",
+    "fn",
+    "is",
+    "as",
+    "count",
+];
 const ROLE_MEMBER_KEYWORDS: &[&str] = &["durable", "var", "timer", "choice", "init", "initial", "state", "on"];
 const STATE_MEMBER_KEYWORDS: &[&str] = &["entry", "exit", "on"];
 const SERVICE_MEMBER_KEYWORDS: &[&str] = &["var", "request"];
 
+/// Keywords that are always followed by a name. A keyword right after one of
+/// them is being (mis)used as that name (`var state: u64`), not starting a
+/// new member, so recovery must not cut there: one mistake, one error.
+const NAME_FOLLOWS: &[&str] = &[
+    "protocol",
+    "const",
+    "type",
+    "record",
+    "enum",
+    "message",
+    "fn",
+    "service",
+    "request",
+    "role",
+    "state",
+    "initial",
+    "durable",
+    "var",
+    "timer",
+    "choice",
+    "goto",
+    "set",
+    "cancel",
+    "timeout",
+    "choose",
+    "invariant",
+    "reachable",
+    "eventually",
+    "leads_to",
+    "check",
+    "is",
+    "from",
+];
+
 /// Offsets where a word from `keywords` starts at brace depth zero of
-/// `src[from..to]`, skipping comments.
+/// `src[from..to]`, skipping comments. A keyword after `.` (a field such as
+/// `Register.initial`) or after a keyword in `NAME_FOLLOWS` is not a split
+/// point.
+///
+/// For items, a keyword at the start of a line also splits when braces are
+/// unbalanced before it, so that a missing `}` in one role does not swallow
+/// the rest of the file.
 fn split_points(src: &str, from: usize, to: usize, keywords: &[&str]) -> Vec<usize> {
+    let line_start_splits = keywords == ITEM_KEYWORDS;
     let bytes = src.as_bytes();
     let mut points = Vec::new();
     let mut depth = 0i64;
     let mut i = from;
     let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    // The previous significant token: a word, or else one symbol byte.
+    let mut prev_word: Option<&str> = None;
+    let mut prev_char = 0u8;
     while i < to {
         let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
         if c == b'/' && i + 1 < to && bytes[i + 1] == b'/' {
             while i < to && bytes[i] != b'\n' {
                 i += 1;
@@ -170,12 +284,20 @@ fn split_points(src: &str, from: usize, to: usize, keywords: &[&str]) -> Vec<usi
             while j < to && is_word(bytes[j]) {
                 j += 1;
             }
-            if depth == 0 && keywords.contains(&&src[i..j]) {
+            let word = &src[i..j];
+            let after_name_keyword = prev_word.is_some_and(|w| NAME_FOLLOWS.contains(&w));
+            let line_start = line_start_splits && (i == 0 || bytes[i - 1] == b'\n');
+            if (depth == 0 || line_start) && keywords.contains(&word) && prev_char != b'.' && !after_name_keyword {
                 points.push(i);
+                depth = 0;
             }
+            prev_word = Some(word);
+            prev_char = 0;
             i = j;
             continue;
         }
+        prev_word = None;
+        prev_char = c;
         i += 1;
     }
     points
@@ -225,6 +347,12 @@ fn recover(src: &str) -> (File, Vec<Diagnostic>) {
                 if !recovered {
                     diags.push(pest_error(src, start, e));
                     file.broken.extend(declared_name(src, start));
+                    // `protocol Name` is all there is to a protocol line: keep
+                    // the name, so the checker does not also report it missing.
+                    if word == Some("protocol") && file.protocol.is_none() {
+                        let name_end = trivia_end(src, start + "protocol".len());
+                        file.protocol = header_name(src, start, name_end + token_span(src, name_end).range().len());
+                    }
                 }
             }
         }
@@ -265,12 +393,64 @@ fn parse_chunk(src: &str, start: usize, end: usize, rule: Rule) -> (Option<Pair<
     }
 }
 
-/// Finds the `{ ... }` body of a block-structured item: the offset just after
-/// its `{` and the offset of the matching `}` (or the chunk end).
-fn body_bounds(src: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+/// The `{ ... }` body of a block-structured item or member in
+/// `src[start..end]`: the offset just after its `{` and the offset of the
+/// matching `}`. Braces in comments do not count. When the `{` is never
+/// closed, the body runs to `end` and `diags` gets an error; text after the
+/// `}` other than a `;` is reported as unexpected (`expected` says what
+/// could have come there).
+fn body_bounds(
+    src: &str,
+    start: usize,
+    end: usize,
+    expected: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(usize, usize)> {
     let open = start + src[start..end].find('{')?;
-    let close = src[open..end].rfind('}').map(|k| open + k).unwrap_or(end);
-    Some((open + 1, close.max(open + 1)))
+    let b = src.as_bytes();
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < end {
+        match b[i] {
+            b'/' if i + 1 < end && b[i + 1] == b'/' => {
+                while i < end && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if i + 1 < end && b[i + 1] == b'*' => {
+                i = src[i + 2..end].find("*/").map_or(end, |k| i + 2 + k + 2);
+                continue;
+            }
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    let mut after = trivia_end(src, i + 1).min(end);
+                    if after < end && b[after] == b';' {
+                        after = trivia_end(src, after + 1).min(end);
+                    }
+                    if after < end {
+                        diags.push(unexpected_at(src, after, expected));
+                    }
+                    return Some((open + 1, i));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    diags.push(
+        Diagnostic::error(Span::new(open, open + 1), "unclosed `{`")
+            .label("this `{` has no matching `}`")
+            .note("every `{` needs a `}`; a missing one is often at the end of a block or handler above"),
+    );
+    Some((open + 1, end))
+}
+
+/// Whether a word scanned by recovery is a valid name (`ident` in the grammar).
+fn is_name(word: &str) -> bool {
+    word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && !KEYWORDS.contains(&word)
 }
 
 fn header_name(src: &str, start: usize, open: usize) -> Option<Ident> {
@@ -284,10 +464,12 @@ fn header_name(src: &str, start: usize, open: usize) -> Option<Ident> {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect();
-    if name.is_empty() {
+    let s = start + kw_len + lead;
+    // Anything else in the header (`role A B {`), or a name that is not
+    // one (`role state {`), is for pest to report.
+    if !is_name(&name) || !only_trivia(&src[s + name.len()..open]) {
         return None;
     }
-    let s = start + kw_len + lead;
     Some(Ident {
         span: Span::new(s, s + name.len()),
         name,
@@ -295,12 +477,14 @@ fn header_name(src: &str, start: usize, open: usize) -> Option<Ident> {
 }
 
 fn recover_role(src: &str, start: usize, end: usize, file: &mut File, diags: &mut Vec<Diagnostic>) -> bool {
-    let Some((body_start, body_end)) = body_bounds(src, start, end) else {
+    let mut body_diags = Vec::new();
+    let Some((body_start, body_end)) = body_bounds(src, start, end, ITEM_CATEGORY, &mut body_diags) else {
         return false;
     };
     let Some(name) = header_name(src, start, body_start - 1) else {
         return false;
     };
+    diags.append(&mut body_diags);
     let mut role = RoleDecl {
         name,
         vars: vec![],
@@ -366,7 +550,14 @@ fn merge_initial(src: &str, points: Vec<usize>) -> Vec<usize> {
 }
 
 fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic>) -> Option<StateDecl> {
-    let (body_start, body_end) = body_bounds(src, start, end)?;
+    let mut body_diags = Vec::new();
+    let (body_start, body_end) = body_bounds(
+        src,
+        start,
+        end,
+        "a role member (`var`, `durable`, `timer`, `state`, `on`, ...)",
+        &mut body_diags,
+    )?;
     let header = &src[start..body_start - 1];
     let initial = header.trim_start().starts_with("initial");
     let kw = if initial { "initial" } else { "state" };
@@ -381,9 +572,12 @@ fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect();
-    if name.is_empty() {
+    // Anything else in the header (`state A B {`), or a name that is not
+    // one (`state init {`), is for pest to report.
+    if !is_name(&name) || !only_trivia(&src[name_start + name.len()..body_start - 1]) {
         return None;
     }
+    diags.append(&mut body_diags);
     let mut st = StateDecl {
         name: Ident {
             span: Span::new(name_start, name_start + name.len()),
@@ -422,12 +616,14 @@ fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic
 }
 
 fn recover_service(src: &str, start: usize, end: usize, file: &mut File, diags: &mut Vec<Diagnostic>) -> bool {
-    let Some((body_start, body_end)) = body_bounds(src, start, end) else {
+    let mut body_diags = Vec::new();
+    let Some((body_start, body_end)) = body_bounds(src, start, end, ITEM_CATEGORY, &mut body_diags) else {
         return false;
     };
     let Some(name) = header_name(src, start, body_start - 1) else {
         return false;
     };
+    diags.append(&mut body_diags);
     let mut svc = ServiceDecl {
         name,
         vars: vec![],
@@ -474,7 +670,7 @@ fn declared_name(src: &str, at: usize) -> Option<String> {
 fn unexpected_at(src: &str, at: usize, expected: &str) -> Diagnostic {
     let span = token_span(src, at);
     let found = describe_found(src, span);
-    Diagnostic::error(span, format!("expected {expected}, found {found}")).label(format!("expected {expected}"))
+    Diagnostic::error(span, format!("expected {expected}, found {found}")).label("unexpected here")
 }
 
 // ------------------------------------------------------------------ syntax errors
@@ -519,23 +715,20 @@ fn describe_found(src: &str, span: Span) -> String {
 /// under the token where parsing stopped and the message says what would
 /// have been accepted there, in the spec's own vocabulary.
 fn pest_error(src: &str, base: usize, e: pest::error::Error<Rule>) -> Diagnostic {
-    let pos = match e.location {
+    let loc = match e.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
-    let at = trivia_end(src, (base + pos).min(src.len()));
-    let span = token_span(src, at);
-    let found = describe_found(src, span);
-    let found_text = &src[span.range()];
-    if found_text.starts_with(|c: char| c.is_ascii_digit()) && found_text.contains(|c: char| c.is_ascii_alphabetic()) {
-        return Diagnostic::error(span, format!("`{found_text}` is not a number"))
-            .label("integer literals have no suffix")
-            .note("an integer literal takes its type from where it is used; convert with `as`, e.g. `x as u32`");
-    }
+    // pest's own location is where the last *rule* failed (for `{ x: u64
+    // y: u64 }` the start of `u64`); the detailed attempts know the furthest
+    // position any token was expected at (`y`), which is usually the better
+    // place for the caret.
+    let max = e.parse_attempts().map_or(loc, |a| a.max_position.max(loc));
+    let at_loc = trivia_end(src, (base + loc).min(src.len()));
+    let at_max = trivia_end(src, (base + max).min(src.len()));
     if let ErrorVariant::CustomError { message } = &e.variant {
-        return Diagnostic::error(span, format!("cannot parse this spec: {message}"));
+        return Diagnostic::error(token_span(src, at_loc), format!("cannot parse this spec: {message}"));
     }
-    let mut expected: Vec<String> = Vec::new();
     let mut categories: Vec<&'static str> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
     if let Some(attempts) = e.parse_attempts() {
@@ -567,7 +760,95 @@ fn pest_error(src: &str, base: usize, e: pest::error::Error<Rule>) -> Diagnostic
             }
         }
     }
+
+    // `1u64`: the caret may be inside the word; report the whole word.
+    for at in [at_loc, at_max] {
+        let mut w = at;
+        while w > base && src.as_bytes()[w - 1].is_ascii_alphanumeric() {
+            w -= 1;
+        }
+        let word = &src[token_span(src, w).range()];
+        if word.starts_with(|c: char| c.is_ascii_digit()) && word.contains(|c: char| c.is_ascii_alphabetic()) {
+            return Diagnostic::error(token_span(src, w), format!("`{word}` is not a number"))
+                .label("integer literals have no suffix")
+                .note("an integer literal takes its type from where it is used; convert with `as`, e.g. `x as u32`");
+        }
+    }
+    // `var state: u64`: pest gets as far as the end of the keyword (trying
+    // to read it as a name); say why a good-looking name is refused.
+    let loc_span = token_span(src, at_loc);
+    let loc_text = &src[loc_span.range()];
+    if KEYWORDS.contains(&loc_text)
+        && categories.contains(&"a name")
+        && at_max <= trivia_end(src, loc_span.end as usize)
+    {
+        return Diagnostic::error(loc_span, format!("expected a name, found keyword `{loc_text}`"))
+            .label("a keyword cannot be used as a name")
+            .note(format!("`{loc_text}` is reserved by the language; choose another name"));
+    }
+
+    let span = token_span(src, at_max);
+    let found = describe_found(src, span);
+    let found_text = &src[span.range()];
+    if let Some(c) = found_text.chars().next() {
+        if found_text.chars().count() == 1 && !c.is_alphanumeric() && !"{}()[]<>:;,.=!+-*/%&|~_".contains(c) {
+            return Diagnostic::error(span, format!("unexpected character `{}`", c.escape_debug()))
+                .label("not part of the language");
+        }
+    }
+
+    // "an item" is also what pest says when a token inside an item is
+    // missing (`fn f(x: u64) u64`): keep it only where an item could start,
+    // that is after a complete item.
+    if categories.contains(&ITEM_CATEGORY)
+        && !(max >= trivia_end(src, base) - base && SmParser::parse(Rule::item_only, &src[base..base + max]).is_ok())
+    {
+        categories.retain(|c| *c != ITEM_CATEGORY);
+    }
+    // Long lists of operators and statement keywords read better as one
+    // word each.
+    let operators = [
+        "`!=`", "`%`", "`&&`", "`*`", "`+`", "`-`", "`/`", "`<=`", "`<`", "`==`", "`=>`", "`>=`", "`>`", "`||`",
+    ];
+    let postfix = ["`.`", "`[`", "`(`", "`::`", "`as`", "`is`", "`in`"];
+    if tokens.iter().filter(|t| operators.contains(&t.as_str())).count() >= 3 {
+        tokens.retain(|t| !operators.contains(&t.as_str()) && !postfix.contains(&t.as_str()));
+        tokens.push("an operator".to_string());
+    }
+    let statements = [
+        "`let`",
+        "`if`",
+        "`for`",
+        "`match`",
+        "`send`",
+        "`broadcast`",
+        "`goto`",
+        "`set`",
+        "`cancel`",
+        "`reply`",
+        "`redirect`",
+        "`choose`",
+        "`assert`",
+        "`return`",
+    ];
+    if tokens.iter().filter(|t| statements.contains(&t.as_str())).count() >= 3 {
+        tokens.retain(|t| !statements.contains(&t.as_str()));
+        tokens.push("a statement".to_string());
+    }
+    if categories.contains(&BLOCK_CATEGORY) {
+        tokens.retain(|t| t != "`{`");
+    }
+    // pest names `expr` itself when too many alternatives failed inside it,
+    // also right after a complete expression; "an expression" is only
+    // true where one can start, which tokens like `!` or `true` show.
+    let expression_starts = [
+        "`!`", "`self`", "`true`", "`false`", "`forall`", "`exists`", "`count`", "`if`", "`match`",
+    ];
+    if !tokens.iter().any(|t| expression_starts.contains(&t.as_str())) {
+        categories.retain(|c| *c != "an expression");
+    }
     let starts_expression = categories.contains(&"an expression");
+    let mut expected: Vec<String> = Vec::new();
     for t in tokens {
         // Tokens that merely start an expression are covered by the category.
         if starts_expression
@@ -583,6 +864,7 @@ fn pest_error(src: &str, base: usize, e: pest::error::Error<Rule>) -> Diagnostic
     }
     expected.extend(categories.iter().map(|c| c.to_string()));
     expected.sort_by_key(|s| (!s.starts_with('`'), s.clone()));
+    expected.dedup();
     expected.truncate(8);
     let message = match expected.len() {
         0 => format!("unexpected {found}"),
@@ -597,7 +879,15 @@ fn pest_error(src: &str, base: usize, e: pest::error::Error<Rule>) -> Diagnostic
     } else {
         "unexpected here".to_string()
     };
-    Diagnostic::error(span, message).label(label)
+    let mut d = Diagnostic::error(span, message).label(label);
+    if found_text == "=" && expected.iter().any(|e| e == "an operator") && !expected.iter().any(|e| e == "a statement")
+    {
+        d = d.note("`=` assigns, which only statements do; to compare, write `==`");
+    }
+    if found_text == "when" {
+        d = d.note("only message, request and `choose` handlers take a `when` guard; test other conditions with `if` in the block");
+    }
+    d
 }
 
 fn friendly_token(t: &str) -> Option<String> {
@@ -615,6 +905,9 @@ fn friendly_token(t: &str) -> Option<String> {
     Some(format!("`{t}`"))
 }
 
+const ITEM_CATEGORY: &str = "an item (`role`, `message`, ...)";
+const BLOCK_CATEGORY: &str = "a block `{ ... }`";
+
 /// What a rule that was about to start means to a spec author.
 fn category(r: Rule) -> Option<&'static str> {
     Some(match r {
@@ -624,7 +917,7 @@ fn category(r: Rule) -> Option<&'static str> {
         Rule::ty => "a type",
         Rule::expr | Rule::cond_expr => "an expression",
         Rule::pattern => "a pattern",
-        Rule::block => "a block `{ ... }`",
+        Rule::block => BLOCK_CATEGORY,
         Rule::handler => "a handler (`on ...`)",
         Rule::ck_unknown => "a check option",
         Rule::protocol_decl
@@ -636,7 +929,7 @@ fn category(r: Rule) -> Option<&'static str> {
         | Rule::fn_decl
         | Rule::service_decl
         | Rule::role_decl
-        | Rule::property_decl => "an item (`role`, `message`, ...)",
+        | Rule::property_decl => ITEM_CATEGORY,
         _ => return None,
     })
 }
@@ -1141,6 +1434,10 @@ impl Builder {
         let x = d.into_inner().next().unwrap();
         match x.as_rule() {
             Rule::ident => PlaceElem::Field(self.ident(x)),
+            Rule::dot_keyword => PlaceElem::Field(Ident {
+                name: x.as_str().to_string(),
+                span: self.span(&x),
+            }),
             _ => {
                 let span = self.span(&x);
                 PlaceElem::TupleIndex(self.int(x).min(u32::MAX as u128) as u32, span)

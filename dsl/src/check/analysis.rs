@@ -10,8 +10,10 @@ impl Checker<'_> {
     pub(super) fn analyse(&mut self) {
         self.symmetry_requests();
         // With syntax errors, some handlers and gotos are missing from the
-        // tree, and "never used" warnings would be wrong.
-        if !self.syntax_errors {
+        // tree, and "never used" warnings would be wrong. The same goes for
+        // other errors: a misspelt `goto Decidde` must not also make state
+        // `Decided` "never entered".
+        if !self.syntax_errors && !self.diags.iter().any(|d| d.is_error()) {
             self.unreachable_states();
             self.message_usage();
             self.timer_usage();

@@ -1317,8 +1317,11 @@ impl Checker<'_> {
         };
         let mut out: Vec<Option<ir::Expr>> = vec![None; decl.len()];
         let mut seen: Vec<Option<Span>> = vec![None; decl.len()];
+        // A misspelt field is most likely the missing one: report it alone.
+        let mut unknown_field = false;
         for (f, value) in fields {
             let Some(i) = decl.iter().position(|(n, _)| *n == f.name) else {
+                unknown_field = true;
                 let what = format!("field of `{}`:", name.name);
                 let cands = decl.iter().map(|(n, _)| n.clone()).collect();
                 self.unknown(&what, f, cands, None);
@@ -1351,7 +1354,7 @@ impl Checker<'_> {
             let x = self.expr(b, Some(&ty));
             Box::new(self.coerce(x, &ty))
         });
-        if base.is_none() {
+        if base.is_none() && !unknown_field {
             let missing: Vec<String> = decl
                 .iter()
                 .zip(&out)
@@ -1840,40 +1843,96 @@ impl Checker<'_> {
     /// would have no value.
     pub(super) fn check_exhaustive<'p>(&mut self, ty: &Ty, pats: impl Iterator<Item = &'p Pat>, span: Span) {
         let pats: Vec<&Pat> = pats.collect();
-        if pats.iter().any(|p| irrefutable(p)) {
-            return;
-        }
-        let t = ty.resolved();
-        let covered = match &t {
-            Ty::Option(_) => {
-                pats.iter().any(|p| matches!(p, Pat::None))
-                    && pats.iter().any(|p| matches!(p, Pat::Some(i) if irrefutable(i)))
-            }
-            Ty::Bool => {
-                pats.iter().any(|p| matches!(p, Pat::Bool(true))) && pats.iter().any(|p| matches!(p, Pat::Bool(false)))
-            }
-            Ty::Enum(id) => (0..self.spec.enums[*id].variants.len()).all(|v| {
-                pats.iter().any(
-                    |p| matches!(p, Pat::Enum { variant, args, .. } if *variant == v && args.iter().all(irrefutable)),
-                )
-            }),
-            Ty::Reply => (0..self.spec.service.as_ref().map_or(0, |s| s.replies.len())).all(|v| {
-                pats.iter()
-                    .any(|p| matches!(p, Pat::Reply { reply, args } if *reply == v && args.iter().all(irrefutable)))
-            }),
-            Ty::Request => (0..self.spec.service.as_ref().map_or(0, |s| s.requests.len())).all(|v| {
-                pats.iter()
-                    .any(|p| matches!(p, Pat::Request { req, args } if *req == v && args.iter().all(irrefutable)))
-            }),
-            Ty::Error => true,
-            _ => false,
-        };
-        if !covered {
+        if !self.covers(ty, &pats) {
             let d = Diagnostic::error(span, "this `match` does not cover every case")
                 .label("some values match no arm")
                 .note("add the missing cases or a final `_ => ...` arm");
             self.error(d);
         }
+    }
+
+    /// Whether `pats` together match every value of `ty`. This is the usual
+    /// algorithm that specializes the patterns by constructor, column by
+    /// column, so nested patterns count: `Pair(_, true)` and `Pair(_,
+    /// false)` cover `Pair`, and `(true, _)`, `(false, _)` cover a tuple.
+    /// Integers are never covered by literals alone. Work is bounded by
+    /// `COVER_STEPS_MAX`; past it the match counts as not covered.
+    pub(super) fn covers(&self, ty: &Ty, pats: &[&Pat]) -> bool {
+        let rows: Vec<Vec<&Pat>> = pats.iter().map(|p| vec![*p]).collect();
+        let mut budget = COVER_STEPS_MAX;
+        self.covers_rows(&rows, std::slice::from_ref(ty), &mut budget)
+    }
+
+    fn covers_rows(&self, rows: &[Vec<&Pat>], tys: &[Ty], budget: &mut usize) -> bool {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let Some((t, rest_tys)) = tys.split_first() else {
+            return !rows.is_empty();
+        };
+        if rows.is_empty() {
+            return false;
+        }
+        let t = t.resolved();
+        let is_wild = |p: &Pat| matches!(p, Pat::Wildcard | Pat::Bind(_));
+        // The constructors of `t`, as the types of their fields, for types
+        // whose values can be enumerated by constructor.
+        let ctors: Option<Vec<Vec<Ty>>> = match &t {
+            Ty::Error => return true,
+            Ty::Bool => Some(vec![vec![], vec![]]),
+            Ty::Option(inner) => Some(vec![vec![], vec![(**inner).clone()]]),
+            Ty::Tuple(ts) => Some(vec![ts.clone()]),
+            Ty::Enum(id) => Some(self.spec.enums[*id].variants.iter().map(|(_, f)| f.clone()).collect()),
+            Ty::Reply => self
+                .spec
+                .service
+                .as_ref()
+                .map(|s| s.replies.iter().map(|r| r.fields.clone()).collect()),
+            Ty::Request => self.spec.service.as_ref().map(|s| {
+                s.requests
+                    .iter()
+                    .map(|r| r.params.iter().map(|p| self.spec.locals[*p].ty.clone()).collect())
+                    .collect()
+            }),
+            _ => None,
+        };
+        let ctors = match ctors {
+            Some(c) if !rows.iter().all(|r| is_wild(r[0])) => c,
+            // Only wildcards can cover this column (or only wildcards are
+            // in it): drop it.
+            _ => {
+                let rest: Vec<Vec<&Pat>> = rows.iter().filter(|r| is_wild(r[0])).map(|r| r[1..].to_vec()).collect();
+                return self.covers_rows(&rest, rest_tys, budget);
+            }
+        };
+        ctors.iter().enumerate().all(|(c, fields)| {
+            let mut specialized = Vec::new();
+            for r in rows {
+                // The sub-patterns of row `r` for constructor `c`, or skip
+                // the row if its head is another constructor. Ill-typed
+                // patterns were reported already; they match nothing here.
+                let mut row: Vec<&Pat> = match r[0] {
+                    p if is_wild(p) => vec![],
+                    Pat::Bool(b) if *b == (c == 0) => vec![],
+                    Pat::None if c == 0 => vec![],
+                    Pat::Some(p) if c == 1 => vec![&**p],
+                    Pat::Tuple(ps) => ps.iter().collect(),
+                    Pat::Enum { variant, args, .. } if *variant == c => args.iter().collect(),
+                    Pat::Reply { reply, args } if *reply == c => args.iter().collect(),
+                    Pat::Request { req, args } if *req == c => args.iter().collect(),
+                    _ => continue,
+                };
+                // Pad with wildcards (a wildcard head; or a pattern of the
+                // wrong arity, already reported).
+                row.resize(fields.len(), &WILDCARD);
+                row.extend_from_slice(&r[1..]);
+                specialized.push(row);
+            }
+            let mut tys = fields.clone();
+            tys.extend_from_slice(rest_tys);
+            self.covers_rows(&specialized, &tys, budget)
+        })
     }
 
     pub(super) fn handler_ctx_block(&self) -> Option<BlockKind> {
@@ -1883,6 +1942,10 @@ impl Checker<'_> {
         }
     }
 }
+
+/// Steps of the coverage check before it gives up (see `covers`).
+const COVER_STEPS_MAX: usize = 100_000;
+static WILDCARD: Pat = Pat::Wildcard;
 
 pub(super) fn irrefutable(p: &Pat) -> bool {
     match p {

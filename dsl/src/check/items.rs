@@ -1,7 +1,7 @@
 //! Roles, service bodies, properties and check configurations.
 
 use super::expr::contains_error;
-use super::stmt::{reply_counts, BlockInfo};
+use super::stmt::BlockInfo;
 use super::types::placeholder;
 use super::{BlockKind, Checker, Ctx};
 use crate::ast::{self, CheckEntryKind as CE, HandlerKind, Item, MsgBinding, PropertyKind as PK, RequestPat, Span};
@@ -195,7 +195,7 @@ impl Checker<'_> {
                 .secondary(r.name.span, format!("add it to the signature: `-> ... | {rn}`"));
                 self.error(d);
             }
-            let (min, max, _) = reply_counts(&body);
+            let (min, max, _) = self.reply_counts(&body);
             if min == 0 {
                 let d = Diagnostic::error(
                     r.name.span,

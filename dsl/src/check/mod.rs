@@ -161,6 +161,9 @@ impl<'a> Checker<'a> {
     fn run(&mut self) {
         match &self.file.protocol {
             Some(p) => self.spec.name = p.name.clone(),
+            // With syntax errors the declaration may be in a part that did
+            // not parse; the syntax error is the one to fix first.
+            None if self.syntax_errors && self.src.contains("protocol") => self.spec.name = "Protocol".to_string(),
             None => {
                 let span = Span::new(0, 0);
                 self.error(
@@ -256,9 +259,16 @@ impl<'a> Checker<'a> {
     }
 
     /// Reports a duplicate declaration.
+    ///
+    /// `what` is a kind ("type") or, like for `unknown`, "kind of owner:"
+    /// ("field of record `P`:"), which reads "field `x` of record `P`".
     fn duplicate(&mut self, what: &str, name: &Ident, first: Span) {
+        let message = match what.strip_suffix(':').and_then(|w| w.split_once(" of ")) {
+            Some((kind, owner)) => format!("{kind} `{}` of {owner} is declared twice", name.name),
+            None => format!("{what} `{}` is declared twice", name.name),
+        };
         self.error(
-            Diagnostic::error(name.span, format!("{what} `{}` is declared twice", name.name))
+            Diagnostic::error(name.span, message)
                 .label("declared again here")
                 .secondary(first, "first declared here"),
         );
@@ -279,6 +289,7 @@ impl<'a> Checker<'a> {
         let mut d = Diagnostic::error(name.span, message);
         match suggest(&name.name, candidates.iter().map(String::as_str)) {
             Some(s) => d = d.label(format!("did you mean `{s}`?")),
+            None if kind == "name" => d = d.label("not declared anywhere"),
             None => d = d.label(format!("no {kind} with this name")),
         }
         if let Some(n) = extra_note {

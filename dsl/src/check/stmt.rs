@@ -264,6 +264,16 @@ impl Checker<'_> {
                     I::CancelTimer(t)
                 }
             }
+            S::Reply { target: Some(c), value } if self.ctx == Ctx::Service => {
+                // The service answers its caller; there is no client to name.
+                let d = Diagnostic::error(c.span, "a service request replies without naming a client")
+                    .label("remove this")
+                    .note("in a service, write `reply Value(...)`; `reply c Value(...)` is for role handlers");
+                self.error(d);
+                let v = self.expr(value, Some(&Ty::Reply));
+                let v = self.coerce(v, &Ty::Reply);
+                I::ServiceReply(v)
+            }
             S::Reply { target: Some(c), value } => {
                 self.need_role(span, "reply")?;
                 let c = self.expr(c, Some(&Ty::Client));
@@ -636,7 +646,11 @@ impl Checker<'_> {
                         self.ty_name(&target.ty),
                         methods
                             .iter()
-                            .map(|m| format!("`.{m}(...)`"))
+                            .map(|m| if *m == "clear" {
+                                "`.clear()`".to_string()
+                            } else {
+                                format!("`.{m}(...)`")
+                            })
                             .collect::<Vec<_>>()
                             .join(", ")
                     ));
@@ -711,44 +725,101 @@ fn order_insensitive(body: &[ir::Stmt], loop_locals: &[usize]) -> bool {
     })
 }
 
-/// `(min, max)` number of replies a block gives on its paths; `max` is
-/// capped at 2 (meaning "more than once").
-pub(super) fn reply_counts(stmts: &[ir::Stmt]) -> (u32, u32, bool) {
-    // returns (min, max, always_returns)
-    let mut min = 0u32;
-    let mut max = 0u32;
-    for s in stmts {
-        let (a, b, ret) = match &s.kind {
-            I::ServiceReply(_) => (1, 1, false),
-            I::Return => (0, 0, true),
-            I::If { then, els, .. } => {
-                let (a1, b1, r1) = reply_counts(then);
-                let (a2, b2, r2) = reply_counts(els);
-                (a1.min(a2), b1.max(b2), r1 && r2)
-            }
-            I::Match { arms, .. } => {
-                let cs: Vec<_> = arms.iter().map(|(_, b)| reply_counts(b)).collect();
-                if cs.is_empty() {
-                    (0, 0, false)
-                } else {
-                    (
-                        cs.iter().map(|c| c.0).min().unwrap(),
-                        cs.iter().map(|c| c.1).max().unwrap(),
-                        cs.iter().all(|c| c.2),
-                    )
-                }
-            }
-            I::For { body, .. } => {
-                let (_, b, _) = reply_counts(body);
-                (0, if b > 0 { 2 } else { 0 }, false)
-            }
-            _ => (0, 0, false),
-        };
-        min = (min + a).min(2);
-        max = (max + b).min(2);
-        if ret {
-            return (min, max, true);
-        }
+/// The replies a block gives, as `(min, max)` over its paths (capped at 2,
+/// meaning "more than once"), separately for the paths that fall through
+/// its end and the paths that leave it with `return`; `None` when there is
+/// no such path.
+#[derive(Clone, Copy, Debug)]
+struct ReplyPaths {
+    fall: Option<(u32, u32)>,
+    ret: Option<(u32, u32)>,
+}
+
+fn union(a: Option<(u32, u32)>, b: Option<(u32, u32)>) -> Option<(u32, u32)> {
+    match (a, b) {
+        (Some((a1, b1)), Some((a2, b2))) => Some((a1.min(a2), b1.max(b2))),
+        (x, None) | (None, x) => x,
     }
-    (min, max, false)
+}
+
+fn then(a: Option<(u32, u32)>, b: Option<(u32, u32)>) -> Option<(u32, u32)> {
+    let ((a1, b1), (a2, b2)) = (a?, b?);
+    Some(((a1 + a2).min(2), (b1 + b2).min(2)))
+}
+
+impl Checker<'_> {
+    /// `(min, max)` number of replies a service request body gives over all
+    /// its paths (`max` capped at 2), and whether every path ends in
+    /// `return`. Path-sensitive: `if c { reply A; return }; reply B` replies
+    /// exactly once. A `match` statement whose arms do not cover every value
+    /// also has the path where no arm runs.
+    pub(super) fn reply_counts(&self, stmts: &[ir::Stmt]) -> (u32, u32, bool) {
+        let p = self.reply_paths(stmts);
+        let (min, max) = union(p.fall, p.ret).unwrap_or((0, 0));
+        (min, max, p.fall.is_none())
+    }
+
+    fn reply_paths(&self, stmts: &[ir::Stmt]) -> ReplyPaths {
+        let mut acc = ReplyPaths {
+            fall: Some((0, 0)),
+            ret: None,
+        };
+        for s in stmts {
+            if acc.fall.is_none() {
+                break;
+            }
+            let p = match &s.kind {
+                I::ServiceReply(_) => ReplyPaths {
+                    fall: Some((1, 1)),
+                    ret: None,
+                },
+                I::Return => ReplyPaths {
+                    fall: None,
+                    ret: Some((0, 0)),
+                },
+                I::If { then, els, .. } => {
+                    let (t, e) = (self.reply_paths(then), self.reply_paths(els));
+                    ReplyPaths {
+                        fall: union(t.fall, e.fall),
+                        ret: union(t.ret, e.ret),
+                    }
+                }
+                I::Match { scrutinee, arms } => {
+                    let pats: Vec<&ir::Pat> = arms.iter().map(|(p, _)| p).collect();
+                    let mut p = ReplyPaths {
+                        fall: if self.covers(&scrutinee.ty, &pats) {
+                            None
+                        } else {
+                            Some((0, 0))
+                        },
+                        ret: None,
+                    };
+                    for (_, b) in arms {
+                        let a = self.reply_paths(b);
+                        p.fall = union(p.fall, a.fall);
+                        p.ret = union(p.ret, a.ret);
+                    }
+                    p
+                }
+                I::For { body, .. } => {
+                    // Zero or more iterations: any reply in the body may
+                    // happen several times.
+                    let b = self.reply_paths(body);
+                    let many = |x: Option<(u32, u32)>| x.is_some_and(|(_, hi)| hi > 0);
+                    let before = if many(b.fall) { 2 } else { 0 };
+                    ReplyPaths {
+                        fall: Some((0, if many(b.fall) || many(b.ret) { 2 } else { 0 })),
+                        ret: b.ret.map(|(lo, hi)| (lo, hi.max(before))),
+                    }
+                }
+                _ => ReplyPaths {
+                    fall: Some((0, 0)),
+                    ret: None,
+                },
+            };
+            acc.ret = union(acc.ret, then(acc.fall, p.ret));
+            acc.fall = then(acc.fall, p.fall);
+        }
+        acc
+    }
 }

@@ -625,32 +625,56 @@ impl Checker<'_> {
             self.spec.fns[id].lets = lets;
             self.spec.fns[id].body = body;
         }
-        // Functions must not recurse: they are total by construction.
+        // Functions must not recurse: they are total by construction. Each
+        // cycle is reported once, from its function with the lowest index,
+        // with every call on it.
         for start in 0..self.spec.fns.len() {
+            // The DFS path; each entry is a function and the number of its
+            // calls taken so far (the last one taken leads to the next entry).
             let mut stack = vec![(start, 0usize)];
             let mut seen = vec![false; self.spec.fns.len()];
-            while let Some((f, i)) = stack.pop() {
-                if i < self.fn_calls[f].len() {
-                    stack.push((f, i + 1));
-                    let (g, span) = self.fn_calls[f][i];
-                    if g == start {
-                        let name = self.spec.fns[start].name.clone();
-                        self.error(
-                            Diagnostic::error(span, format!("function `{name}` calls itself"))
-                                .label("recursive call")
-                                .note(
-                                    "functions must not recurse; use a quantifier, comprehension or aggregate instead",
-                                ),
-                        );
-                        break;
+            while let Some(&(f, i)) = stack.last() {
+                if i >= self.fn_calls[f].len() {
+                    stack.pop();
+                    continue;
+                }
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                let (g, _) = self.fn_calls[f][i];
+                if g == start {
+                    let path: Vec<(usize, Span)> = stack.iter().map(|&(h, k)| (h, self.fn_calls[h][k - 1].1)).collect();
+                    if path.iter().all(|&(h, _)| h >= start) {
+                        self.report_recursion(&path);
                     }
-                    if !seen[g] {
-                        seen[g] = true;
-                        stack.push((g, 0));
-                    }
+                    break;
+                }
+                if !seen[g] {
+                    seen[g] = true;
+                    stack.push((g, 0));
                 }
             }
         }
+    }
+
+    /// `path`: the functions of a call cycle, each with the span of its call
+    /// to the next (the last calls the first).
+    fn report_recursion(&mut self, path: &[(usize, Span)]) {
+        let name = |i: usize| self.spec.fns[path[i % path.len()].0].name.clone();
+        let mut d = if path.len() == 1 {
+            Diagnostic::error(path[0].1, format!("function `{}` calls itself", name(0))).label("recursive call")
+        } else {
+            let through: Vec<String> = (1..path.len()).map(|i| format!("`{}`", name(i))).collect();
+            Diagnostic::error(
+                path[0].1,
+                format!("function `{}` calls itself through {}", name(0), through.join(", ")),
+            )
+            .label(format!("calls `{}`", name(1)))
+        };
+        for (i, &(_, span)) in path.iter().enumerate().skip(1) {
+            d = d.secondary(span, format!("`{}` calls `{}`", name(i), name(i + 1)));
+        }
+        self.error(d.note("functions must not recurse; use a quantifier, comprehension or aggregate instead"));
     }
 
     /// A human-readable type name, keeping alias names.
