@@ -145,9 +145,9 @@ impl Gen<'_> {
             #derives
             pub enum Timer { #(#names(#timers),)* Client(ClientTimer) }
 
-            /// Every nondeterministic choice of the protocol.
+            /// Every nondeterministic choice of the protocol (clients pick servers).
             #derives
-            pub enum Random { #(#names(#choices),)* }
+            pub enum Random { #(#names(#choices),)* Client(Id) }
         }
     }
 
@@ -251,64 +251,39 @@ impl Gen<'_> {
             .iter()
             .zip(&role_names)
             .map(|(n, s)| quote!(#p::#n(_) => #s.to_string(),));
-        let client_msg = if self.spec.service.is_some() {
-            quote! {
-                (#p::Client(c), State::Client(s)) => match &msg {
-                    Msg::Reply(rid, _) => {
-                        if let Some((next_state, next)) = c.on_reply(id, s, *rid) {
-                            if let Some(n) = next {
-                                fx.send(n.dst, Msg::Request(n.request_id, n.request));
-                                if c.retry {
-                                    fx.set_timer(Timer::Client(ClientTimer::Retry), CLIENT_RETRY);
-                                }
-                            } else if c.retry {
-                                fx.cancel_timer(Timer::Client(ClientTimer::Retry));
-                            }
-                            *state = Cow::Owned(State::Client(next_state));
+        let s = &self.s;
+        let (client_msg, client_start, client_timeout, client_random) = if self.spec.service.is_some() {
+            (
+                quote! {
+                    (#p::Client(c), State::Client(s)) => {
+                        if let Some(next) = #s::client::model::on_msg::<Self, E>(c, id, s, &msg, fx) {
+                            *state = Cow::Owned(State::Client(next));
                         }
                     }
-                    Msg::Redirect(rid, hint) => {
-                        if let Some((next_state, n)) = c.on_redirect(id, s, *rid, *hint) {
-                            fx.send(n.dst, Msg::Request(n.request_id, n.request));
-                            if next_state != *s {
-                                *state = Cow::Owned(State::Client(next_state));
-                            }
-                        }
-                    }
-                    _ => {}
                 },
-            }
-        } else {
-            quote!()
-        };
-        let client_start = if self.spec.service.is_some() {
-            quote! {
-                let (s, send) = c.on_start(id);
-                if let Some(n) = send {
-                    fx.send(n.dst, Msg::Request(n.request_id, n.request));
-                    if c.retry {
-                        fx.set_timer(Timer::Client(ClientTimer::Retry), CLIENT_RETRY);
-                    }
-                }
-                State::Client(s)
-            }
-        } else {
-            quote!(State::Client(ClientState::default()))
-        };
-        let client_timeout = if self.spec.service.is_some() {
-            quote! {
-                (#p::Client(c), State::Client(s), Timer::Client(ClientTimer::Retry)) => {
-                    if let Some((next_state, n)) = c.on_retry(id, s) {
-                        fx.send(n.dst, Msg::Request(n.request_id, n.request));
-                        fx.set_timer(Timer::Client(ClientTimer::Retry), CLIENT_RETRY);
-                        if next_state != *s {
-                            *state = Cow::Owned(State::Client(next_state));
+                quote!(State::Client(#s::client::model::start::<Self, E>(c, id, fx))),
+                quote! {
+                    (#p::Client(c), State::Client(s), Timer::Client(_)) => {
+                        if let Some(next) = #s::client::model::on_timeout::<Self, E>(c, id, s, fx) {
+                            *state = Cow::Owned(State::Client(next));
                         }
                     }
-                }
-            }
+                },
+                quote! {
+                    (#p::Client(c), State::Client(s), Random::Client(_)) => {
+                        if let Some(next) = #s::client::model::on_random::<Self, E>(c, s, random, fx) {
+                            *state = Cow::Owned(State::Client(next));
+                        }
+                    }
+                },
+            )
         } else {
-            quote!()
+            (
+                quote!(),
+                quote!(State::Client(ClientState::default())),
+                quote!(),
+                quote!(),
+            )
         };
         quote! {
             #[doc = #doc]
@@ -318,9 +293,6 @@ impl Gen<'_> {
                 /// A model client issuing its workload to the service.
                 Client(ClientActor<Request>),
             }
-
-            /// The model client's retry timeout (model checking only).
-            const CLIENT_RETRY: std::ops::Range<Duration> = Duration::from_millis(500)..Duration::from_millis(1000);
 
             impl #p {
                 /// Starts (or restarts) a node. Shared by the model checker and
@@ -351,6 +323,7 @@ impl Gen<'_> {
                 pub fn handle_random<E: Effects<Self, Delta>>(&self, id: Id, state: &mut Cow<'_, State>, random: &Random, fx: &mut E) {
                     match (self, &**state, random) {
                         #(#random_arms)*
+                        #client_random
                         _ => {}
                     }
                 }
@@ -605,6 +578,25 @@ impl Gen<'_> {
                 quote!(State::#n(s) => (#rn, Some(match s.phase { #(#arms)* })),)
             }
         });
+        let field_arms = self.spec.roles.iter().map(|role| {
+            let n = ident(&role.name);
+            let mut fields: Vec<TokenStream> = Vec::new();
+            if !role.states.is_empty() {
+                fields.push(quote!(("state", format!("{:?}", s.phase))));
+            }
+            for v in &role.vars {
+                let f = ident(&v.name);
+                let name = &v.name;
+                fields.push(quote!((#name, format!("{:?}", s.#f))));
+            }
+            quote!(State::#n(s) => {
+                let mut out = vec![#(#fields),*];
+                if let Some(e) = &s.failure {
+                    out.push(("failure", e.to_string()));
+                }
+                out
+            })
+        });
         let timer_arms = self.spec.roles.iter().enumerate().flat_map(|(r, role)| {
             let n = ident(&role.name);
             let tt = self.role_ident(r, "Timer");
@@ -694,8 +686,8 @@ impl Gen<'_> {
                     }
                 }
 
-                fn client(workload: Vec<Request>, servers: Vec<Id>, retry: bool) -> Self {
-                    #p::Client(ClientActor { workload, servers, retry })
+                fn client(workload: Vec<Request>, servers: Vec<Id>, retry: bool, pick: bool) -> Self {
+                    #p::Client(ClientActor { workload, servers, retry, pick })
                 }
 
                 fn is_client(&self) -> bool {
@@ -737,11 +729,29 @@ impl Gen<'_> {
                     }
                 }
 
+                fn describe_fields(state: &State) -> Vec<(&'static str, String)> {
+                    match state {
+                        #(#field_arms)*
+                        State::Client(s) => vec![("sent", s.sent.to_string()), ("awaiting", format!("{:?}", s.awaiting))],
+                    }
+                }
+
                 #client_proto
                 #parse_request
 
                 fn client_retry_timer() -> Timer {
                     Timer::Client(ClientTimer::Retry)
+                }
+
+                fn client_choice(target: Id) -> Random {
+                    Random::Client(target)
+                }
+
+                fn as_client_choice(choice: &Random) -> Option<Id> {
+                    match choice {
+                        Random::Client(id) => Some(*id),
+                        _ => None,
+                    }
                 }
 
                 fn timer_info(timer: &Timer) -> Option<(usize, usize)> {

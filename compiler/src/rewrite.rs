@@ -168,6 +168,7 @@ impl Gen<'_> {
         }
         state_vs.push((format_ident!("Client"), Self::positional(1), false));
         timer_vs.push((format_ident!("Client"), Self::positional(1), false));
+        random_vs.push((format_ident!("Client"), Self::positional(1), false));
         out.extend(self.rewrite_enum(&format_ident!("State"), &state_vs));
         out.extend(self.rewrite_enum(&format_ident!("Storage"), &storage_vs));
         out.extend(self.rewrite_enum(&format_ident!("Delta"), &delta_vs));

@@ -1,11 +1,377 @@
 //! `smelt check`, as run by a spec's harness binary.
 
-use smelt_support::Protocol;
+use crate::config::RunConfig;
+use crate::props::PropId;
+use crate::report::{render_summary, safety_verdicts, CheckReport, StatsReport};
+use crate::search::Search;
+use crate::system::System;
+use crate::trace::{reconstruct, render, render_nodes, steps};
+use clap::Parser;
+use smelt_support::{CheckConfig, NetworkKind, Protocol, Strategy};
+use std::fmt::Write;
+use std::io::IsTerminal;
+use std::time::Duration;
 
-/// Runs `smelt check` for protocol `P` with the given arguments (after the
-/// spec path). Returns the exit code.
+pub const LIVENESS_HELP: &str = "\
+LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
+  The environment has a fault budget: `drops N` message losses and `crash K`
+  crash-restarts in total. Until the budget is spent anything may happen.
+  Afterwards the environment is fair: every message that stays deliverable
+  to a live node is eventually delivered, every timer that stays armed
+  eventually fires, and crashed nodes eventually recover. Unless `timing any`
+  is given, timing is partially synchronous after the faults: a timer does
+  not fire at a node while messages to that node are in flight, and a timer
+  does not fire while another armed timer is declared to expire strictly
+  sooner (its upper bound is below this timer's lower bound).
+  `eventually P` fails if some fair behaviour never reaches P; `leads_to P ~> Q`
+  fails if some fair behaviour reaches P and never reaches Q afterwards.
+  Violations are found as reachable cycles in the state graph (lassos),
+  printed as a prefix and a loop that repeats forever.";
+
+#[derive(Parser, Debug)]
+#[command(name = "smelt check", about = "Model-check a spec's protocol.", after_help = LIVENESS_HELP)]
+pub struct Args {
+    /// Run only this `check` block (default: all of them).
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Servers: a count (one-role protocols) or `Role=N,Role=M`.
+    #[arg(long)]
+    pub servers: Option<String>,
+    #[arg(long)]
+    pub clients: Option<u64>,
+    /// unordered_nonduplicating (alias unordered), unordered_duplicating, ordered.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Safety: servers that may be down at once. Liveness: crashes in total.
+    #[arg(long)]
+    pub crashes: Option<u64>,
+    /// Messages may be lost (safety mode).
+    #[arg(long)]
+    pub lossy: bool,
+    /// Liveness: messages that may be lost in total.
+    #[arg(long)]
+    pub drops: Option<u64>,
+    /// Breadth-first search (shortest counterexamples; the default).
+    #[arg(long, conflicts_with = "dfs")]
+    pub bfs: bool,
+    /// Depth-first search (less memory).
+    #[arg(long)]
+    pub dfs: bool,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub max_depth: Option<u64>,
+    #[arg(long)]
+    pub max_states: Option<u64>,
+    /// Reduce by permutations of interchangeable servers.
+    #[arg(long, conflicts_with = "no_symmetry")]
+    pub symmetry: bool,
+    #[arg(long)]
+    pub no_symmetry: bool,
+    /// safety or liveness.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Write the report as JSON to this file (`-` for stdout).
+    #[arg(long, num_args = 0..=1, default_missing_value = "-")]
+    pub json: Option<String>,
+    /// Exit 0 when every check's outcome is what its `expect` says.
+    #[arg(long)]
+    pub expect: bool,
+    /// Progress lines on stderr every this many seconds (0: never).
+    #[arg(long)]
+    pub progress: Option<u64>,
+    /// Serve stateright's Explorer on this address (default 127.0.0.1:3000).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
+    pub explore: Option<String>,
+}
+
 pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
-    let _ = args;
-    eprintln!("smelt check: not built yet for {}", P::NAME);
-    2
+    let args = match Args::try_parse_from(std::iter::once("smelt check".to_string()).chain(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let configs = match select_configs::<P>(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let spec = std::env::var("SMELT_SPEC_PATH").unwrap_or_else(|_| P::SPEC.to_string());
+    if let Some(addr) = &args.explore {
+        return crate::explore::serve::<P>(configs.into_iter().next().unwrap_or_else(default_config::<P>), addr);
+    }
+    let mut reports = Vec::new();
+    let mut usage_error = false;
+    for cfg in configs {
+        println!("check `{}` of {} ({}):", cfg.name, spec, cfg.describe());
+        let progress = match args.progress {
+            Some(0) => None,
+            Some(n) => Some(Duration::from_secs(n)),
+            None if std::io::stderr().is_terminal() => Some(Duration::from_secs(5)),
+            None => None,
+        };
+        let result = if cfg.liveness {
+            crate::liveness::run::<P>(&spec, cfg.clone(), progress)
+        } else {
+            run_safety::<P>(&spec, cfg.clone(), progress)
+        };
+        match result {
+            Ok(mut r) => {
+                r.judge(&cfg.expect);
+                print!("{}", render_summary(&r));
+                println!();
+                reports.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                usage_error = true;
+            }
+        }
+    }
+    if let Some(path) = &args.json {
+        let text = match serde_json::to_string_pretty(&reports) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        if path == "-" {
+            println!("{text}");
+        } else if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write {path}: {e}");
+            return 2;
+        }
+    }
+    if usage_error {
+        return 2;
+    }
+    if args.expect {
+        let all = reports.iter().all(|r| r.as_expected.unwrap_or(!r.violated()));
+        return if all { 0 } else { 1 };
+    }
+    if reports.iter().any(CheckReport::violated) {
+        1
+    } else {
+        0
+    }
+}
+
+fn default_config<P: Protocol>() -> RunConfig {
+    RunConfig::from_check(&CheckConfig {
+        name: "default".into(),
+        index: 0,
+        servers: P::roles().iter().map(|_| 3).collect(),
+        clients: 0,
+        network: NetworkKind::UnorderedNonDuplicating,
+        lossy: false,
+        drops: 0,
+        crash: 0,
+        mode: smelt_support::Mode::Safety,
+        symmetry: false,
+        max_depth: None,
+        max_states: None,
+        strategy: Strategy::Bfs,
+        threads: None,
+        timing: smelt_support::Timing::Any,
+        expect: smelt_support::Expect::Unspecified,
+    })
+}
+
+/// The configs to run: the spec's `check` blocks (or one), with overrides.
+pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String> {
+    let checks = P::checks();
+    let mut configs: Vec<RunConfig> = match &args.config {
+        Some(name) => match checks.iter().find(|c| &c.name == name) {
+            Some(c) => vec![RunConfig::from_check(c)],
+            None => {
+                let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+                return Err(format!("no check named `{name}`; the spec has: {}", names.join(", ")));
+            }
+        },
+        None if checks.is_empty() => vec![default_config::<P>()],
+        None => checks.iter().map(RunConfig::from_check).collect(),
+    };
+    for c in &mut configs {
+        if let Some(s) = &args.servers {
+            c.servers = parse_servers::<P>(s)?;
+        }
+        if let Some(n) = args.clients {
+            c.clients = n;
+        }
+        if let Some(n) = &args.network {
+            c.network = NetworkKind::parse(n).ok_or_else(|| format!("unknown network `{n}`"))?;
+        }
+        if let Some(k) = args.crashes {
+            c.crash = k;
+        }
+        if args.lossy {
+            c.lossy = true;
+        }
+        if let Some(d) = args.drops {
+            c.drops = d;
+        }
+        if args.dfs {
+            c.strategy = Strategy::Dfs;
+        }
+        if args.bfs {
+            c.strategy = Strategy::Bfs;
+        }
+        if let Some(t) = args.threads {
+            c.threads = t.max(1);
+        }
+        if args.max_depth.is_some() {
+            c.max_depth = args.max_depth;
+        }
+        if args.max_states.is_some() {
+            c.max_states = args.max_states;
+        }
+        if args.symmetry {
+            if !P::SYMMETRIC {
+                return Err("this protocol is not symmetric: its behaviour depends on how servers are numbered (see `smelt lint`)".into());
+            }
+            c.symmetry = true;
+        }
+        if args.no_symmetry {
+            c.symmetry = false;
+        }
+        match args.mode.as_deref() {
+            None => {}
+            Some("safety") => c.liveness = false,
+            Some("liveness") => {
+                c.liveness = true;
+                c.partial_synchrony = true;
+            }
+            Some(m) => return Err(format!("unknown mode `{m}`: expected `safety` or `liveness`")),
+        }
+        c.client_retry = c.liveness && (c.drops > 0 || c.crash > 0 || c.lossy);
+        if c.servers.len() != P::roles().len() {
+            return Err("servers must give a count for every role".into());
+        }
+    }
+    if args.mode.is_some() && args.config.is_none() {
+        let want_liveness = args.mode.as_deref() == Some("liveness");
+        let matching: Vec<RunConfig> = checks
+            .iter()
+            .map(RunConfig::from_check)
+            .filter(|c| c.liveness == want_liveness)
+            .collect();
+        if !matching.is_empty() && args.servers.is_none() {
+            return Ok(matching);
+        }
+    }
+    Ok(configs)
+}
+
+fn parse_servers<P: Protocol>(s: &str) -> Result<Vec<u64>, String> {
+    let roles = P::roles();
+    if let Ok(n) = s.parse::<u64>() {
+        if roles.len() != 1 {
+            return Err(format!(
+                "this protocol has {} roles; write `--servers {}`",
+                roles.len(),
+                roles
+                    .iter()
+                    .map(|r| format!("{}=1", r.name))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        return Ok(vec![n]);
+    }
+    let mut out = vec![0; roles.len()];
+    for part in s.split(',') {
+        let (name, n) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected `Role=N`, got `{part}`"))?;
+        let r = roles
+            .iter()
+            .position(|x| x.name == name.trim())
+            .ok_or_else(|| format!("unknown role `{name}`"))?;
+        out[r] = n.trim().parse().map_err(|_| format!("not a count: `{n}`"))?;
+    }
+    Ok(out)
+}
+
+/// Runs one safety check and builds its report.
+pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) -> Result<CheckReport, String> {
+    if cfg.symmetry && !P::SYMMETRIC {
+        return Err("symmetry requested for a protocol that is not symmetric".into());
+    }
+    let sys = System::<P>::new(cfg.clone())?;
+    let mut search = Search::new(&sys);
+    search.progress = progress;
+    let stats = search.run();
+    let discoveries = search.discoveries.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let props = safety_verdicts::<P>(&discoveries, &stats, search.props.linearizable, |id, d| {
+        let Some(trace) = reconstruct(&search, d.fp) else {
+            return (None, None, Some("the counterexample could not be rebuilt".into()));
+        };
+        let last = trace.last();
+        let mut text = String::new();
+        let kind = format!("{:?}", id.kind::<P>()).to_lowercase();
+        let _ = writeln!(
+            text,
+            "counterexample for {kind} {} ({} steps):",
+            id.name::<P>(),
+            trace.steps.len()
+        );
+        text.push_str(&render(&sys, &trace));
+        let detail = match id {
+            PropId::HandlerError => crate::props::first_failure(last).map(|(i, e)| {
+                let at = format!(
+                    "{}:{}:{}",
+                    std::path::Path::new(spec)
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    e.at.0,
+                    e.at.1
+                );
+                format!(
+                    "{} stopped: {} at {at}{}",
+                    crate::trace::node_name(&sys, smelt_support::Id::from(i)),
+                    e.kind.describe(),
+                    if e.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", e.detail)
+                    }
+                )
+            }),
+            PropId::Linearizable => Some("the client histories have no linearization".into()),
+            PropId::Spec(_) => None,
+        };
+        let _ = writeln!(
+            text,
+            "  ✗ {kind} {} fails here{}",
+            id.name::<P>(),
+            detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+        );
+        if let PropId::Spec(i) = id {
+            let _ = writeln!(text, "      {}", P::properties()[i].text);
+        }
+        if id == PropId::Linearizable {
+            text.push_str(&crate::liveness::render_history(&sys, last));
+        }
+        let _ = writeln!(text, "    node states:");
+        text.push_str(&render_nodes(&sys, last));
+        (Some(steps(&sys, &trace)), Some(text), detail)
+    });
+    Ok(CheckReport {
+        spec: spec.to_string(),
+        protocol: P::NAME.to_string(),
+        check: cfg.name.clone(),
+        mode: "safety",
+        config: cfg,
+        stats: StatsReport::from(&stats),
+        properties: props,
+        assumptions: Vec::new(),
+        expected: None,
+        as_expected: None,
+    })
 }

@@ -1,5 +1,21 @@
-//! `smelt-model-check`: everything between a generated protocol and
-//! stateright — configurations, faults, clients, properties, search modes,
-//! reports and traces.
+//! `smelt-model-check`: everything between a generated protocol and the
+//! search — configurations, faults, clients, properties, search modes,
+//! reports and traces. It depends on the `Protocol` trait of
+//! `smelt-support` only, never on the spec language.
 
 pub mod cli;
+pub mod config;
+pub mod explore;
+pub mod history;
+pub mod liveness;
+pub mod net;
+pub mod props;
+pub mod report;
+pub mod search;
+pub mod symmetry;
+pub mod system;
+pub mod trace;
+
+pub use config::RunConfig;
+pub use search::Search;
+pub use system::System;

@@ -93,6 +93,10 @@ pub struct ClientActor<Req> {
     pub servers: Vec<Id>,
     /// Retry on a timer (liveness checks with message loss need it).
     pub retry: bool,
+    /// Pick the server for each request nondeterministically instead of
+    /// by index (symmetry reduction needs targets that do not depend on how
+    /// servers are numbered).
+    pub pick: bool,
 }
 
 impl<Req: Clone> ClientActor<Req> {
@@ -202,6 +206,95 @@ impl<Req: Clone> ClientActor<Req> {
         } else {
             None
         }
+    }
+}
+
+/// The model client's behaviour, generic over the protocol so generated
+/// code only forwards to it. Each function returns the new client state
+/// when it changed.
+pub mod model {
+    use super::*;
+    use crate::{Effects, Protocol};
+    use std::time::Duration;
+
+    const RETRY: std::ops::Range<Duration> = Duration::from_millis(500)..Duration::from_millis(1000);
+
+    fn dispatch<P: Protocol, E: Effects<P, P::Delta>>(
+        c: &ClientActor<P::Request>,
+        send: ClientSend<P::Request>,
+        to_pick: bool,
+        fx: &mut E,
+    ) {
+        if c.pick && to_pick {
+            let options = c.servers.iter().map(|s| P::client_choice(*s)).collect();
+            fx.choose("target", options);
+        } else {
+            fx.send(send.dst, P::request_msg(send.request_id, send.request));
+        }
+        if c.retry {
+            fx.set_timer(P::client_retry_timer(), RETRY);
+        }
+    }
+
+    pub fn start<P: Protocol, E: Effects<P, P::Delta>>(c: &ClientActor<P::Request>, id: Id, fx: &mut E) -> ClientState {
+        let (s, send) = c.on_start(id);
+        if let Some(send) = send {
+            dispatch::<P, E>(c, send, true, fx);
+        }
+        s
+    }
+
+    pub fn on_msg<P: Protocol, E: Effects<P, P::Delta>>(
+        c: &ClientActor<P::Request>,
+        id: Id,
+        s: &ClientState,
+        msg: &P::Message,
+        fx: &mut E,
+    ) -> Option<ClientState> {
+        match P::client_msg(msg)? {
+            ClientMsg::Reply(rid, _) => {
+                let (next, send) = c.on_reply(id, s, rid)?;
+                match send {
+                    Some(send) => dispatch::<P, E>(c, send, true, fx),
+                    None if c.retry => fx.cancel_timer(P::client_retry_timer()),
+                    None => {}
+                }
+                Some(next)
+            }
+            ClientMsg::Redirect(rid, hint) => {
+                let (next, send) = c.on_redirect(id, s, rid, hint)?;
+                // A hint is followed; without one, a picking client picks again.
+                dispatch::<P, E>(c, send, hint.is_none(), fx);
+                (next != *s).then_some(next)
+            }
+            ClientMsg::Request(..) => None,
+        }
+    }
+
+    pub fn on_timeout<P: Protocol, E: Effects<P, P::Delta>>(
+        c: &ClientActor<P::Request>,
+        id: Id,
+        s: &ClientState,
+        fx: &mut E,
+    ) -> Option<ClientState> {
+        let (next, send) = c.on_retry(id, s)?;
+        dispatch::<P, E>(c, send, true, fx);
+        (next != *s).then_some(next)
+    }
+
+    /// A picking client chose where to send its outstanding request.
+    pub fn on_random<P: Protocol, E: Effects<P, P::Delta>>(
+        c: &ClientActor<P::Request>,
+        s: &ClientState,
+        choice: &P::Choice,
+        fx: &mut E,
+    ) -> Option<ClientState> {
+        let dst = P::as_client_choice(choice)?;
+        let (Some(rid), Some(req)) = (s.awaiting, c.outstanding(s)) else {
+            return None;
+        };
+        fx.send(dst, P::request_msg(rid, req.clone()));
+        None
     }
 }
 

@@ -231,7 +231,7 @@ pub trait Protocol:
     /// The actor for server `id` in `layout`; `None` if `id` is not a server.
     fn server(id: Id, layout: &Layout) -> Option<Self>;
     /// The model client.
-    fn client(workload: Vec<Self::Request>, servers: Vec<Id>, retry: bool) -> Self;
+    fn client(workload: Vec<Self::Request>, servers: Vec<Id>, retry: bool, pick: bool) -> Self;
     /// Whether this actor is a model client.
     fn is_client(&self) -> bool;
 
@@ -251,6 +251,10 @@ pub trait Protocol:
     fn client_state(state: &Self::State) -> Option<&ClientState>;
     /// The role and explicit state a node is in, for traces.
     fn describe_state(state: &Self::State) -> (&'static str, Option<&'static str>);
+    /// A node's state as `(name, value)` pairs, for traces: its explicit
+    /// state (if the role has states) and every variable, in declaration
+    /// order, formatted with `Debug`.
+    fn describe_fields(state: &Self::State) -> Vec<(&'static str, String)>;
 
     /// The service's requests: name and parameter names, for help texts.
     fn requests() -> &'static [(&'static str, &'static [&'static str])];
@@ -263,6 +267,9 @@ pub trait Protocol:
     fn client_msg(msg: &Self::Msg) -> Option<ClientMsg<'_, Self::Request, Self::Reply>>;
     /// The client timer, for retries.
     fn client_retry_timer() -> Self::Timer;
+    /// A client's choice of server (when clients pick nondeterministically).
+    fn client_choice(target: Id) -> Self::Random;
+    fn as_client_choice(choice: &Self::Random) -> Option<Id>;
     /// The role whose timer this is, and the timer's declared index.
     fn timer_info(timer: &Self::Timer) -> Option<(usize, usize)>;
 

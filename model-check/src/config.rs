@@ -1,0 +1,85 @@
+//! A run's configuration: a spec's `check` block, with command-line
+//! overrides applied.
+
+use serde::Serialize;
+use smelt_support::{CheckConfig, Expect, Mode, NetworkKind, Strategy, Timing};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    pub name: String,
+    /// Which `check` block's workload the clients run.
+    pub workload_index: usize,
+    pub servers: Vec<u64>,
+    pub clients: u64,
+    pub network: NetworkKind,
+    /// Safety mode: any message may be dropped at any time.
+    pub lossy: bool,
+    /// Liveness mode: how many drops the environment may make in total.
+    pub drops: u64,
+    /// Safety: how many servers may be down at once. Liveness: how many
+    /// crashes in total.
+    pub crash: u64,
+    pub liveness: bool,
+    pub symmetry: bool,
+    pub max_depth: Option<u64>,
+    pub max_states: Option<u64>,
+    pub strategy: Strategy,
+    pub threads: usize,
+    /// Liveness timing assumption after the faults (see `timer_enabled`).
+    pub partial_synchrony: bool,
+    /// Clients resend on a timer (needed for progress with loss or crashes).
+    pub client_retry: bool,
+    #[serde(skip)]
+    pub expect: Expect,
+}
+
+impl RunConfig {
+    pub fn from_check(c: &CheckConfig) -> RunConfig {
+        let liveness = c.mode == Mode::Liveness;
+        RunConfig {
+            name: c.name.clone(),
+            workload_index: c.index,
+            servers: c.servers.clone(),
+            clients: c.clients,
+            network: c.network,
+            lossy: c.lossy,
+            drops: c.drops,
+            crash: c.crash,
+            liveness,
+            symmetry: c.symmetry,
+            max_depth: c.max_depth,
+            max_states: c.max_states,
+            strategy: c.strategy,
+            threads: c.threads.map(|t| t as usize).unwrap_or(1),
+            partial_synchrony: c.timing == Timing::PartialSynchrony,
+            client_retry: liveness && (c.drops > 0 || c.crash > 0 || c.lossy),
+            expect: c.expect.clone(),
+        }
+    }
+
+    /// One line describing the configuration, for reports.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![
+            format!("servers {:?}", self.servers),
+            format!("clients {}", self.clients),
+            self.network.name().to_string(),
+        ];
+        if self.lossy {
+            parts.push("lossy".into());
+        }
+        if self.crash > 0 {
+            parts.push(format!("crash {}", self.crash));
+        }
+        if self.liveness {
+            parts.push(format!("liveness (drops {})", self.drops));
+        }
+        if self.symmetry {
+            parts.push("symmetry".into());
+        }
+        if let Some(d) = self.max_depth {
+            parts.push(format!("max_depth {d}"));
+        }
+        parts.push(format!("{:?}", self.strategy).to_lowercase());
+        parts.join(", ")
+    }
+}

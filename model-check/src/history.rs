@@ -1,0 +1,289 @@
+//! Client histories and their linearizability.
+//!
+//! The history is recorded from the clients' own state transitions — an
+//! invocation when a client sends a *new* request, a return when a client
+//! accepts the reply to its outstanding request — never from message
+//! deliveries as such. So duplicated or stale replies, which a client
+//! ignores, are never recorded, whatever the network kind. (stateright's
+//! paxos example records returns on delivery and reports a false
+//! counterexample on its ordered network.)
+//!
+//! The recorded information matches stateright's `LinearizabilityTester`
+//! exactly: per client, its operations in order, each with how many
+//! operations every client had completed when it was invoked (the real-time
+//! order). That is what keeps state counts comparable with stateright.
+//! Unlike the tester, the history can have node ids rewritten (symmetry) and
+//! its verdict is cached by fingerprint, since many states share a history.
+
+use smelt_support::stateright::semantics::SequentialSpec;
+use smelt_support::{HandlerError, Rewrite};
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Op<Req, Rep> {
+    pub req: Req,
+    pub ret: Option<Rep>,
+    /// Operations completed by each client when this one was invoked.
+    pub seen: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct History<Req, Rep> {
+    /// Per client (by client index), its operations in invocation order.
+    pub clients: Vec<Vec<Op<Req, Rep>>>,
+    /// A client returned without an operation in flight, or invoked twice.
+    pub malformed: bool,
+}
+
+impl<Req: Clone, Rep: Clone> History<Req, Rep> {
+    pub fn new(clients: usize) -> Self {
+        History {
+            clients: vec![Vec::new(); clients],
+            malformed: false,
+        }
+    }
+
+    fn completed(&self, c: usize) -> u32 {
+        let ops = &self.clients[c];
+        (ops.len() - usize::from(ops.last().is_some_and(|o| o.ret.is_none()))) as u32
+    }
+
+    pub fn invoke(&mut self, client: usize, req: Req) {
+        if client >= self.clients.len() {
+            self.malformed = true;
+            return;
+        }
+        if self.clients[client].last().is_some_and(|o| o.ret.is_none()) {
+            self.malformed = true;
+            return;
+        }
+        let seen = (0..self.clients.len()).map(|c| self.completed(c)).collect();
+        self.clients[client].push(Op { req, ret: None, seen });
+    }
+
+    pub fn ret(&mut self, client: usize, rep: Rep) {
+        match self.clients.get_mut(client).and_then(|ops| ops.last_mut()) {
+            Some(op) if op.ret.is_none() => op.ret = Some(rep),
+            _ => self.malformed = true,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<Req: Rewrite, Rep: Rewrite> Rewrite for History<Req, Rep> {
+    fn rewrite<F: Fn(smelt_support::Id) -> smelt_support::Id>(&self, f: &F) -> Self {
+        History {
+            clients: self
+                .clients
+                .iter()
+                .map(|ops| {
+                    ops.iter()
+                        .map(|o| Op {
+                            req: o.req.rewrite(f),
+                            ret: o.ret.as_ref().map(|r| r.rewrite(f)),
+                            seen: o.seen.clone(),
+                        })
+                        .collect()
+                })
+                .collect(),
+            malformed: self.malformed,
+        }
+    }
+}
+
+/// Searches for a linearization: a total order of the completed operations
+/// (and of any subset of in-flight ones) that respects each client's order
+/// and real time, in which every completed operation returns what the
+/// sequential specification returns. Returns it, or `None`.
+pub fn linearize<S, R>(init: &S, h: &History<S::Op, R>) -> Option<Vec<(S::Op, R)>>
+where
+    S: SequentialSpec<Ret = Result<R, HandlerError>> + Clone + Hash + Eq,
+    S::Op: Clone,
+    R: Clone + PartialEq,
+{
+    if h.malformed {
+        return None;
+    }
+    let n = h.clients.len();
+    let mut placed = vec![0u32; n];
+    let mut order = Vec::new();
+    let mut dead: HashSet<(u64, Vec<u32>)> = HashSet::new();
+    if search(init, h, &mut placed, &mut order, &mut dead) {
+        Some(order)
+    } else {
+        None
+    }
+}
+
+fn search<S, R>(
+    spec: &S,
+    h: &History<S::Op, R>,
+    placed: &mut Vec<u32>,
+    order: &mut Vec<(S::Op, R)>,
+    dead: &mut HashSet<(u64, Vec<u32>)>,
+) -> bool
+where
+    S: SequentialSpec<Ret = Result<R, HandlerError>> + Clone + Hash + Eq,
+    S::Op: Clone,
+    R: Clone + PartialEq,
+{
+    // Done when every completed operation is placed; in-flight ones may
+    // never have taken effect.
+    let done = h.clients.iter().enumerate().all(|(c, ops)| {
+        let p = placed[c] as usize;
+        p == ops.len() || (p + 1 == ops.len() && ops[p].ret.is_none())
+    });
+    if done {
+        return true;
+    }
+    let key = (fingerprint(spec), placed.clone());
+    if dead.contains(&key) {
+        return false;
+    }
+    for c in 0..h.clients.len() {
+        let p = placed[c] as usize;
+        let Some(op) = h.clients[c].get(p) else { continue };
+        // Every operation that completed before `op` was invoked must be
+        // placed already.
+        if op
+            .seen
+            .iter()
+            .enumerate()
+            .any(|(other, &k)| other != c && placed[other] < k)
+        {
+            continue;
+        }
+        let mut next = spec.clone();
+        let got = match next.invoke(&op.req) {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        match &op.ret {
+            Some(r) if *r != got => continue,
+            _ => {}
+        }
+        placed[c] += 1;
+        order.push((op.req.clone(), got));
+        if search(&next, h, placed, order, dead) {
+            return true;
+        }
+        order.pop();
+        placed[c] -= 1;
+    }
+    dead.insert(key);
+    false
+}
+
+fn fingerprint<T: Hash>(t: &T) -> u64 {
+    ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one(t)
+}
+
+/// Verdicts by history fingerprint. Most states share their history with
+/// many others, so this turns a search per state into a lookup.
+pub struct Cache {
+    shards: Vec<Mutex<HashMap<u64, bool>>>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            shards: (0..64).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl Cache {
+    pub fn linearizable<S, R>(&self, init: &S, h: &History<S::Op, R>) -> bool
+    where
+        S: SequentialSpec<Ret = Result<R, HandlerError>> + Clone + Hash + Eq,
+        S::Op: Clone + Hash,
+        R: Clone + PartialEq + Hash,
+    {
+        if h.is_empty() {
+            return true;
+        }
+        let fp = fingerprint(h);
+        let shard = &self.shards[(fp as usize) % self.shards.len()];
+        if let Some(v) = shard.lock().ok().and_then(|m| m.get(&fp).copied()) {
+            return v;
+        }
+        let v = linearize(init, h).is_some();
+        if let Ok(mut m) = shard.lock() {
+            m.insert(fp, v);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A register: `Some(v)` writes, `None` reads.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    struct Reg(u8);
+    impl SequentialSpec for Reg {
+        type Op = Option<u8>;
+        type Ret = Result<u8, HandlerError>;
+        fn invoke(&mut self, op: &Option<u8>) -> Self::Ret {
+            if let Some(v) = op {
+                self.0 = *v;
+            }
+            Ok(self.0)
+        }
+    }
+
+    #[test]
+    fn sequential_history_is_linearizable() {
+        let mut h = History::new(2);
+        h.invoke(0, Some(1));
+        h.ret(0, 1);
+        h.invoke(1, None);
+        h.ret(1, 1);
+        assert!(linearize(&Reg(0), &h).is_some());
+    }
+
+    #[test]
+    fn stale_read_after_completed_write_is_not() {
+        let mut h = History::new(2);
+        h.invoke(0, Some(1));
+        h.ret(0, 1);
+        h.invoke(1, None);
+        h.ret(1, 0); // read started after the write completed, saw the old value
+        assert!(linearize(&Reg(0), &h).is_none());
+    }
+
+    #[test]
+    fn concurrent_read_may_see_either_value() {
+        let mut h = History::new(2);
+        h.invoke(0, Some(1));
+        h.invoke(1, None);
+        h.ret(1, 0);
+        h.ret(0, 1);
+        assert!(linearize(&Reg(0), &h).is_some());
+        // An in-flight write may or may not have taken effect.
+        let mut h = History::new(2);
+        h.invoke(0, Some(1));
+        h.invoke(1, None);
+        h.ret(1, 1);
+        assert!(linearize(&Reg(0), &h).is_some());
+    }
+
+    #[test]
+    fn returning_twice_is_malformed() {
+        let mut h: History<Option<u8>, u8> = History::new(1);
+        h.invoke(0, None);
+        h.ret(0, 0);
+        h.ret(0, 0);
+        assert!(h.malformed && linearize(&Reg(0), &h).is_none());
+    }
+}

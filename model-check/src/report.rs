@@ -1,0 +1,233 @@
+//! Verdicts, the human summary and the JSON report.
+
+use crate::config::RunConfig;
+use crate::props::{Eval, PropId};
+use crate::search::{format_bytes, Discovery, Stats};
+use crate::trace::JsonStep;
+use serde::Serialize;
+use smelt_support::{Expect, PropertyKind, Protocol};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Holds in every explored state (the search was complete).
+    Holds,
+    /// A counterexample was found.
+    Violated,
+    /// A `reachable` property: some explored state satisfies it.
+    Reached,
+    /// Not decided: the search stopped early (bound or another violation).
+    Unknown,
+    /// A liveness property in a safety run (or the reverse).
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PropReport {
+    pub name: String,
+    pub kind: PropertyKind,
+    pub verdict: Verdict,
+    /// The property's source text.
+    pub text: String,
+    /// What decided the verdict, in a sentence.
+    pub detail: Option<String>,
+    /// Length of the counterexample or witness.
+    pub steps: Option<usize>,
+    pub trace: Option<Vec<JsonStep>>,
+    #[serde(skip)]
+    pub trace_text: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsReport {
+    pub unique_states: u64,
+    pub total_states: u64,
+    pub max_depth: u32,
+    pub seconds: f64,
+    pub states_per_second: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub complete: bool,
+    pub stopped: Option<String>,
+}
+
+impl From<&Stats> for StatsReport {
+    fn from(s: &Stats) -> Self {
+        let secs = s.elapsed.as_secs_f64();
+        StatsReport {
+            unique_states: s.unique,
+            total_states: s.total,
+            max_depth: s.max_depth,
+            seconds: secs,
+            states_per_second: if secs > 0.0 { s.unique as f64 / secs } else { 0.0 },
+            peak_rss_bytes: s.peak_rss_bytes,
+            complete: s.complete,
+            stopped: s.stopped.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    pub spec: String,
+    pub protocol: String,
+    pub check: String,
+    pub mode: &'static str,
+    pub config: RunConfig,
+    pub stats: StatsReport,
+    pub properties: Vec<PropReport>,
+    /// The assumptions a liveness verdict was obtained under.
+    pub assumptions: Vec<String>,
+    pub expected: Option<String>,
+    /// Whether the outcome is what the check's `expect` says.
+    pub as_expected: Option<bool>,
+}
+
+impl CheckReport {
+    pub fn violated(&self) -> bool {
+        self.properties.iter().any(|p| p.verdict == Verdict::Violated)
+    }
+
+    /// Compares the outcome with the config's `expect`.
+    pub fn judge(&mut self, expect: &Expect) {
+        let (text, met) = match expect {
+            Expect::Unspecified => return,
+            Expect::Ok => ("ok".to_string(), !self.violated() && self.stats.complete),
+            Expect::Violation(name) => (
+                format!("violation of {name}"),
+                self.properties
+                    .iter()
+                    .any(|p| &p.name == name && p.verdict == Verdict::Violated),
+            ),
+        };
+        self.expected = Some(text);
+        self.as_expected = Some(met);
+    }
+}
+
+/// Verdicts of a safety run from its discoveries.
+pub fn safety_verdicts<P: Protocol>(
+    discoveries: &BTreeMap<PropId, Discovery>,
+    stats: &Stats,
+    linearizable: bool,
+    mut trace_of: impl FnMut(PropId, &Discovery) -> (Option<Vec<JsonStep>>, Option<String>, Option<String>),
+) -> Vec<PropReport> {
+    let mut ids = vec![PropId::HandlerError];
+    for (i, p) in P::properties().iter().enumerate() {
+        if p.kind == PropertyKind::Linearizable {
+            if linearizable {
+                ids.push(PropId::Linearizable);
+            }
+        } else {
+            ids.push(PropId::Spec(i));
+        }
+    }
+    ids.into_iter()
+        .map(|id| {
+            let kind = id.kind::<P>();
+            let text = match id {
+                PropId::HandlerError => {
+                    "no handler fails (overflow, missing key, failed assertion, unwrap of None)".to_string()
+                }
+                PropId::Linearizable => "client histories are linearizable against the service".to_string(),
+                PropId::Spec(i) => P::properties()[i].text.to_string(),
+            };
+            let mut r = PropReport {
+                name: id.name::<P>().to_string(),
+                kind,
+                verdict: Verdict::Unknown,
+                text,
+                detail: None,
+                steps: None,
+                trace: None,
+                trace_text: None,
+            };
+            let found = discoveries.get(&id);
+            match kind {
+                PropertyKind::Eventually | PropertyKind::LeadsTo => {
+                    r.verdict = Verdict::Skipped;
+                    r.detail = Some("a liveness property: checked by configs with `mode liveness`".into());
+                }
+                PropertyKind::Reachable => match found {
+                    Some(d) => {
+                        r.verdict = Verdict::Reached;
+                        r.steps = Some(d.depth as usize);
+                        r.detail = Some(format!("first reached after {} steps", d.depth));
+                    }
+                    None if stats.complete => {
+                        r.verdict = Verdict::Violated;
+                        r.detail = Some(format!("no state of the {} explored satisfies it", stats.unique));
+                    }
+                    None => r.detail = Some("not reached before the search stopped".into()),
+                },
+                _ => match found {
+                    Some(d) => {
+                        r.verdict = Verdict::Violated;
+                        r.steps = Some(d.depth as usize);
+                        let (trace, text, detail) = trace_of(id, d);
+                        r.trace = trace;
+                        r.trace_text = text;
+                        r.detail = detail.or_else(|| match &d.eval {
+                            Eval::Error(e) => Some(format!("evaluating the property failed: {e}")),
+                            _ => None,
+                        });
+                    }
+                    None if stats.complete => r.verdict = Verdict::Holds,
+                    None => r.detail = Some("no violation before the search stopped".into()),
+                },
+            }
+            r
+        })
+        .collect()
+}
+
+/// The human summary of one check.
+pub fn render_summary(r: &CheckReport) -> String {
+    let mut out = String::new();
+    let s = &r.stats;
+    let _ = writeln!(
+        out,
+        "  {} unique states ({} generated), depth {}, {:.2} s, {:.0} states/s{}",
+        s.unique_states,
+        s.total_states,
+        s.max_depth,
+        s.seconds,
+        s.states_per_second,
+        s.peak_rss_bytes
+            .map(|b| format!(", peak memory {}", format_bytes(b)))
+            .unwrap_or_default()
+    );
+    if let Some(why) = &s.stopped {
+        let _ = writeln!(out, "  search incomplete: {why}");
+    }
+    for a in &r.assumptions {
+        let _ = writeln!(out, "  assuming: {a}");
+    }
+    for p in &r.properties {
+        let mark = match p.verdict {
+            Verdict::Holds | Verdict::Reached => "✓",
+            Verdict::Violated => "✗",
+            Verdict::Unknown => "?",
+            Verdict::Skipped => "-",
+        };
+        let verdict = format!("{:?}", p.verdict).to_lowercase();
+        let kind = format!("{:?}", p.kind).to_lowercase();
+        let _ = writeln!(
+            out,
+            "  {mark} {kind} {}: {verdict}{}",
+            p.name,
+            p.detail.as_ref().map(|d| format!(" — {d}")).unwrap_or_default()
+        );
+    }
+    for p in &r.properties {
+        if let Some(t) = &p.trace_text {
+            let _ = writeln!(out);
+            let _ = write!(out, "{t}");
+        }
+    }
+    if let (Some(e), Some(met)) = (&r.expected, r.as_expected) {
+        let _ = writeln!(out, "  expected {e}: {}", if met { "yes" } else { "NO" });
+    }
+    out
+}

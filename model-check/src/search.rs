@@ -1,0 +1,438 @@
+//! Exhaustive search: BFS (shortest counterexamples) and DFS (less memory).
+//!
+//! States are identified by a 64-bit fingerprint (ahash with fixed seeds).
+//! The visited table maps each fingerprint to its parent's, which is all a
+//! counterexample needs: the path is rebuilt by replaying actions from the
+//! initial state (`trace.rs`). With symmetry on, every generated state is
+//! replaced by its canonical representative before it is fingerprinted, so
+//! the reduction applies to every strategy.
+//!
+//! BFS is level-synchronous: each level is split across threads, which
+//! insert into a sharded table. A violation found at depth d is therefore a
+//! shortest one, whatever the thread count; the search finishes the level
+//! and stops. DFS is single-threaded.
+
+use crate::history::Cache;
+use crate::props::{eval, Eval, PropId, SafetyProps};
+use crate::symmetry::canonical;
+use crate::system::{Action, SysState, System};
+use smelt_support::{Protocol, Strategy};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A fingerprint; never zero (zero marks "no parent").
+pub type Fp = u64;
+
+pub fn fingerprint<T: Hash>(t: &T) -> Fp {
+    ahash::RandomState::with_seeds(0x736d_656c, 0x7420_6670, 0x2020_7374, 0x6174_6573).hash_one(t).max(1)
+}
+
+/// Fingerprints are already uniformly distributed: hash them as themselves.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | *b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<IdHasher>>;
+
+const SHARDS: usize = 64;
+
+/// The visited set: fingerprint → parent fingerprint.
+pub struct Table {
+    shards: Vec<Mutex<FpMap<Fp>>>,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            shards: (0..SHARDS).map(|_| Mutex::new(FpMap::default())).collect(),
+        }
+    }
+}
+
+impl Table {
+    fn shard(&self, fp: Fp) -> &Mutex<FpMap<Fp>> {
+        &self.shards[(fp >> 58) as usize % SHARDS]
+    }
+
+    /// Inserts `fp` with its parent; `false` if it was already there.
+    pub fn insert(&self, fp: Fp, parent: Fp) -> bool {
+        let mut m = self.shard(fp).lock().unwrap_or_else(|e| e.into_inner());
+        match m.entry(fp) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(parent);
+                true
+            }
+        }
+    }
+
+    pub fn parent(&self, fp: Fp) -> Option<Fp> {
+        self.shard(fp)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fp)
+            .copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fingerprints from an initial state to `fp`.
+    pub fn path_to(&self, fp: Fp) -> Vec<Fp> {
+        let mut out = vec![fp];
+        let mut cur = fp;
+        while let Some(p) = self.parent(cur) {
+            if p == 0 || out.len() > 1_000_000 {
+                break;
+            }
+            out.push(p);
+            cur = p;
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// Where a property was decided: a violation of an `always` property or a
+/// witness of a `sometimes` one.
+#[derive(Clone, Debug)]
+pub struct Discovery {
+    pub fp: Fp,
+    pub depth: u32,
+    pub eval: Eval,
+}
+
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub unique: u64,
+    /// Successor states generated, including ones already visited.
+    pub total: u64,
+    pub max_depth: u32,
+    pub elapsed: Duration,
+    /// The whole reachable space (up to the depth bound) was explored.
+    pub complete: bool,
+    /// Why the search stopped early, if it did.
+    pub stopped: Option<String>,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+pub struct Search<'a, P: Protocol> {
+    pub sys: &'a System<P>,
+    pub props: SafetyProps,
+    pub cache: Cache,
+    pub table: Table,
+    pub discoveries: Mutex<BTreeMap<PropId, Discovery>>,
+    total: AtomicU64,
+    unique: AtomicU64,
+    max_depth: AtomicU64,
+    found_violation: AtomicBool,
+    /// Progress lines on stderr every this often (`None`: quiet).
+    pub progress: Option<Duration>,
+}
+
+impl<'a, P: Protocol> Search<'a, P> {
+    pub fn new(sys: &'a System<P>) -> Self {
+        Search {
+            sys,
+            props: SafetyProps::of::<P>(),
+            cache: Cache::default(),
+            table: Table::default(),
+            discoveries: Mutex::new(BTreeMap::new()),
+            total: AtomicU64::new(0),
+            unique: AtomicU64::new(0),
+            max_depth: AtomicU64::new(0),
+            found_violation: AtomicBool::new(false),
+            progress: None,
+        }
+    }
+
+    pub fn canon(&self, s: SysState<P>) -> SysState<P> {
+        if self.sys.cfg.symmetry {
+            canonical(self.sys, s)
+        } else {
+            s
+        }
+    }
+
+    fn discovered(&self, p: PropId) -> bool {
+        self.discoveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&p)
+    }
+
+    /// Evaluates the safety properties on a new state and records what it
+    /// decides.
+    fn check(&self, s: &SysState<P>, fp: Fp, depth: u32) {
+        for &p in &self.props.always {
+            if self.discovered(p) {
+                continue;
+            }
+            let e = eval(self.sys, s, p, &self.cache);
+            if e != Eval::Holds {
+                self.found_violation.store(true, Ordering::Relaxed);
+                self.discoveries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(p)
+                    .or_insert(Discovery { fp, depth, eval: e });
+            }
+        }
+        for &p in &self.props.sometimes {
+            if self.discovered(p) {
+                continue;
+            }
+            if eval(self.sys, s, p, &self.cache) == Eval::Holds {
+                self.discoveries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(p)
+                    .or_insert(Discovery {
+                        fp,
+                        depth,
+                        eval: Eval::Holds,
+                    });
+            }
+        }
+    }
+
+    fn limit_reached(&self) -> Option<String> {
+        let max = self.sys.cfg.max_states?;
+        (self.unique.load(Ordering::Relaxed) >= max).then(|| format!("reached max_states = {max}"))
+    }
+
+    pub fn run(&self) -> Stats {
+        let start = Instant::now();
+        let stop_progress = AtomicBool::new(false);
+        let (complete, stopped) = std::thread::scope(|scope| {
+            if let Some(every) = self.progress {
+                let stop = &stop_progress;
+                scope.spawn(move || self.report_progress(start, every, stop));
+            }
+            let r = match self.sys.cfg.strategy {
+                Strategy::Bfs => self.bfs(),
+                Strategy::Dfs => self.dfs(),
+            };
+            stop_progress.store(true, Ordering::Relaxed);
+            r
+        });
+        Stats {
+            unique: self.unique.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            max_depth: self.max_depth.load(Ordering::Relaxed) as u32,
+            elapsed: start.elapsed(),
+            complete,
+            stopped,
+            peak_rss_bytes: peak_rss(),
+        }
+    }
+
+    fn report_progress(&self, start: Instant, every: Duration, stop: &AtomicBool) {
+        let mut next = start + every;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            if Instant::now() < next {
+                continue;
+            }
+            next += every;
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            let unique = self.unique.load(Ordering::Relaxed);
+            eprintln!(
+                "  ... {} unique states, {} generated, depth {}, {:.0} states/s, {}",
+                unique,
+                self.total.load(Ordering::Relaxed),
+                self.max_depth.load(Ordering::Relaxed),
+                unique as f64 / secs,
+                peak_rss().map(format_bytes).unwrap_or_default()
+            );
+        }
+    }
+
+    fn seed(&self) -> Option<(SysState<P>, Fp)> {
+        let s = self.canon(self.sys.init());
+        let fp = fingerprint(&s);
+        self.table.insert(fp, 0);
+        self.unique.fetch_add(1, Ordering::Relaxed);
+        self.check(&s, fp, 0);
+        Some((s, fp))
+    }
+
+    /// Expands one state: its new successors go to `out`.
+    fn expand(
+        &self,
+        s: &SysState<P>,
+        fp: Fp,
+        depth: u32,
+        actions: &mut Vec<Action<P>>,
+        out: &mut Vec<(SysState<P>, Fp)>,
+    ) {
+        actions.clear();
+        self.sys.actions(s, actions);
+        let mut generated = 0;
+        for a in actions.iter() {
+            let Some(t) = self.sys.next(s, a) else { continue };
+            generated += 1;
+            let t = self.canon(t);
+            let tfp = fingerprint(&t);
+            if self.table.insert(tfp, fp) {
+                self.unique.fetch_add(1, Ordering::Relaxed);
+                self.check(&t, tfp, depth);
+                out.push((t, tfp));
+            }
+        }
+        self.total.fetch_add(generated, Ordering::Relaxed);
+    }
+
+    fn depth_allows(&self, depth: u32) -> bool {
+        self.sys.cfg.max_depth.is_none_or(|m| (depth as u64) < m)
+    }
+
+    /// Returns (complete, why stopped).
+    fn bfs(&self) -> (bool, Option<String>) {
+        let Some(init) = self.seed() else { return (true, None) };
+        let threads = self.sys.cfg.threads.max(1);
+        let mut frontier = vec![init];
+        let mut depth = 0u32;
+        let mut truncated = false;
+        while !frontier.is_empty() {
+            if self.found_violation.load(Ordering::Relaxed) {
+                return (
+                    false,
+                    Some("stopped at the first violation (shortest counterexample)".into()),
+                );
+            }
+            if let Some(why) = self.limit_reached() {
+                return (false, Some(why));
+            }
+            if !self.depth_allows(depth) {
+                truncated = true;
+                break;
+            }
+            depth += 1;
+            let next: Vec<(SysState<P>, Fp)> = if threads == 1 || frontier.len() < 64 {
+                let mut out = Vec::new();
+                let mut actions = Vec::new();
+                for (s, fp) in &frontier {
+                    self.expand(s, *fp, depth, &mut actions, &mut out);
+                }
+                out
+            } else {
+                let chunk = frontier.len().div_ceil(threads);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = frontier
+                        .chunks(chunk)
+                        .map(|part| {
+                            scope.spawn(move || {
+                                let mut out = Vec::new();
+                                let mut actions = Vec::new();
+                                for (s, fp) in part {
+                                    self.expand(s, *fp, depth, &mut actions, &mut out);
+                                }
+                                out
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+                })
+            };
+            if !next.is_empty() {
+                self.max_depth.fetch_max(depth as u64, Ordering::Relaxed);
+            }
+            frontier = next;
+        }
+        if self.found_violation.load(Ordering::Relaxed) {
+            return (
+                false,
+                Some("stopped at the first violation (shortest counterexample)".into()),
+            );
+        }
+        if truncated {
+            return (
+                false,
+                Some(format!("reached max_depth = {}", self.sys.cfg.max_depth.unwrap_or(0))),
+            );
+        }
+        (true, None)
+    }
+
+    fn dfs(&self) -> (bool, Option<String>) {
+        let Some((init, fp)) = self.seed() else {
+            return (true, None);
+        };
+        let mut stack = vec![(init, fp, 0u32)];
+        let mut actions = Vec::new();
+        let mut out = Vec::new();
+        let mut truncated = false;
+        while let Some((s, fp, depth)) = stack.pop() {
+            if self.found_violation.load(Ordering::Relaxed) {
+                return (false, Some("stopped at the first violation".into()));
+            }
+            if let Some(why) = self.limit_reached() {
+                return (false, Some(why));
+            }
+            if !self.depth_allows(depth) {
+                truncated = true;
+                continue;
+            }
+            out.clear();
+            self.expand(&s, fp, depth + 1, &mut actions, &mut out);
+            if !out.is_empty() {
+                self.max_depth.fetch_max(depth as u64 + 1, Ordering::Relaxed);
+            }
+            // Push in reverse so the first action is explored first.
+            for (t, tfp) in out.drain(..).rev() {
+                stack.push((t, tfp, depth + 1));
+            }
+        }
+        if self.found_violation.load(Ordering::Relaxed) {
+            return (false, Some("stopped at the first violation".into()));
+        }
+        if truncated {
+            return (
+                false,
+                Some(format!("reached max_depth = {}", self.sys.cfg.max_depth.unwrap_or(0))),
+            );
+        }
+        (true, None)
+    }
+}
+
+/// Peak resident set size of this process (Linux).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn format_bytes(b: u64) -> String {
+    if b >= 1 << 30 {
+        format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    }
+}

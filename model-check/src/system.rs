@@ -1,0 +1,667 @@
+//! The system model: every node, the network, timers, pending choices,
+//! crashes, durable storage, the client history and the fault budget, and
+//! the transitions between global states.
+//!
+//! The semantics follow stateright's `ActorModel` (so state counts are
+//! comparable), with these differences, each deliberate:
+//! - history is recorded from client transitions, not deliveries;
+//! - only servers crash (clients model callers, not replicas);
+//! - in liveness mode, faults come from a budget that is part of the state,
+//!   and timers obey the configured timing model (see `liveness.rs`);
+//! - a handler error is not a panic: the node records it in its state.
+
+use crate::config::RunConfig;
+use crate::history::History;
+use crate::net::{Env, Net};
+use smelt_support::{ClientMsg, Effects, Id, Layout, Protocol, Rewrite, View};
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Messages a step sent, with their destinations.
+pub type Sends<P> = Vec<(Id, <P as Protocol>::Message)>;
+
+pub type Hist<P> = History<<P as Protocol>::Request, <P as Protocol>::Reply>;
+
+/// One node's part of a global state, kept together so that a global
+/// state is a few allocations rather than one per field.
+pub struct Node<P: Protocol> {
+    pub state: Arc<P::NodeState>,
+    /// Armed timers, sorted.
+    pub timers: Vec<P::TimerKind>,
+    /// Pending nondeterministic choices, by key, sorted.
+    pub choices: Vec<(&'static str, Vec<P::Choice>)>,
+    /// What the node last saved (its durable state).
+    pub storage: Option<Arc<P::Durable>>,
+}
+
+impl<P: Protocol> Clone for Node<P> {
+    fn clone(&self) -> Self {
+        Node {
+            state: self.state.clone(),
+            timers: self.timers.clone(),
+            choices: self.choices.clone(),
+            storage: self.storage.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> PartialEq for Node<P> {
+    fn eq(&self, o: &Self) -> bool {
+        self.state == o.state && self.timers == o.timers && self.choices == o.choices && self.storage == o.storage
+    }
+}
+
+impl<P: Protocol> Hash for Node<P> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.state.hash(h);
+        self.timers.hash(h);
+        self.choices.hash(h);
+        self.storage.hash(h);
+    }
+}
+
+impl<P: Protocol> Node<P> {
+    pub fn set_timer(&mut self, t: P::TimerKind) {
+        if let Err(k) = self.timers.binary_search(&t) {
+            self.timers.insert(k, t);
+        }
+    }
+
+    pub fn cancel_timer(&mut self, t: &P::TimerKind) -> bool {
+        match self.timers.binary_search(t) {
+            Ok(k) => {
+                self.timers.remove(k);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn choice(&self, key: &str) -> Option<&Vec<P::Choice>> {
+        self.choices.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    pub fn set_choice(&mut self, key: &'static str, options: Vec<P::Choice>) {
+        self.choices.retain(|(k, _)| *k != key);
+        if !options.is_empty() {
+            let at = self.choices.partition_point(|(k, _)| *k < key);
+            self.choices.insert(at, (key, options));
+        }
+    }
+}
+
+/// A global state.
+pub struct SysState<P: Protocol> {
+    pub nodes: Vec<Node<P>>,
+    pub net: Net<P::Message>,
+    /// Bit `i` set: node `i` is crashed.
+    pub crashed: u64,
+    pub history: Arc<Hist<P>>,
+    /// Faults used so far (liveness mode): they are part of the state so
+    /// that a fault can never be part of a cycle.
+    pub drops_used: u8,
+    pub crashes_used: u8,
+}
+
+impl<P: Protocol> Clone for SysState<P> {
+    fn clone(&self) -> Self {
+        SysState {
+            nodes: self.nodes.clone(),
+            net: self.net.clone(),
+            crashed: self.crashed,
+            history: self.history.clone(),
+            drops_used: self.drops_used,
+            crashes_used: self.crashes_used,
+        }
+    }
+}
+
+impl<P: Protocol> PartialEq for SysState<P> {
+    fn eq(&self, o: &Self) -> bool {
+        self.nodes == o.nodes
+            && self.net == o.net
+            && self.crashed == o.crashed
+            && self.history == o.history
+            && self.drops_used == o.drops_used
+            && self.crashes_used == o.crashes_used
+    }
+}
+
+impl<P: Protocol> Eq for SysState<P> {}
+
+impl<P: Protocol> Hash for SysState<P> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.nodes.hash(h);
+        self.net.hash(h);
+        self.crashed.hash(h);
+        self.history.hash(h);
+        self.drops_used.hash(h);
+        self.crashes_used.hash(h);
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for SysState<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SysState")
+            .field("nodes", &self.nodes.iter().map(|n| &n.state).collect::<Vec<_>>())
+            .field("net", &self.net)
+            .field("crashed", &self.crashed)
+            .finish()
+    }
+}
+
+impl<P: Protocol> View<P> for SysState<P> {
+    fn actor_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn actor_state(&self, index: usize) -> &P::NodeState {
+        &self.nodes[index].state
+    }
+
+    fn is_crashed(&self, index: usize) -> bool {
+        self.crashed & (1 << index) != 0
+    }
+}
+
+impl<P: Protocol> SysState<P> {
+    pub fn is_crashed(&self, i: usize) -> bool {
+        self.crashed & (1 << i) != 0
+    }
+
+    /// The same state with node ids mapped through `f` and node slots
+    /// permuted (`order[new] = old`), for symmetry.
+    pub fn rewrite_ids(&self, order: &[usize], f: &impl Fn(Id) -> Id) -> Self {
+        SysState {
+            nodes: order
+                .iter()
+                .map(|&old| {
+                    let n = &self.nodes[old];
+                    let mut timers: Vec<P::TimerKind> = n.timers.iter().map(|t| t.rewrite(f)).collect();
+                    timers.sort();
+                    Node {
+                        state: Arc::new((*n.state).rewrite(f)),
+                        timers,
+                        choices: n.choices.iter().map(|(k, v)| (*k, v.rewrite(f))).collect(),
+                        storage: n.storage.as_ref().map(|s| Arc::new((**s).rewrite(f))),
+                    }
+                })
+                .collect(),
+            net: self.net.rewrite(f),
+            crashed: order
+                .iter()
+                .enumerate()
+                .filter(|(_, &old)| self.is_crashed(old))
+                .fold(0, |m, (new, _)| m | (1 << new)),
+            history: Arc::new((*self.history).rewrite(f)),
+            drops_used: self.drops_used,
+            crashes_used: self.crashes_used,
+        }
+    }
+}
+
+/// One step of the environment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action<P: Protocol> {
+    Deliver {
+        src: Id,
+        dst: Id,
+        msg: P::Message,
+    },
+    Drop {
+        src: Id,
+        dst: Id,
+        msg: P::Message,
+    },
+    Timeout {
+        node: Id,
+        timer: P::TimerKind,
+    },
+    Crash(Id),
+    Recover(Id),
+    Choose {
+        node: Id,
+        key: &'static str,
+        value: P::Choice,
+    },
+}
+
+/// What a handler asked for, as recorded by the model's `Effects`.
+#[derive(Debug)]
+pub enum Cmd<P: Protocol> {
+    Send(Id, P::Message),
+    SetTimer(P::TimerKind),
+    CancelTimer(P::TimerKind),
+    Choose(&'static str, Vec<P::Choice>),
+    Save(P::Durable),
+}
+
+/// The model's `Effects`: a list of commands, with full storage saves.
+pub struct ModelFx<P: Protocol> {
+    pub cmds: Vec<Cmd<P>>,
+}
+
+impl<P: Protocol> ModelFx<P> {
+    pub fn new() -> Self {
+        ModelFx { cmds: Vec::new() }
+    }
+}
+
+impl<P: Protocol> Default for ModelFx<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Protocol> Effects<P, P::Delta> for ModelFx<P> {
+    const DELTAS: bool = false;
+    const FULL_SAVE: bool = true;
+
+    fn send(&mut self, dst: Id, msg: P::Message) {
+        self.cmds.push(Cmd::Send(dst, msg));
+    }
+    fn set_timer(&mut self, timer: P::TimerKind, _range: Range<Duration>) {
+        self.cmds.push(Cmd::SetTimer(timer));
+    }
+    fn cancel_timer(&mut self, timer: P::TimerKind) {
+        self.cmds.push(Cmd::CancelTimer(timer));
+    }
+    fn choose(&mut self, key: &'static str, options: Vec<P::Choice>) {
+        self.cmds.push(Cmd::Choose(key, options));
+    }
+    fn save(&mut self, storage: P::Durable) {
+        self.cmds.push(Cmd::Save(storage));
+    }
+    fn delta(&mut self, _delta: P::Delta) {}
+    fn mark(&self) -> usize {
+        self.cmds.len()
+    }
+    fn rollback(&mut self, mark: usize) {
+        self.cmds.truncate(mark);
+    }
+}
+
+/// A protocol in one configuration, ready to explore.
+pub struct System<P: Protocol> {
+    pub cfg: RunConfig,
+    pub layout: Layout,
+    pub actors: Vec<P>,
+    /// Index of the first client actor.
+    pub first_client: usize,
+    /// Each client's workload, for the operations its history records.
+    pub workloads: Vec<Vec<P::Request>>,
+    pub service: P::Service,
+}
+
+impl<P: Protocol> System<P> {
+    pub fn new(cfg: RunConfig) -> Result<Self, String> {
+        let layout = Layout::new(&cfg.servers, cfg.clients);
+        if layout.actor_count() > 64 {
+            return Err(format!(
+                "{} actors; the model supports at most 64",
+                layout.actor_count()
+            ));
+        }
+        let mut actors = Vec::new();
+        for id in layout.servers() {
+            actors.push(P::server(id, &layout).ok_or_else(|| format!("no role for server {id:?}"))?);
+        }
+        // Clients send to the roles that serve requests.
+        let serving: Vec<Id> = layout
+            .roles
+            .iter()
+            .enumerate()
+            .filter(|(r, _)| P::roles().get(*r).is_some_and(|i| i.serves_clients))
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect();
+        let first_client = actors.len();
+        let mut workloads = Vec::new();
+        for c in 0..cfg.clients {
+            let workload =
+                P::workload(cfg.workload_index, c).map_err(|e| format!("the workload of client {c} fails: {e}"))?;
+            actors.push(P::client(
+                workload.clone(),
+                serving.clone(),
+                cfg.client_retry,
+                cfg.symmetry,
+            ));
+            workloads.push(workload);
+        }
+        let service = P::service().map_err(|e| format!("the service's initial state fails: {e}"))?;
+        Ok(System {
+            cfg,
+            layout,
+            actors,
+            first_client,
+            workloads,
+            service,
+        })
+    }
+
+    pub fn is_client(&self, i: usize) -> bool {
+        i >= self.first_client
+    }
+
+    pub fn init(&self) -> SysState<P> {
+        let n = self.actors.len();
+        let mut s = SysState {
+            nodes: Vec::with_capacity(n),
+            net: Net::new(self.cfg.network),
+            crashed: 0,
+            history: Arc::new(History::new(self.actors.len() - self.first_client)),
+            drops_used: 0,
+            crashes_used: 0,
+        };
+        for (i, a) in self.actors.iter().enumerate() {
+            let mut fx = ModelFx::new();
+            let st = a.handle_start(Id::from(i), None, &mut fx);
+            if let Some(c) = P::client_state(&st) {
+                self.record_client(&mut s, i, &smelt_support::ClientState::default(), c, None);
+            }
+            s.nodes.push(Node {
+                state: Arc::new(st),
+                timers: Vec::new(),
+                choices: Vec::new(),
+                storage: None,
+            });
+            self.apply(&mut s, i, fx, &mut None);
+        }
+        s
+    }
+
+    /// The enabled actions of a state, in a deterministic order.
+    pub fn actions(&self, s: &SysState<P>, out: &mut Vec<Action<P>>) {
+        let faults_left_drop = self.drops_allowed(s);
+        for env in s.net.deliverable() {
+            if faults_left_drop {
+                out.push(Action::Drop {
+                    src: env.src,
+                    dst: env.dst,
+                    msg: env.msg.clone(),
+                });
+            }
+            let d = usize::from(env.dst);
+            if d < self.actors.len() && !s.is_crashed(d) {
+                out.push(Action::Deliver {
+                    src: env.src,
+                    dst: env.dst,
+                    msg: env.msg.clone(),
+                });
+            }
+        }
+        for (i, node) in s.nodes.iter().enumerate() {
+            if s.is_crashed(i) {
+                continue;
+            }
+            for t in &node.timers {
+                if self.timer_enabled(s, i, t) {
+                    out.push(Action::Timeout {
+                        node: Id::from(i),
+                        timer: t.clone(),
+                    });
+                }
+            }
+        }
+        if self.crash_allowed(s) {
+            for i in 0..self.first_client {
+                if !s.is_crashed(i) {
+                    out.push(Action::Crash(Id::from(i)));
+                }
+            }
+        }
+        for i in 0..self.actors.len() {
+            if s.is_crashed(i) {
+                out.push(Action::Recover(Id::from(i)));
+            }
+        }
+        for (i, node) in s.nodes.iter().enumerate() {
+            if s.is_crashed(i) {
+                continue;
+            }
+            for (k, vs) in &node.choices {
+                for v in vs {
+                    out.push(Action::Choose {
+                        node: Id::from(i),
+                        key: k,
+                        value: v.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn drops_allowed(&self, s: &SysState<P>) -> bool {
+        if self.cfg.liveness {
+            (s.drops_used as u64) < self.cfg.drops
+        } else {
+            self.cfg.lossy
+        }
+    }
+
+    fn crash_allowed(&self, s: &SysState<P>) -> bool {
+        if self.cfg.liveness {
+            (s.crashes_used as u64) < self.cfg.crash
+        } else {
+            (s.crashed.count_ones() as u64) < self.cfg.crash
+        }
+    }
+
+    /// Whether the fault budget is spent: from here on the environment is
+    /// fair and the timing model applies.
+    pub fn faults_over(&self, s: &SysState<P>) -> bool {
+        !self.cfg.liveness || ((s.drops_used as u64) >= self.cfg.drops && (s.crashes_used as u64) >= self.cfg.crash)
+    }
+
+    /// The timing model (liveness mode, once the faults are over): a timer
+    /// does not fire at a node with messages in flight to it, and does not
+    /// fire while another armed timer is declared to expire strictly
+    /// earlier (its upper bound below this one's lower bound).
+    fn timer_enabled(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
+        if !self.cfg.partial_synchrony || !self.faults_over(s) {
+            return true;
+        }
+        if s.net.has_message_to(Id::from(i)) {
+            return false;
+        }
+        let Some(lo) = self.timer_bounds(t).map(|b| b.0) else {
+            return true;
+        };
+        for (j, node) in s.nodes.iter().enumerate() {
+            if s.is_crashed(j) {
+                continue;
+            }
+            for u in &node.timers {
+                if let Some((_, hi)) = self.timer_bounds(u) {
+                    if hi < lo {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn timer_bounds(&self, t: &P::TimerKind) -> Option<(u64, u64)> {
+        let (role, idx) = P::timer_info(t)?;
+        let info = P::roles().get(role)?.timers.get(idx)?;
+        Some((info.min_us, info.max_us))
+    }
+
+    /// The successor of `s` by `a`, or `None` when `a` is not enabled or is
+    /// a no-op (a delivery or timeout that changes nothing).
+    pub fn next(&self, s: &SysState<P>, a: &Action<P>) -> Option<SysState<P>> {
+        self.transition(s, a, &mut None)
+    }
+
+    /// `next`, also returning the messages the step sent (for traces).
+    pub fn next_with_sends(&self, s: &SysState<P>, a: &Action<P>) -> Option<(SysState<P>, Sends<P>)> {
+        let mut sends = Some(Vec::new());
+        let n = self.transition(s, a, &mut sends)?;
+        Some((n, sends.unwrap_or_default()))
+    }
+
+    fn transition(
+        &self,
+        s: &SysState<P>,
+        a: &Action<P>,
+        sends: &mut Option<Vec<(Id, P::Message)>>,
+    ) -> Option<SysState<P>> {
+        match a {
+            Action::Drop { src, dst, msg } => {
+                let mut n = s.clone();
+                if !n.net.remove(&Env {
+                    src: *src,
+                    dst: *dst,
+                    msg: msg.clone(),
+                }) {
+                    return None;
+                }
+                if self.cfg.liveness {
+                    n.drops_used += 1;
+                }
+                Some(n)
+            }
+            Action::Deliver { src, dst, msg } => {
+                let i = usize::from(*dst);
+                if i >= self.actors.len() || s.is_crashed(i) {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&*s.nodes[i].state);
+                let mut fx = ModelFx::new();
+                self.actors[i].handle_msg(*dst, &mut st, *src, msg.clone(), &mut fx);
+                let ordered = matches!(s.net, Net::Ordered(_));
+                if matches!(st, Cow::Borrowed(_)) && fx.cmds.is_empty() && !ordered {
+                    return None;
+                }
+                let mut n = s.clone();
+                n.net.on_deliver(&Env {
+                    src: *src,
+                    dst: *dst,
+                    msg: msg.clone(),
+                });
+                if let Cow::Owned(new) = st {
+                    if let (Some(before), Some(after)) = (P::client_state(&s.nodes[i].state), P::client_state(&new)) {
+                        self.record_client(&mut n, i, before, after, Some(msg));
+                    }
+                    n.nodes[i].state = Arc::new(new);
+                }
+                self.apply(&mut n, i, fx, sends);
+                Some(n)
+            }
+            Action::Timeout { node, timer } => {
+                let i = usize::from(*node);
+                if s.is_crashed(i) || s.nodes[i].timers.binary_search(timer).is_err() {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&*s.nodes[i].state);
+                let mut fx = ModelFx::new();
+                self.actors[i].handle_timeout(*node, &mut st, timer, &mut fx);
+                let only_rearm = fx.cmds.len() == 1 && matches!(&fx.cmds[0], Cmd::SetTimer(t) if t == timer);
+                if matches!(st, Cow::Borrowed(_)) && (fx.cmds.is_empty() || only_rearm) {
+                    return None;
+                }
+                let mut n = s.clone();
+                n.nodes[i].cancel_timer(timer);
+                if let Cow::Owned(new) = st {
+                    n.nodes[i].state = Arc::new(new);
+                }
+                self.apply(&mut n, i, fx, sends);
+                Some(n)
+            }
+            Action::Crash(node) => {
+                let i = usize::from(*node);
+                if s.is_crashed(i) || self.is_client(i) {
+                    return None;
+                }
+                let mut n = s.clone();
+                n.nodes[i].timers.clear();
+                n.nodes[i].choices.clear();
+                n.crashed |= 1 << i;
+                if self.cfg.liveness {
+                    n.crashes_used += 1;
+                }
+                Some(n)
+            }
+            Action::Recover(node) => {
+                let i = usize::from(*node);
+                if !s.is_crashed(i) {
+                    return None;
+                }
+                let mut fx = ModelFx::new();
+                let st = self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
+                let mut n = s.clone();
+                n.nodes[i].state = Arc::new(st);
+                n.crashed &= !(1 << i);
+                self.apply(&mut n, i, fx, sends);
+                Some(n)
+            }
+            Action::Choose { node, key, value } => {
+                let i = usize::from(*node);
+                if s.is_crashed(i) || !s.nodes[i].choice(key).is_some_and(|vs| vs.contains(value)) {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&*s.nodes[i].state);
+                let mut fx = ModelFx::new();
+                self.actors[i].handle_random(*node, &mut st, value, &mut fx);
+                let mut n = s.clone();
+                n.nodes[i].set_choice(key, Vec::new());
+                if let Cow::Owned(new) = st {
+                    n.nodes[i].state = Arc::new(new);
+                }
+                self.apply(&mut n, i, fx, sends);
+                Some(n)
+            }
+        }
+    }
+
+    /// Records a client's operations from its own state change: `sent`
+    /// growing is an invocation of the next workload request, `completed`
+    /// growing is the return of the outstanding one, with the reply the
+    /// client just accepted. Nothing depends on how the network delivered.
+    fn record_client(
+        &self,
+        n: &mut SysState<P>,
+        i: usize,
+        before: &smelt_support::ClientState,
+        after: &smelt_support::ClientState,
+        msg: Option<&P::Message>,
+    ) {
+        let c = i - self.first_client;
+        if after.completed() > before.completed() {
+            match msg.and_then(P::client_msg) {
+                Some(ClientMsg::Reply(_, rep)) => Arc::make_mut(&mut n.history).ret(c, rep.clone()),
+                _ => Arc::make_mut(&mut n.history).malformed = true,
+            }
+        }
+        if after.sent > before.sent {
+            match self.workloads[c].get(after.sent as usize - 1) {
+                Some(req) => Arc::make_mut(&mut n.history).invoke(c, req.clone()),
+                None => Arc::make_mut(&mut n.history).malformed = true,
+            }
+        }
+    }
+
+    /// Applies a handler's commands to the global state.
+    fn apply(&self, n: &mut SysState<P>, i: usize, fx: ModelFx<P>, sends: &mut Option<Vec<(Id, P::Message)>>) {
+        let me = Id::from(i);
+        for c in fx.cmds {
+            match c {
+                Cmd::Send(dst, msg) => {
+                    if let Some(v) = sends.as_mut() {
+                        v.push((dst, msg.clone()));
+                    }
+                    n.net.send(Env { src: me, dst, msg })
+                }
+                Cmd::SetTimer(t) => n.nodes[i].set_timer(t),
+                Cmd::CancelTimer(t) => {
+                    n.nodes[i].cancel_timer(&t);
+                }
+                Cmd::Choose(k, vs) => n.nodes[i].set_choice(k, vs),
+                Cmd::Save(st) => n.nodes[i].storage = Some(Arc::new(st)),
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Counterexamples: rebuilt from fingerprints and printed as a message
+//! sequence a person can follow.
+//!
+//! A path is rebuilt by replaying from the initial state and, at each step,
+//! finding the action whose (canonical) successor has the next fingerprint.
+//! The replay keeps the real, un-canonicalized states, so with symmetry on
+//! the trace still shows the node ids of an actual execution.
+//!
+//! Each step prints the event (delivery, timeout, crash, recovery, drop,
+//! choice), the fields of the node's state that changed, and what it sent.
+//! Node ids are printed as role names (`Server1`, `Client4`), also inside
+//! message payloads.
+
+use crate::search::{fingerprint, Fp, Search};
+use crate::system::{Action, SysState, System};
+use serde::Serialize;
+use smelt_support::{Id, Protocol};
+use std::fmt::Write;
+
+pub struct Trace<P: Protocol> {
+    pub init: SysState<P>,
+    pub steps: Vec<(Action<P>, SysState<P>)>,
+    /// Liveness: the index of the first step of the repeating loop.
+    pub loop_start: Option<usize>,
+}
+
+impl<P: Protocol> Trace<P> {
+    pub fn last(&self) -> &SysState<P> {
+        self.steps.last().map(|(_, s)| s).unwrap_or(&self.init)
+    }
+}
+
+/// Rebuilds the path to `target` from the visited table.
+pub fn reconstruct<P: Protocol>(search: &Search<P>, target: Fp) -> Option<Trace<P>> {
+    let fps = search.table.path_to(target);
+    replay(search.sys, &fps, |s| fingerprint(&search.canon(s)))
+}
+
+/// Replays a path of fingerprints from the initial state. `fp_of` gives the
+/// fingerprint the path uses for a state.
+pub fn replay<P: Protocol>(sys: &System<P>, fps: &[Fp], fp_of: impl Fn(SysState<P>) -> Fp) -> Option<Trace<P>> {
+    let init = sys.init();
+    if fps.first().copied() != Some(fp_of(init.clone())) {
+        return None;
+    }
+    let mut cur = init.clone();
+    let mut steps = Vec::new();
+    let mut actions = Vec::new();
+    for want in &fps[1..] {
+        actions.clear();
+        sys.actions(&cur, &mut actions);
+        let found = actions.iter().find_map(|a| {
+            let t = sys.next(&cur, a)?;
+            (fp_of(t.clone()) == *want).then(|| (a.clone(), t))
+        })?;
+        cur = found.1.clone();
+        steps.push(found);
+    }
+    Some(Trace {
+        init,
+        steps,
+        loop_start: None,
+    })
+}
+
+/// Replays a list of actions (simulation and shrinking); stops at the first
+/// action that is not enabled.
+pub fn replay_actions<P: Protocol>(sys: &System<P>, actions: &[Action<P>]) -> Trace<P> {
+    let init = sys.init();
+    let mut cur = init.clone();
+    let mut steps = Vec::new();
+    for a in actions {
+        match sys.next(&cur, a) {
+            Some(t) => {
+                cur = t.clone();
+                steps.push((a.clone(), t));
+            }
+            None => break,
+        }
+    }
+    Trace {
+        init,
+        steps,
+        loop_start: None,
+    }
+}
+
+/// Node names: role name and id (`Server0`, `Client3`).
+pub fn node_name<P: Protocol>(sys: &System<P>, id: Id) -> String {
+    let i = usize::from(id);
+    match sys.layout.role_of(id) {
+        Some(r) => format!("{}{}", P::roles().get(r).map(|x| x.name).unwrap_or("Node"), i),
+        None if i < sys.actors.len() => format!("Client{i}"),
+        None => format!("Id({i})"),
+    }
+}
+
+/// `Debug` text with every `Id(n)` replaced by the node's name.
+pub fn names<P: Protocol>(sys: &System<P>, text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(k) = rest.find("Id(") {
+        let (head, tail) = rest.split_at(k);
+        out.push_str(head);
+        let digits: String = tail[3..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        if !digits.is_empty() && tail[3 + digits.len()..].starts_with(')') {
+            let n: usize = digits.parse().unwrap_or(0);
+            // Only whole identifiers: `ClientId(3)` is not a node.
+            let prev = head.chars().last();
+            if prev.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                out.push_str(&tail[..4 + digits.len()]);
+            } else {
+                out.push_str(&node_name(sys, Id::from(n)));
+            }
+            rest = &tail[4 + digits.len()..];
+        } else {
+            out.push_str("Id(");
+            rest = &tail[3..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JsonStep {
+    pub step: usize,
+    pub node: String,
+    pub event: String,
+    pub changes: Vec<String>,
+    pub sends: Vec<String>,
+    pub in_loop: bool,
+}
+
+/// The steps of a trace in structured form (for JSON reports and tests).
+pub fn steps<P: Protocol>(sys: &System<P>, t: &Trace<P>) -> Vec<JsonStep> {
+    let mut out = Vec::new();
+    let mut before = &t.init;
+    for (k, (a, after)) in t.steps.iter().enumerate() {
+        let (node, event) = describe_action(sys, a);
+        let changes = match a {
+            Action::Deliver { dst: n, .. }
+            | Action::Timeout { node: n, .. }
+            | Action::Choose { node: n, .. }
+            | Action::Recover(n) => changed_fields(sys, before, after, usize::from(*n)),
+            _ => Vec::new(),
+        };
+        out.push(JsonStep {
+            step: k + 1,
+            node,
+            event,
+            changes,
+            sends: sends(sys, before, a),
+            in_loop: t.loop_start.is_some_and(|l| k >= l),
+        });
+        before = after;
+    }
+    out
+}
+
+fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, String) {
+    match a {
+        Action::Deliver { src, dst, msg } => (
+            node_name(sys, *dst),
+            format!(
+                "receives {} from {}",
+                names(sys, &format!("{msg:?}")),
+                node_name(sys, *src)
+            ),
+        ),
+        Action::Drop { src, dst, msg } => (
+            "network".into(),
+            format!(
+                "drops {} from {} to {}",
+                names(sys, &format!("{msg:?}")),
+                node_name(sys, *src),
+                node_name(sys, *dst)
+            ),
+        ),
+        Action::Timeout { node, timer } => {
+            let name = P::timer_info(timer)
+                .and_then(|(r, i)| {
+                    P::roles()
+                        .get(r)
+                        .and_then(|x| x.timers.get(i))
+                        .map(|t| t.name.to_string())
+                })
+                .unwrap_or_else(|| format!("{timer:?}"));
+            (node_name(sys, *node), format!("timeout `{name}`"))
+        }
+        Action::Crash(n) => (node_name(sys, *n), "crashes (volatile state lost)".into()),
+        Action::Recover(n) => (node_name(sys, *n), "recovers from its durable state".into()),
+        Action::Choose { node, key, value } => (
+            node_name(sys, *node),
+            format!("chooses `{key}` = {}", names(sys, &format!("{value:?}"))),
+        ),
+    }
+}
+
+fn changed_fields<P: Protocol>(sys: &System<P>, before: &SysState<P>, after: &SysState<P>, i: usize) -> Vec<String> {
+    let old = P::describe_fields(&before.nodes[i].state);
+    let new = P::describe_fields(&after.nodes[i].state);
+    let mut out = Vec::new();
+    for (name, v) in &new {
+        match old.iter().find(|(n, _)| n == name) {
+            Some((_, o)) if o == v => {}
+            Some((_, o)) => out.push(format!("{name}: {} → {}", names(sys, o), names(sys, v))),
+            None => out.push(format!("{name}: {}", names(sys, v))),
+        }
+    }
+    out
+}
+
+/// What a step sent, grouped by message: `Prepare { .. } → Server1, Server2`.
+fn sends<P: Protocol>(sys: &System<P>, before: &SysState<P>, a: &Action<P>) -> Vec<String> {
+    let Some((_, sent)) = sys.next_with_sends(before, a) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (dst, msg) in sent {
+        let m = names(sys, &format!("{msg:?}"));
+        let to = node_name(sys, dst);
+        match out.iter_mut().find(|(x, _)| *x == m) {
+            Some((_, dsts)) => dsts.push(to),
+            None => out.push((m, vec![to])),
+        }
+    }
+    out.into_iter()
+        .map(|(m, dsts)| format!("{m} → {}", dsts.join(", ")))
+        .collect()
+}
+
+/// The whole trace as text.
+pub fn render<P: Protocol>(sys: &System<P>, t: &Trace<P>) -> String {
+    let mut out = String::new();
+    let initial: Vec<String> = t
+        .init
+        .net
+        .deliverable()
+        .map(|e| {
+            format!(
+                "{} → {}: {}",
+                node_name(sys, e.src),
+                node_name(sys, e.dst),
+                names(sys, &format!("{:?}", e.msg))
+            )
+        })
+        .collect();
+    if !initial.is_empty() {
+        let _ = writeln!(out, "  initially in flight:");
+        for m in initial {
+            let _ = writeln!(out, "      {m}");
+        }
+    }
+    for s in steps(sys, t) {
+        if t.loop_start == Some(s.step - 1) {
+            let _ = writeln!(out, "  ---- loop: the following steps repeat forever ----");
+        }
+        let marker = if s.in_loop { "↻" } else { " " };
+        let _ = writeln!(out, "{marker}{:>3}. {} {}", s.step, s.node, s.event);
+        for c in &s.changes {
+            let _ = writeln!(out, "         {c}");
+        }
+        for m in &s.sends {
+            let _ = writeln!(out, "         sends {m}");
+        }
+    }
+    if let Some(l) = t.loop_start {
+        let _ = writeln!(out, "  ---- back to step {} ----", l + 1);
+    }
+    out
+}
+
+/// Every server's state in one block, for "the values that broke it".
+pub fn render_nodes<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
+    let mut out = String::new();
+    for i in 0..s.nodes.len() {
+        let id = Id::from(i);
+        let fields = P::describe_fields(&s.nodes[i].state);
+        let down = if s.is_crashed(i) { " (crashed)" } else { "" };
+        let body: Vec<String> = fields.iter().map(|(n, v)| format!("{n}={}", names(sys, v))).collect();
+        let _ = writeln!(out, "      {}{}: {}", node_name(sys, id), down, body.join(", "));
+    }
+    out
+}
