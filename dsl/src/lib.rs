@@ -91,7 +91,12 @@ pub fn check_file(path: &std::path::Path) -> std::io::Result<Checked> {
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            let d = Diagnostic::error(ast::Span::new(valid, valid + 1), "the spec is not valid UTF-8")
+            // In the lossily decoded text the invalid bytes start with a
+            // U+FFFD replacement character at the same offset.
+            let d = Diagnostic::error(
+                ast::Span::new(valid, valid + char::REPLACEMENT_CHARACTER.len_utf8()),
+                "the spec is not valid UTF-8",
+            )
                 .label("invalid byte here");
             return Ok(Checked {
                 file: SourceFile::new(path.display().to_string(), text),

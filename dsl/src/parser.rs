@@ -19,7 +19,7 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 #[derive(pest_derive::Parser)]
@@ -30,6 +30,11 @@ pub const SOURCE_BYTES_MAX: usize = 1 << 20;
 pub const NESTING_MAX: usize = 64;
 /// Operators in one expression; bounds the depth of the expression tree.
 pub const EXPR_OPERATORS_MAX: usize = 2048;
+/// Depth of the parse tree. Nesting that brackets do not show (`else if`
+/// chains, nested quantifiers) is bounded by this, so that the tree
+/// builder, the checker and the compiler, which recurse over the tree,
+/// cannot run out of stack.
+pub const TREE_DEPTH_MAX: usize = 1000;
 const CALL_LIMIT: usize = 20_000_000;
 
 pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
@@ -45,7 +50,7 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
     }
     pest::set_call_limit(std::num::NonZeroUsize::new(CALL_LIMIT));
 
-    match SmParser::parse(Rule::file, src) {
+    match parse_rule(Rule::file, src) {
         Ok(mut pairs) => {
             let b = Builder::new(0);
             let file = b.file(pairs.next().expect("file rule"));
@@ -53,6 +58,82 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
         }
         Err(_) => recover(src),
     }
+}
+
+/// Parses `input` as `rule` and enforces the limits on the resulting tree
+/// (`TREE_DEPTH_MAX`, `EXPR_OPERATORS_MAX`) before anything recurses over
+/// it; a violation is reported like a syntax error at the offending spot.
+fn parse_rule(rule: Rule, input: &str) -> Result<pest::iterators::Pairs<'_, Rule>, pest::error::Error<Rule>> {
+    let pairs = SmParser::parse(rule, input)?;
+    match tree_limits(pairs.clone()) {
+        None => Ok(pairs),
+        Some((pos, message)) => Err(pest::error::Error::new_from_pos(
+            ErrorVariant::CustomError { message },
+            pest::Position::new(input, pos).unwrap_or_else(|| pest::Position::from_start(input)),
+        )),
+    }
+}
+
+/// The first place where the tree is too deep or an expression has too many
+/// operators, with a message. One pass over the pairs in pre-order, with a
+/// stack of the ends of the enclosing pairs (no recursion).
+fn tree_limits(pairs: pest::iterators::Pairs<'_, Rule>) -> Option<(usize, String)> {
+    let mut ends: Vec<usize> = Vec::new();
+    // The outermost expression being counted, and its operators so far
+    // (nested expressions count towards it: they deepen the same tree).
+    let mut expr_end = 0;
+    let mut operators = 0;
+    for p in pairs.flatten() {
+        let (start, end) = (p.as_span().start(), p.as_span().end());
+        while ends.last().is_some_and(|&e| e <= start) {
+            ends.pop();
+        }
+        ends.push(end);
+        if ends.len() > TREE_DEPTH_MAX {
+            return Some((
+                start,
+                format!("the spec is nested more than {TREE_DEPTH_MAX} levels deep here"),
+            ));
+        }
+        match p.as_rule() {
+            Rule::expr | Rule::cond_expr if start >= expr_end => {
+                expr_end = end;
+                operators = 0;
+            }
+            Rule::implies
+            | Rule::or
+            | Rule::and
+            | Rule::eq
+            | Rule::ne
+            | Rule::le
+            | Rule::ge
+            | Rule::lt
+            | Rule::gt
+            | Rule::in_op
+            | Rule::add
+            | Rule::sub
+            | Rule::mul
+            | Rule::div
+            | Rule::rem
+            | Rule::neg
+            | Rule::not
+            | Rule::method_call
+            | Rule::field_access
+            | Rule::index
+            | Rule::cast
+            | Rule::is_state => {
+                operators += 1;
+                if operators > EXPR_OPERATORS_MAX {
+                    return Some((
+                        start,
+                        format!("this expression has more than {EXPR_OPERATORS_MAX} operators; split it with `let`"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Rejects pathological nesting before pest or the tree builders recurse on
@@ -329,7 +410,7 @@ fn recover(src: &str) -> (File, Vec<Diagnostic>) {
         }
     }
     for (start, end) in chunks(&points, src.len()) {
-        match SmParser::parse(Rule::item_only, &src[start..end]) {
+        match parse_rule(Rule::item_only, &src[start..end]) {
             Ok(mut pairs) => {
                 let b = Builder::new(start);
                 b.item_only(pairs.next().expect("item_only"), &mut file);
@@ -387,7 +468,7 @@ fn trivia_end(s: &str, mut i: usize) -> usize {
 }
 
 fn parse_chunk(src: &str, start: usize, end: usize, rule: Rule) -> (Option<Pair<'_, Rule>>, Vec<Diagnostic>) {
-    match SmParser::parse(rule, &src[start..end]) {
+    match parse_rule(rule, &src[start..end]) {
         Ok(mut p) => (p.next(), vec![]),
         Err(e) => (None, vec![pest_error(src, start, e)]),
     }
@@ -508,7 +589,7 @@ fn recover_role(src: &str, start: usize, end: usize, file: &mut File, diags: &mu
     // `initial state` is one member: drop the split point of `state` right after `initial`.
     let points = merge_initial(src, points);
     for (s, e) in chunks(&points, body_end) {
-        match SmParser::parse(Rule::role_member_only, &src[s..e]) {
+        match parse_rule(Rule::role_member_only, &src[s..e]) {
             Ok(mut pairs) => {
                 let b = Builder::new(s);
                 let p = pairs.next().expect("role_member_only");
@@ -558,20 +639,24 @@ fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic
         "a role member (`var`, `durable`, `timer`, `state`, `on`, ...)",
         &mut body_diags,
     )?;
-    let header = &src[start..body_start - 1];
-    let initial = header.trim_start().starts_with("initial");
-    let kw = if initial { "initial" } else { "state" };
-    let after_kw = start + header.find(kw)? + kw.len();
-    let state_kw = if initial {
-        after_kw + src[after_kw..].find("state")? + 5
-    } else {
-        after_kw
+    // The header is `[initial] state Name {`; every offset stays before `{`.
+    let open = body_start - 1;
+    let word_at = |at: usize| -> &str {
+        let len = src[at..open]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(open - at);
+        &src[at..at + len]
     };
-    let name_start = trivia_end(src, state_kw);
-    let name: String = src[name_start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
+    let mut at = trivia_end(src, start).min(open);
+    let initial = word_at(at) == "initial";
+    if initial {
+        at = trivia_end(src, at + "initial".len()).min(open);
+    }
+    if word_at(at) != "state" {
+        return None;
+    }
+    let name_start = trivia_end(src, at + "state".len()).min(open);
+    let name = word_at(name_start).to_string();
     // Anything else in the header (`state A B {`), or a name that is not
     // one (`state init {`), is for pest to report.
     if !is_name(&name) || !only_trivia(&src[name_start + name.len()..body_start - 1]) {
@@ -599,7 +684,7 @@ fn recover_state(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic
         ));
     }
     for (s, e) in chunks(&points, body_end) {
-        match SmParser::parse(Rule::state_member_only, &src[s..e]) {
+        match parse_rule(Rule::state_member_only, &src[s..e]) {
             Ok(mut pairs) => {
                 let b = Builder::new(s);
                 for m in pairs.next().expect("state_member_only").into_inner() {
@@ -632,7 +717,7 @@ fn recover_service(src: &str, start: usize, end: usize, file: &mut File, diags: 
     };
     let points = split_points(src, body_start, body_end, SERVICE_MEMBER_KEYWORDS);
     for (s, e) in chunks(&points, body_end) {
-        match SmParser::parse(Rule::service_member_only, &src[s..e]) {
+        match parse_rule(Rule::service_member_only, &src[s..e]) {
             Ok(mut pairs) => {
                 let b = Builder::new(s);
                 for m in pairs.next().expect("service_member_only").into_inner() {
@@ -727,7 +812,14 @@ fn pest_error(src: &str, base: usize, e: pest::error::Error<Rule>) -> Diagnostic
     let at_loc = trivia_end(src, (base + loc).min(src.len()));
     let at_max = trivia_end(src, (base + max).min(src.len()));
     if let ErrorVariant::CustomError { message } = &e.variant {
-        return Diagnostic::error(token_span(src, at_loc), format!("cannot parse this spec: {message}"));
+        // Our own limits (`tree_limits`) say what they are; pest's own
+        // ("call limit reached") need the context.
+        let message = if message.contains("limit reached") {
+            format!("cannot parse this spec: {message}")
+        } else {
+            message.clone()
+        };
+        return Diagnostic::error(token_span(src, at_loc), message).label("limit exceeded here");
     }
     let mut categories: Vec<&'static str> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
@@ -966,7 +1058,6 @@ fn pratt() -> &'static PrattParser<Rule> {
 struct Builder {
     base: usize,
     diags: RefCell<Vec<Diagnostic>>,
-    operators: Cell<usize>,
 }
 
 type P<'i> = Pair<'i, Rule>;
@@ -976,7 +1067,6 @@ impl Builder {
         Builder {
             base,
             diags: RefCell::new(Vec::new()),
-            operators: Cell::new(0),
         }
     }
 
@@ -1611,30 +1701,11 @@ impl Builder {
     }
 
     fn expr(&self, p: P) -> Expr {
-        let saved = self.operators.replace(0);
-        let e = self.expr_inner(p);
-        self.operators.set(saved);
-        e
-    }
-
-    fn count_operator(&self, span: Span) {
-        let n = self.operators.get() + 1;
-        self.operators.set(n);
-        if n == EXPR_OPERATORS_MAX + 1 {
-            self.error(Diagnostic::error(
-                span,
-                format!("expression has more than {EXPR_OPERATORS_MAX} operators; split it with `let`"),
-            ));
-        }
-    }
-
-    fn expr_inner(&self, p: P) -> Expr {
         debug_assert!(matches!(p.as_rule(), Rule::expr | Rule::cond_expr));
         pratt()
             .map_primary(|x| self.primary(x))
             .map_prefix(|op, e| {
                 let span = self.span(&op).to(e.span);
-                self.count_operator(span);
                 let op = if op.as_rule() == Rule::neg {
                     UnOp::Neg
                 } else {
@@ -1647,7 +1718,6 @@ impl Builder {
             })
             .map_postfix(|e, op| {
                 let span = e.span.to(self.span(&op));
-                self.count_operator(span);
                 let kind = match op.as_rule() {
                     Rule::field_access => match self.dot(op.into_inner().next().unwrap()) {
                         PlaceElem::Field(name) => ExprKind::Field {
@@ -1696,7 +1766,6 @@ impl Builder {
             .map_infix(|lhs, op, rhs| {
                 let op_span = self.span(&op);
                 let span = lhs.span.to(rhs.span);
-                self.count_operator(span);
                 let op = match op.as_rule() {
                     Rule::implies => BinOp::Implies,
                     Rule::or => BinOp::Or,

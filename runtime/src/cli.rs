@@ -96,6 +96,10 @@ struct RunArgs {
     /// Print the durable state recovered from the data directory and exit.
     #[arg(long)]
     inspect: bool,
+    /// Compact the log into a snapshot once it holds this many bytes (and
+    /// more than the last snapshot).
+    #[arg(long)]
+    snapshot_log_bytes: Option<u64>,
 }
 
 fn run<P: Protocol>(a: RunArgs) -> i32 {
@@ -147,9 +151,16 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
         cluster,
         id: a.id,
         seed,
-        limits: Limits::default(),
+        limits: Limits {
+            snapshot_log_bytes_min: a.snapshot_log_bytes.unwrap_or(Limits::default().snapshot_log_bytes_min),
+            ..Limits::default()
+        },
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_USAGE, &format!("cannot start the async runtime: {e}")),
     };
@@ -233,7 +244,10 @@ fn client<P: Protocol>(a: ClientArgs) -> i32 {
                 .iter()
                 .map(|(n, ps)| format!("{n}{}", ps.iter().map(|p| format!(" <{p}>")).collect::<String>()))
                 .collect();
-            return fail_plain(EXIT_USAGE, &format!("{e}; requests of {}: {}", P::NAME, forms.join(", ")));
+            return fail_plain(
+                EXIT_USAGE,
+                &format!("{e}; requests of {}: {}", P::NAME, forms.join(", ")),
+            );
         }
     };
     let opts = ClientOptions {
@@ -250,7 +264,9 @@ fn client<P: Protocol>(a: ClientArgs) -> i32 {
             Some(r) => format!("{r:?}"),
             None => "redirected".to_string(),
         }),
-        None => c.call(request).map(|(r, from)| format!("{r:?} (from node {})", usize::from(from))),
+        None => c
+            .call(request)
+            .map(|(r, from)| format!("{r:?} (from node {})", usize::from(from))),
     };
     match result {
         Ok(text) => {
@@ -291,7 +307,10 @@ fn local_cluster<P: Protocol>(a: ClusterArgs) -> i32 {
             let names: Vec<&str> = roles.iter().map(|r| r.name).collect();
             return fail_plain(
                 EXIT_USAGE,
-                &format!("--nodes takes one count per role ({}), comma-separated", names.join(", ")),
+                &format!(
+                    "--nodes takes one count per role ({}), comma-separated",
+                    names.join(", ")
+                ),
             );
         }
     };
@@ -344,9 +363,17 @@ fn local_cluster<P: Protocol>(a: ClusterArgs) -> i32 {
             }
         }
     }
-    println!("{} nodes of {} running; logs in {}/node-<id>.log", cluster.nodes.len(), P::NAME, dir.display());
+    println!(
+        "{} nodes of {} running; logs in {}/node-<id>.log",
+        cluster.nodes.len(),
+        P::NAME,
+        dir.display()
+    );
     for n in &cluster.nodes {
-        println!("  node {} ({}): peers {}, clients {:?}", n.id, n.role, n.address, n.client_address);
+        println!(
+            "  node {} ({}): peers {}, clients {:?}",
+            n.id, n.role, n.address, n.client_address
+        );
     }
     println!("try: smelt client --cluster {} <request>", file.display());
     println!("Ctrl-C stops the cluster.");

@@ -43,7 +43,10 @@ impl Default for ClientOptions {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientError {
     /// No server answered within the attempts.
-    NoReply { attempts: u32, last: String },
+    NoReply {
+        attempts: u32,
+        last: String,
+    },
     Config(String),
 }
 
@@ -135,7 +138,10 @@ impl<P: Protocol> Client<P> {
     /// redirected, an error when it did not answer in time.
     pub fn call_at(&mut self, server: Id, request: P::Request) -> Result<Option<P::Reply>, ClientError> {
         let Some(i) = self.servers.iter().position(|(id, _)| *id == server) else {
-            return Err(ClientError::Config(format!("server {} takes no client requests", usize::from(server))));
+            return Err(ClientError::Config(format!(
+                "server {} takes no client requests",
+                usize::from(server)
+            )));
         };
         let rid = self.fresh_id();
         match self.attempt(i, rid, &request) {

@@ -72,7 +72,10 @@ impl Cluster {
             return Err("`cluster_id` is empty".into());
         }
         if f.nodes.is_empty() || f.nodes.len() > NODES_MAX {
-            return Err(format!("a cluster has 1 to {NODES_MAX} nodes, this one has {}", f.nodes.len()));
+            return Err(format!(
+                "a cluster has 1 to {NODES_MAX} nodes, this one has {}",
+                f.nodes.len()
+            ));
         }
         let mut nodes = f.nodes;
         nodes.sort_by_key(|n| n.id);

@@ -32,7 +32,10 @@ pub enum Cmd {
     Append(Vec<Record>),
     /// Snapshot of the durable state after record `lsn`, encoded on this
     /// thread so the event loop only pays for a clone.
-    Snapshot { lsn: u64, encode: SnapshotEncoder },
+    Snapshot {
+        lsn: u64,
+        encode: SnapshotEncoder,
+    },
 }
 
 /// What the committer reports: everything up to `lsn` is durable, or the
@@ -115,9 +118,13 @@ fn flush<S: Store>(store: &mut S, pending: &mut Vec<Record>, lsn: &mut u64, stat
     if pending.is_empty() {
         return Ok(());
     }
-    store
-        .append(pending)
-        .map_err(|e| format!("writing records {}..={} failed: {e}", pending[0].lsn, pending[pending.len() - 1].lsn))?;
+    store.append(pending).map_err(|e| {
+        format!(
+            "writing records {}..={} failed: {e}",
+            pending[0].lsn,
+            pending[pending.len() - 1].lsn
+        )
+    })?;
     stats.fsyncs.fetch_add(1, Ordering::Relaxed);
     stats.records.fetch_add(pending.len() as u64, Ordering::Relaxed);
     let bytes: usize = pending.iter().map(|r| r.payload.len()).sum();

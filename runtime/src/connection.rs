@@ -194,9 +194,12 @@ fn reject(why: String) -> ReadError {
 async fn read_peer<P: Protocol>(stream: TcpStream, ctx: &Ctx, tx: &mpsc::Sender<Event<P>>) -> Result<(), ReadError> {
     let max = ctx.limits.frame_payload_bytes_max;
     let mut r = BufReader::new(stream);
-    let first = tokio::time::timeout(Duration::from_millis(ctx.limits.handshake_timeout_ms), read_frame(&mut r, max))
-        .await
-        .map_err(|_| reject("no hello in time".into()))??;
+    let first = tokio::time::timeout(
+        Duration::from_millis(ctx.limits.handshake_timeout_ms),
+        read_frame(&mut r, max),
+    )
+    .await
+    .map_err(|_| reject("no hello in time".into()))??;
     let Some(first) = first else { return Ok(()) };
     check_cluster(ctx, &first)?;
     if first.kind != Kind::Hello {
@@ -208,12 +211,19 @@ async fn read_peer<P: Protocol>(stream: TcpStream, ctx: &Ctx, tx: &mpsc::Sender<
     }
     let hello: Hello = frame::payload(&first.payload).map_err(ReadError::Frame)?;
     if hello.protocol != P::NAME {
-        return Err(reject(format!("peer runs protocol `{}`, this node `{}`", hello.protocol, P::NAME)));
+        return Err(reject(format!(
+            "peer runs protocol `{}`, this node `{}`",
+            hello.protocol,
+            P::NAME
+        )));
     }
     while let Some(f) = read_frame(&mut r, max).await? {
         check_cluster(ctx, &f)?;
         if f.kind != Kind::Peer || f.sender != src {
-            return Err(reject(format!("{:?} frame from {} on the link of {src}", f.kind, f.sender)));
+            return Err(reject(format!(
+                "{:?} frame from {} on the link of {src}",
+                f.kind, f.sender
+            )));
         }
         let msg: P::Msg = frame::payload(&f.payload).map_err(ReadError::Frame)?;
         let src = Id::from(src as usize);
@@ -226,7 +236,10 @@ async fn read_peer<P: Protocol>(stream: TcpStream, ctx: &Ctx, tx: &mpsc::Sender<
 
 fn check_cluster(ctx: &Ctx, f: &Frame) -> Result<(), ReadError> {
     if f.cluster != ctx.cluster {
-        return Err(reject(format!("frame of cluster {:016x}, this is {:016x}", f.cluster, ctx.cluster)));
+        return Err(reject(format!(
+            "frame of cluster {:016x}, this is {:016x}",
+            f.cluster, ctx.cluster
+        )));
     }
     Ok(())
 }

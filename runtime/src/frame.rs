@@ -92,8 +92,14 @@ pub enum FrameError {
     BadMagic([u8; 2]),
     BadVersion(u8),
     BadKind(u8),
-    TooLarge { len: u64, max: u64 },
-    BadChecksum { stored: u32, computed: u32 },
+    TooLarge {
+        len: u64,
+        max: u64,
+    },
+    BadChecksum {
+        stored: u32,
+        computed: u32,
+    },
     /// The payload does not decode as the expected type.
     BadPayload(String),
     /// The frame is valid but does not belong on this connection.
@@ -260,7 +266,10 @@ mod tests {
         let mut bytes = encode(Kind::Peer, 7, 2, &[0u8; 100][..], PAYLOAD_BYTES_MAX).unwrap();
         assert!(matches!(decode(&bytes, 50), Err(FrameError::TooLarge { .. })));
         bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode(&bytes[..HEADER_LEN], PAYLOAD_BYTES_MAX), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            decode(&bytes[..HEADER_LEN], PAYLOAD_BYTES_MAX),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert!(encode(Kind::Peer, 7, 2, &[0u8; 100][..], 50).is_err());
     }
 

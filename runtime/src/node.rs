@@ -157,7 +157,10 @@ pub async fn start<P: Protocol, S: Store>(
     let layout = cfg.cluster.layout::<P>()?;
     let id = Id::from(cfg.id as usize);
     let actor = P::server(id, &layout).ok_or_else(|| format!("node {} is not a server of {}", cfg.id, P::NAME))?;
-    let me = cfg.cluster.node(cfg.id).ok_or_else(|| format!("node {} is not in the cluster file", cfg.id))?;
+    let me = cfg
+        .cluster
+        .node(cfg.id)
+        .ok_or_else(|| format!("node {} is not in the cluster file", cfg.id))?;
     let servers = cfg.cluster.nodes.len() as u64;
     let ctx = Ctx {
         cluster: cfg.cluster.hash(),
@@ -583,7 +586,10 @@ impl<P: Protocol> Loop<P> {
                 Ok(payload) => {
                     // Dropping the deltas would make memory and disk differ.
                     self.failed = Some(format!("one handler's durable changes take {} bytes", payload.len()));
-                    error!(node = self.ctx.id, "a handler's durable changes exceed the record limit; stopping");
+                    error!(
+                        node = self.ctx.id,
+                        "a handler's durable changes exceed the record limit; stopping"
+                    );
                     return;
                 }
                 Err(e) => {
@@ -632,7 +638,11 @@ impl<P: Protocol> Loop<P> {
                     return;
                 }
                 None => {
-                    debug!(node = self.ctx.id, to = d, "a non-client message to a client id is dropped");
+                    debug!(
+                        node = self.ctx.id,
+                        to = d,
+                        "a non-client message to a client id is dropped"
+                    );
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
@@ -697,7 +707,12 @@ impl<P: Protocol> Loop<P> {
                     lsn: self.last_lsn,
                     encode,
                 });
-                debug!(node = self.ctx.id, lsn = self.last_lsn, log_bytes = self.log_bytes, "snapshot requested");
+                debug!(
+                    node = self.ctx.id,
+                    lsn = self.last_lsn,
+                    log_bytes = self.log_bytes,
+                    "snapshot requested"
+                );
                 self.log_bytes = 0;
             }
         }

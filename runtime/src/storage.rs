@@ -77,7 +77,11 @@ pub struct Identity {
 #[derive(Debug)]
 pub enum RecoverError {
     /// The data is damaged: the node must not start with it.
-    Corrupt { path: PathBuf, offset: u64, problem: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        problem: String,
+    },
     /// The directory belongs to someone else, is locked, or cannot be used.
     Unusable(String),
 }
@@ -263,7 +267,11 @@ struct Segment {
 
 /// How reading one record ended.
 enum Step {
-    Record { lsn: u64, payload: Vec<u8>, bytes: u64 },
+    Record {
+        lsn: u64,
+        payload: Vec<u8>,
+        bytes: u64,
+    },
     End,
     /// The record at this offset is a torn tail.
     Torn,
@@ -302,7 +310,11 @@ fn read_record(f: &mut File, seg: &Segment, off: u64, len: u64) -> Result<Step, 
     let plen = u32_at(&h, 0) as u64;
     let lsn = u64_at(&h, 4);
     if plen > RECORD_BYTES_MAX {
-        return Err(corrupt(&seg.path, off, format!("record length {plen} exceeds {RECORD_BYTES_MAX}")));
+        return Err(corrupt(
+            &seg.path,
+            off,
+            format!("record length {plen} exceeds {RECORD_BYTES_MAX}"),
+        ));
     }
     if off + RECORD_HEADER_LEN + plen > len {
         return if seg.last {
@@ -355,15 +367,27 @@ fn read_snapshot<P: Protocol>(path: &Path, name_lsn: u64) -> Result<(P::Storage,
         return Err(corrupt(path, 0, "bad snapshot header (magic or checksum)"));
     }
     if u32_at(&bytes, 8) != FORMAT_VERSION {
-        return Err(corrupt(path, 8, format!("unsupported format version {}", u32_at(&bytes, 8))));
+        return Err(corrupt(
+            path,
+            8,
+            format!("unsupported format version {}", u32_at(&bytes, 8)),
+        ));
     }
     let lsn = u64_at(&bytes, 12);
     if lsn != name_lsn {
-        return Err(corrupt(path, 12, format!("snapshot says lsn {lsn}, its name says {name_lsn}")));
+        return Err(corrupt(
+            path,
+            12,
+            format!("snapshot says lsn {lsn}, its name says {name_lsn}"),
+        ));
     }
     let plen = u64_at(&bytes, 20);
     if plen != (bytes.len() - hl) as u64 {
-        return Err(corrupt(path, SNAPSHOT_HEADER_LEN, format!("payload is {} bytes, header says {plen}", bytes.len() - hl)));
+        return Err(corrupt(
+            path,
+            SNAPSHOT_HEADER_LEN,
+            format!("payload is {} bytes, header says {plen}", bytes.len() - hl),
+        ));
     }
     if crc(&[&bytes[hl..]]) != u32_at(&bytes, 28) {
         return Err(corrupt(path, SNAPSHOT_HEADER_LEN, "snapshot payload checksum mismatch"));
@@ -401,10 +425,15 @@ pub fn recover<P: Protocol>(
         Ok(text) => check_meta(&meta_path, &text, identity)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !segments.is_empty() || !snapshots.is_empty() {
-                return Err(corrupt(&meta_path, 0, "missing, but the directory holds log or snapshot files"));
+                return Err(corrupt(
+                    &meta_path,
+                    0,
+                    "missing, but the directory holds log or snapshot files",
+                ));
             }
             if write {
-                write_atomic(dir, META, meta_text(identity).as_bytes()).map_err(|e| unusable("write", &meta_path, e))?;
+                write_atomic(dir, META, meta_text(identity).as_bytes())
+                    .map_err(|e| unusable("write", &meta_path, e))?;
             }
         }
         Err(e) => return Err(corrupt(&meta_path, 0, format!("read failed: {e}"))),
@@ -447,16 +476,26 @@ pub fn recover<P: Protocol>(
             return Err(corrupt(
                 path,
                 0,
-                format!("the log starts at record {} but the state is only known up to {snapshot_lsn}", seg.first),
+                format!(
+                    "the log starts at record {} but the state is only known up to {snapshot_lsn}",
+                    seg.first
+                ),
             ));
         }
         if let Some(n) = next {
             if seg.first != n {
-                return Err(corrupt(path, 0, format!("segment starts at record {}, expected {n}", seg.first)));
+                return Err(corrupt(
+                    path,
+                    0,
+                    format!("segment starts at record {}, expected {n}", seg.first),
+                ));
             }
         }
         let mut f = File::open(path).map_err(|e| corrupt(path, 0, format!("open failed: {e}")))?;
-        let len = f.metadata().map_err(|e| corrupt(path, 0, format!("stat failed: {e}")))?.len();
+        let len = f
+            .metadata()
+            .map_err(|e| corrupt(path, 0, format!("stat failed: {e}")))?
+            .len();
         let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
         let header_ok = len >= SEGMENT_HEADER_LEN
             && f.read_exact(&mut h).is_ok()
@@ -474,10 +513,22 @@ pub fn recover<P: Protocol>(
             return Err(corrupt(path, 0, "bad segment header (magic or checksum)"));
         }
         if u32_at(&h, 8) != FORMAT_VERSION {
-            return Err(corrupt(path, 8, format!("unsupported format version {}", u32_at(&h, 8))));
+            return Err(corrupt(
+                path,
+                8,
+                format!("unsupported format version {}", u32_at(&h, 8)),
+            ));
         }
         if u64_at(&h, 12) != seg.first {
-            return Err(corrupt(path, 12, format!("segment says it starts at {}, its name says {}", u64_at(&h, 12), seg.first)));
+            return Err(corrupt(
+                path,
+                12,
+                format!(
+                    "segment says it starts at {}, its name says {}",
+                    u64_at(&h, 12),
+                    seg.first
+                ),
+            ));
         }
         let mut off = SEGMENT_HEADER_LEN;
         let mut expect = seg.first;
@@ -502,7 +553,8 @@ pub fn recover<P: Protocol>(
                             })?),
                         };
                         for d in deltas {
-                            P::apply_delta(s, d).map_err(|e| corrupt(path, off, format!("record {lsn} does not fit the spec: {e}")))?;
+                            P::apply_delta(s, d)
+                                .map_err(|e| corrupt(path, off, format!("record {lsn} does not fit the spec: {e}")))?;
                         }
                         replayed += 1;
                         log_bytes += bytes;
@@ -530,10 +582,14 @@ pub fn recover<P: Protocol>(
     };
     let segment = match tail_end {
         Some((first, path, end)) => {
-            let f = OpenOptions::new().write(true).open(&path).map_err(|e| unusable("open", &path, e))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| unusable("open", &path, e))?;
             if end < SEGMENT_HEADER_LEN {
                 f.set_len(0).map_err(|e| unusable("truncate", &path, e))?;
-                (&f).write_all(&segment_header(first)).map_err(|e| unusable("write", &path, e))?;
+                (&f).write_all(&segment_header(first))
+                    .map_err(|e| unusable("write", &path, e))?;
             } else {
                 f.set_len(end).map_err(|e| unusable("truncate", &path, e))?;
             }
@@ -542,11 +598,16 @@ pub fn recover<P: Protocol>(
         }
         None => {
             let first = last_lsn + 1;
-            (new_segment(dir, first).map_err(|e| unusable("create a log segment in", dir, e))?, first)
+            (
+                new_segment(dir, first).map_err(|e| unusable("create a log segment in", dir, e))?,
+                first,
+            )
         }
     };
     let (mut segment, segment_first) = segment;
-    segment.seek(SeekFrom::End(0)).map_err(|e| unusable("seek in", dir, e))?;
+    segment
+        .seek(SeekFrom::End(0))
+        .map_err(|e| unusable("seek in", dir, e))?;
     let store = FileStore {
         dir: dir.to_path_buf(),
         _lock: lock,

@@ -310,6 +310,7 @@ mod tests {
             workload: vec!['a', 'b'],
             servers: Id::vec_from(0..3),
             retry: false,
+            pick: false,
         };
         let (s, send) = c.on_start(Id::from(4));
         let send = send.unwrap();
