@@ -109,6 +109,7 @@ impl<P: Protocol> Client<P> {
         let mut last = String::from("nothing tried");
         for attempt in 0..self.opts.attempts_max {
             let i = self.next % self.servers.len();
+            let started = Instant::now();
             match self.attempt(i, rid, &request) {
                 Attempt::Reply(r) => return Ok((r, self.servers[i].0)),
                 Attempt::Redirect(hint) => {
@@ -125,6 +126,12 @@ impl<P: Protocol> Client<P> {
                 Attempt::Failed(why) => {
                     last = format!("server {}: {why}", usize::from(self.servers[i].0));
                     self.next = i + 1;
+                    // A refused connection fails at once; pause so that the
+                    // attempts outlast a node that is still starting.
+                    if started.elapsed() < Duration::from_millis(self.opts.attempt_timeout_ms) {
+                        let pause = self.opts.redirect_pause_ms.saturating_mul(attempt as u64 + 1).min(1000);
+                        std::thread::sleep(Duration::from_millis(pause));
+                    }
                 }
             }
         }

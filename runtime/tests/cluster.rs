@@ -1,0 +1,235 @@
+//! Real node processes on 127.0.0.1: client requests, `kill -9`, restarts.
+
+mod common;
+
+use common::*;
+use smelt_runtime::client::{Client, ClientOptions};
+use smelt_support::Id;
+use std::time::Duration;
+
+#[test]
+fn node_entry() {
+    common::node_entry();
+}
+
+fn quick() -> ClientOptions {
+    ClientOptions {
+        attempt_timeout_ms: 300,
+        attempts_max: 30,
+        ..ClientOptions::default()
+    }
+}
+
+/// The value a paxos server would answer a Get with, asking it once.
+fn get_at(c: &mut Client<paxos::Paxos>, id: u64) -> Option<u64> {
+    match c.call_at(Id::from(id as usize), paxos::Request::Get) {
+        Ok(Some(paxos::Reply::GetOk(v))) => v,
+        _ => None,
+    }
+}
+
+fn paxos_accepted(s: &paxos::Storage) -> Option<u64> {
+    let paxos::Storage::Server(s) = s;
+    s.accepted.as_ref().map(|(_, p)| p.value)
+}
+
+#[test]
+fn paxos_write_read_kill9_restart() {
+    let dir = scratch("paxos");
+    let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
+    let mut nodes: Vec<NodeProc> = (0..3).map(|i| NodeProc::start("paxos", &dir, &file, i, &[])).collect();
+    wait_up(&cluster, &[0, 1, 2]);
+    let mut c = Client::<paxos::Paxos>::new(&cluster, quick()).expect("client");
+
+    // The first Put decides the value; the server that took it answers.
+    let (reply, leader) = c.call(paxos::Request::Put { v: 42 }).expect("put");
+    assert_eq!(reply, paxos::Reply::PutOk);
+    let leader = usize::from(leader) as u64;
+
+    // Every server learns the decision and answers reads with it.
+    for i in 0..3 {
+        let v = eventually(Duration::from_secs(10), || get_at(&mut c, i));
+        assert_eq!(v, Some(42), "node {i} never answered the read");
+    }
+
+    // Remember each node's durable state, then kill -9 the leader: a
+    // minority of one.
+    let before: Vec<_> = (0..3)
+        .map(|i| {
+            durable::<paxos::Paxos>(&cluster, i, &nodes[i as usize].data)
+                .expect("readable")
+                .storage
+        })
+        .collect();
+    nodes[leader as usize].kill9();
+
+    // The acknowledged write is on a majority of disks, and the survivors
+    // keep serving it.
+    let on_disk = before
+        .iter()
+        .filter(|s| s.as_ref().and_then(paxos_accepted) == Some(42))
+        .count();
+    assert!(
+        on_disk >= 2,
+        "the decided value must be durable on a majority: {before:?}"
+    );
+    for i in (0..3).filter(|i| *i != leader) {
+        assert_eq!(get_at(&mut c, i), Some(42));
+    }
+
+    // The killed node's disk holds exactly the durable state it had.
+    let after = durable::<paxos::Paxos>(&cluster, leader, &nodes[leader as usize].data).expect("recoverable");
+    assert_eq!(after.storage, before[leader as usize]);
+    assert_eq!(after.storage.as_ref().and_then(paxos_accepted), Some(42));
+
+    // It restarts from that state and rejoins: it reconnects to its peers,
+    // and they still serve the decided value.
+    nodes[leader as usize] = NodeProc::start("paxos", &dir, &file, leader, &[]);
+    let restarted = &nodes[leader as usize];
+    let log = eventually(Duration::from_secs(10), || {
+        let t = restarted.log_text();
+        (t.matches("connected to peer").count() >= 2).then_some(t)
+    })
+    .expect("the restarted node reconnects to both peers");
+    assert!(log.contains("node starting"), "{log}");
+    for i in (0..3).filter(|i| *i != leader) {
+        assert_eq!(get_at(&mut c, i), Some(42));
+    }
+
+    // A clean stop exits 0 and keeps the state.
+    for n in nodes.iter_mut() {
+        assert_eq!(n.term(), Some(0), "{}", n.log_text());
+    }
+    let last = durable::<paxos::Paxos>(&cluster, leader, &nodes[leader as usize].data).expect("recoverable");
+    assert_eq!(last.storage.as_ref().and_then(paxos_accepted), Some(42));
+}
+
+#[test]
+fn paxos_minority_down_from_the_start() {
+    let dir = scratch("paxos-minority");
+    let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
+    // Node 2 never runs; a majority (0 and 1) decides.
+    let _nodes: Vec<NodeProc> = (0..2).map(|i| NodeProc::start("paxos", &dir, &file, i, &[])).collect();
+    wait_up(&cluster, &[0, 1]);
+    let mut c = Client::<paxos::Paxos>::new(&cluster, quick()).expect("client");
+    let (reply, _) = c.call(paxos::Request::Put { v: 7 }).expect("put with a majority up");
+    assert_eq!(reply, paxos::Reply::PutOk);
+    for i in 0..2 {
+        assert_eq!(eventually(Duration::from_secs(10), || get_at(&mut c, i)), Some(7));
+    }
+}
+
+/// Many concurrent appends, kill -9 in the middle, twice: every append that
+/// was acknowledged is in the recovered journal, and a restarted node
+/// answers from exactly the recovered state.
+#[test]
+fn journal_acknowledged_appends_survive_kill9() {
+    let dir = scratch("journal");
+    let (file, cluster) = write_cluster(&dir, &[("Server", 1, true)]);
+    // A small snapshot threshold, so recovery goes through snapshots too.
+    let extra = ["--snapshot-log-bytes", "2000"];
+    let mut acked_all: Vec<u64> = Vec::new();
+    for round in 0..2u64 {
+        let mut node = NodeProc::start("journal", &dir, &file, 0, &extra);
+        wait_up(&cluster, &[0]);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..8u64)
+            .map(|t| {
+                let cluster = cluster.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let opts = ClientOptions {
+                        attempt_timeout_ms: 500,
+                        attempts_max: 1,
+                        ..ClientOptions::default()
+                    };
+                    let mut c = Client::<journal::Journal>::new(&cluster, opts).expect("client");
+                    let mut acked = Vec::new();
+                    let mut k = 0u64;
+                    let mut failures = 0;
+                    while failures < 20 {
+                        let v = round * 1_000_000_000 + t * 1_000_000 + k;
+                        k += 1;
+                        match c.call(journal::Request::Append { v }) {
+                            Ok((journal::Reply::Appended(_), _)) => acked.push(v),
+                            _ if stop.load(std::sync::atomic::Ordering::Relaxed) => failures += 1,
+                            _ => std::thread::sleep(Duration::from_millis(20)),
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1200));
+        node.kill9();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in workers {
+            acked_all.extend(w.join().expect("worker"));
+        }
+        let r = durable::<journal::Journal>(&cluster, 0, &node.data).expect("recoverable after kill -9");
+        let journal::Storage::Server(s) = r.storage.expect("something was saved");
+        let present: std::collections::BTreeSet<u64> = s.items.iter().copied().collect();
+        let lost: Vec<&u64> = acked_all.iter().filter(|v| !present.contains(v)).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged appends lost",
+            lost.len()
+        );
+        assert!(
+            acked_all.len() > 100,
+            "round {round}: only {} appends acknowledged",
+            acked_all.len()
+        );
+        assert_eq!(s.sum, s.items.iter().sum::<u64>());
+        let snapshots = std::fs::read_dir(&node.data)
+            .expect("data dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("snap-"))
+            })
+            .count();
+        assert!(snapshots >= 1, "round {round}: no snapshot was taken");
+
+        // Restarted, the node answers from exactly the recovered state.
+        let mut node = NodeProc::start("journal", &dir, &file, 0, &extra);
+        wait_up(&cluster, &[0]);
+        let mut c = Client::<journal::Journal>::new(&cluster, quick()).expect("client");
+        let (n, _) = c.call(journal::Request::Count).expect("count");
+        assert_eq!(n, journal::Reply::Counted(s.items.len() as u64));
+        assert_eq!(node.term(), Some(0), "{}", node.log_text());
+    }
+}
+
+/// Timers, `choose` and `init` broadcasts at runtime: two-phase commit with
+/// a TM and two RMs reaches one outcome everywhere, durably.
+#[test]
+fn two_phase_commit_reaches_one_outcome() {
+    use two_phase_commit::{Storage, TwoPhaseCommit};
+    let dir = scratch("2pc");
+    let (file, cluster) = write_cluster(&dir, &[("TM", 1, false), ("RM", 2, false)]);
+    let mut nodes: Vec<NodeProc> = (0..3)
+        .map(|i| NodeProc::start("two_phase_commit", &dir, &file, i, &["--seed", &(i + 7).to_string()]))
+        .collect();
+    let decision = eventually(Duration::from_secs(10), || {
+        match durable::<TwoPhaseCommit>(&cluster, 0, &nodes[0].data).ok()?.storage? {
+            Storage::TM(s) => s.decision,
+            _ => None,
+        }
+    })
+    .expect("the TM decides");
+    for i in 1..3u64 {
+        let outcome = eventually(Duration::from_secs(10), || {
+            match durable::<TwoPhaseCommit>(&cluster, i, &nodes[i as usize].data)
+                .ok()?
+                .storage?
+            {
+                Storage::RM(s) => s.outcome,
+                _ => None,
+            }
+        });
+        assert_eq!(outcome, Some(decision), "RM {i}");
+    }
+    for n in nodes.iter_mut() {
+        assert_eq!(n.term(), Some(0), "{}", n.log_text());
+    }
+}
