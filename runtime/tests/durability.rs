@@ -1,0 +1,217 @@
+//! Nothing leaves a node before the fsync of the storage saved by the same
+//! handler (and of every earlier handler): checked with an injected disk
+//! whose fsync the test holds back or fails.
+
+mod common;
+
+use common::*;
+use smelt_runtime::client::{Client, ClientOptions};
+use smelt_runtime::cluster::{Cluster, NodeEntry};
+use smelt_runtime::commit::Record;
+use smelt_runtime::frame::{self, Kind};
+use smelt_runtime::node::{self, Exit, Limits, NodeConfig, Running};
+use smelt_runtime::storage::{self, Identity, Store};
+use smelt_support::{Id, Protocol};
+use std::io::Read;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// A disk whose appends block while the gate is closed, or fail.
+#[derive(Clone, Default)]
+struct Gate {
+    state: Arc<(Mutex<(bool, bool)>, Condvar)>,
+}
+
+impl Gate {
+    fn closed() -> Gate {
+        let g = Gate::default();
+        g.state.0.lock().expect("lock").0 = true;
+        g
+    }
+    fn open(&self) {
+        self.state.0.lock().expect("lock").0 = false;
+        self.state.1.notify_all();
+    }
+    fn fail(&self) {
+        self.state.0.lock().expect("lock").1 = true;
+        self.open();
+    }
+}
+
+struct GatedStore<S> {
+    inner: S,
+    gate: Gate,
+}
+
+impl<S: Store> Store for GatedStore<S> {
+    fn append(&mut self, records: &[Record]) -> std::io::Result<()> {
+        let (lock, cv) = &*self.gate.state;
+        let mut g = lock.lock().expect("lock");
+        while g.0 {
+            g = cv.wait(g).expect("wait");
+        }
+        if g.1 {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        drop(g);
+        self.inner.append(records)
+    }
+    fn snapshot(&mut self, lsn: u64, payload: &[u8]) -> std::io::Result<()> {
+        self.inner.snapshot(lsn, payload)
+    }
+}
+
+fn cluster(n: u64) -> Cluster {
+    Cluster {
+        cluster_id: "durability".into(),
+        spec: None,
+        nodes: (0..n)
+            .map(|id| NodeEntry {
+                id,
+                role: "Server".into(),
+                address: format!("127.0.0.1:{}", free_port()),
+                client_address: Some(format!("127.0.0.1:{}", free_port())),
+            })
+            .collect(),
+    }
+}
+
+/// Starts node 0 of `cluster` in-process on a gated disk.
+fn start<P: Protocol>(rt: &tokio::runtime::Runtime, name: &str, cluster: &Cluster, gate: Gate) -> Running {
+    let dir = scratch(name).join("data");
+    let layout = cluster.layout::<P>().expect("layout");
+    let actor = P::server(Id::from(0), &layout).expect("server");
+    let identity = Identity {
+        cluster: cluster.hash(),
+        node: 0,
+        protocol: P::NAME.into(),
+    };
+    let (recovered, store) = storage::recover::<P>(&dir, &identity, &actor, Id::from(0), true).expect("recover");
+    let store = GatedStore {
+        inner: store.expect("store"),
+        gate,
+    };
+    let cfg = NodeConfig {
+        cluster: cluster.clone(),
+        id: 0,
+        seed: 1,
+        limits: Limits::default(),
+    };
+    rt.block_on(node::start::<P, _>(cfg, store, recovered)).expect("start")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Sends one request from a thread; the reply (or error) arrives on the
+/// returned channel.
+fn request<P: Protocol>(cluster: &Cluster, req: P::Request) -> mpsc::Receiver<Result<P::Reply, String>> {
+    let (tx, rx) = mpsc::channel();
+    let cluster = cluster.clone();
+    std::thread::spawn(move || {
+        let opts = ClientOptions {
+            attempt_timeout_ms: 5000,
+            attempts_max: 1,
+            ..ClientOptions::default()
+        };
+        let mut c = Client::<P>::new(&cluster, opts).expect("client");
+        let r = c.call_at(Id::from(0), req).map_err(|e| e.to_string());
+        let _ = tx.send(r.and_then(|r| r.ok_or_else(|| "redirected".to_string())));
+    });
+    rx
+}
+
+#[test]
+fn replies_wait_for_the_fsync_of_their_handler_and_all_before() {
+    use common::journal::{Journal, Reply, Request};
+    let rt = runtime();
+    let cluster = cluster(1);
+    let gate = Gate::closed();
+    let node = start::<Journal>(&rt, "gate-reply", &cluster, gate.clone());
+
+    let append = request::<Journal>(&cluster, Request::Append { v: 5 });
+    std::thread::sleep(Duration::from_millis(200));
+    // A read that saves nothing, handled after the append: its reply may
+    // reveal the append, so it waits for the same fsync.
+    let count = request::<Journal>(&cluster, Request::Count);
+    assert!(append.recv_timeout(Duration::from_millis(500)).is_err(), "reply before fsync");
+    assert!(count.recv_timeout(Duration::from_millis(100)).is_err(), "later reply before fsync");
+    assert_eq!(node.stats.released.load(std::sync::atomic::Ordering::Relaxed), 0);
+
+    gate.open();
+    assert_eq!(append.recv_timeout(Duration::from_secs(5)).expect("reply"), Ok(Reply::Appended(1)));
+    assert_eq!(count.recv_timeout(Duration::from_secs(5)).expect("reply"), Ok(Reply::Counted(1)));
+    let _ = node.stop.send(true);
+    assert_eq!(rt.block_on(node.done).expect("join"), Exit::Stopped);
+}
+
+/// Reads frames from one accepted connection and reports the kinds.
+fn fake_peer(listener: std::net::TcpListener) -> mpsc::Receiver<Kind> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Ok(Some((f, used))) = frame::decode(&buf, frame::PAYLOAD_BYTES_MAX) {
+                buf.drain(..used);
+                if tx.send(f.kind).is_err() {
+                    return;
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn peer_messages_wait_for_the_fsync() {
+    use common::paxos::{Paxos, Request};
+    let rt = runtime();
+    let cluster = cluster(3);
+    let peers: Vec<_> = (1..3)
+        .map(|i| fake_peer(std::net::TcpListener::bind(&cluster.nodes[i].address).expect("bind")))
+        .collect();
+    let gate = Gate::closed();
+    let node = start::<Paxos>(&rt, "gate-peer", &cluster, gate.clone());
+    for p in &peers {
+        assert_eq!(p.recv_timeout(Duration::from_secs(5)), Ok(Kind::Hello));
+    }
+    // The Put raises the ballot (durable) and broadcasts Prepare.
+    let _put = request::<Paxos>(&cluster, Request::Put { v: 1 });
+    for p in &peers {
+        assert!(p.recv_timeout(Duration::from_millis(400)).is_err(), "Prepare sent before the fsync");
+    }
+    gate.open();
+    for p in &peers {
+        assert_eq!(p.recv_timeout(Duration::from_secs(5)), Ok(Kind::Peer));
+    }
+    let _ = node.stop.send(true);
+    assert_eq!(rt.block_on(node.done).expect("join"), Exit::Stopped);
+}
+
+#[test]
+fn a_failed_fsync_stops_the_node_and_releases_nothing() {
+    use common::journal::{Journal, Request};
+    let rt = runtime();
+    let cluster = cluster(1);
+    let gate = Gate::closed();
+    let node = start::<Journal>(&rt, "gate-fail", &cluster, gate.clone());
+    let append = request::<Journal>(&cluster, Request::Append { v: 5 });
+    std::thread::sleep(Duration::from_millis(200));
+    gate.fail();
+    let exit = rt.block_on(node.done).expect("join");
+    assert!(matches!(&exit, Exit::DiskFailed(e) if e.contains("injected")), "{exit:?}");
+    assert!(append.recv_timeout(Duration::from_secs(6)).expect("client gave up").is_err());
+    assert_eq!(node.stats.released.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
