@@ -97,7 +97,7 @@ pub fn check_file(path: &std::path::Path) -> std::io::Result<Checked> {
                 ast::Span::new(valid, valid + char::REPLACEMENT_CHARACTER.len_utf8()),
                 "the spec is not valid UTF-8",
             )
-                .label("invalid byte here");
+            .label("invalid byte here");
             return Ok(Checked {
                 file: SourceFile::new(path.display().to_string(), text),
                 spec: None,

@@ -8,7 +8,8 @@
 //!   what it tests, and the snapshot is the exact rendered diagnostics.
 //!
 //! Snapshots live in `snapshots/`. Review changes with `cargo insta review`,
-//! or regenerate with `INSTA_UPDATE=always` and read the diff.
+//! or regenerate with `INSTA_UPDATE=always` and read the diff. A new spec
+//! in `specs/` needs its snapshot accepted the same way.
 
 #[path = "support/ir_text.rs"]
 mod ir_text;
