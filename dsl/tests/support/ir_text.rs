@@ -275,7 +275,7 @@ impl Printer<'_> {
                     (Some(r), _) => {
                         let name = &self.spec.service.as_ref().unwrap().requests[*r].name;
                         let args: Vec<String> = args.iter().map(|p| self.pat(p)).collect();
-                        format!("{name}({})", args.join(", "))
+                        ctor(name, &args.join(", "))
                     }
                     (None, Some(l)) => format!("({})", self.local_decl(*l)),
                     (None, None) => "(?)".to_string(),
