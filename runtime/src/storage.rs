@@ -335,10 +335,20 @@ fn read_record(f: &mut File, seg: &Segment, off: u64, len: u64) -> Result<Step, 
     })
 }
 
-fn list(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Vec<(u64, PathBuf)>, Vec<PathBuf>), RecoverError> {
-    let mut segments = Vec::new();
-    let mut snapshots = Vec::new();
-    let mut temps = Vec::new();
+/// The files of a data directory, by kind; numbered ones sorted by number.
+#[derive(Default)]
+struct Listing {
+    segments: Vec<(u64, PathBuf)>,
+    snapshots: Vec<(u64, PathBuf)>,
+    temps: Vec<PathBuf>,
+}
+
+fn list(dir: &Path) -> Result<Listing, RecoverError> {
+    let Listing {
+        mut segments,
+        mut snapshots,
+        mut temps,
+    } = Listing::default();
     let entries = fs::read_dir(dir).map_err(|e| unusable("read", dir, e))?;
     for e in entries {
         let e = e.map_err(|e| unusable("read", dir, e))?;
@@ -354,7 +364,11 @@ fn list(dir: &Path) -> Result<(Vec<(u64, PathBuf)>, Vec<(u64, PathBuf)>, Vec<Pat
     }
     segments.sort();
     snapshots.sort();
-    Ok((segments, snapshots, temps))
+    Ok(Listing {
+        segments,
+        snapshots,
+        temps,
+    })
 }
 
 fn read_snapshot<P: Protocol>(path: &Path, name_lsn: u64) -> Result<(P::Storage, u64), RecoverError> {
@@ -419,7 +433,11 @@ pub fn recover<P: Protocol>(
     } else {
         None
     };
-    let (segments, snapshots, temps) = list(dir)?;
+    let Listing {
+        segments,
+        snapshots,
+        temps,
+    } = list(dir)?;
     let meta_path = dir.join(META);
     match fs::read_to_string(&meta_path) {
         Ok(text) => check_meta(&meta_path, &text, identity)?,
@@ -650,7 +668,9 @@ impl Store for FileStore {
             self.segment_first = lsn + 1;
         }
         // Everything older is now covered by the durable snapshot.
-        let (segments, snapshots, _) = list(&self.dir).map_err(|e| io::Error::other(e.to_string()))?;
+        let Listing {
+            segments, snapshots, ..
+        } = list(&self.dir).map_err(|e| io::Error::other(e.to_string()))?;
         for (first, path) in segments {
             if first < self.segment_first {
                 fs::remove_file(path)?;

@@ -102,6 +102,8 @@ fn paxos_write_read_kill9_restart() {
     }
     let last = durable::<paxos::Paxos>(&cluster, leader, &nodes[leader as usize].data).expect("recoverable");
     assert_eq!(last.storage.as_ref().and_then(paxos_accepted), Some(42));
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -117,6 +119,8 @@ fn paxos_minority_down_from_the_start() {
     for i in 0..2 {
         assert_eq!(eventually(Duration::from_secs(10), || get_at(&mut c, i)), Some(7));
     }
+    drop(_nodes);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Many concurrent appends, kill -9 in the middle, twice: every append that
@@ -198,6 +202,7 @@ fn journal_acknowledged_appends_survive_kill9() {
         assert_eq!(n, journal::Reply::Counted(s.items.len() as u64));
         assert_eq!(node.term(), Some(0), "{}", node.log_text());
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Timers, `choose` and `init` broadcasts at runtime: two-phase commit with
@@ -232,4 +237,6 @@ fn two_phase_commit_reaches_one_outcome() {
     for n in nodes.iter_mut() {
         assert_eq!(n.term(), Some(0), "{}", n.log_text());
     }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
 }

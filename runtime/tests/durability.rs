@@ -140,13 +140,25 @@ fn replies_wait_for_the_fsync_of_their_handler_and_all_before() {
     // A read that saves nothing, handled after the append: its reply may
     // reveal the append, so it waits for the same fsync.
     let count = request::<Journal>(&cluster, Request::Count);
-    assert!(append.recv_timeout(Duration::from_millis(500)).is_err(), "reply before fsync");
-    assert!(count.recv_timeout(Duration::from_millis(100)).is_err(), "later reply before fsync");
+    assert!(
+        append.recv_timeout(Duration::from_millis(500)).is_err(),
+        "reply before fsync"
+    );
+    assert!(
+        count.recv_timeout(Duration::from_millis(100)).is_err(),
+        "later reply before fsync"
+    );
     assert_eq!(node.stats.released.load(std::sync::atomic::Ordering::Relaxed), 0);
 
     gate.open();
-    assert_eq!(append.recv_timeout(Duration::from_secs(5)).expect("reply"), Ok(Reply::Appended(1)));
-    assert_eq!(count.recv_timeout(Duration::from_secs(5)).expect("reply"), Ok(Reply::Counted(1)));
+    assert_eq!(
+        append.recv_timeout(Duration::from_secs(5)).expect("reply"),
+        Ok(Reply::Appended(1))
+    );
+    assert_eq!(
+        count.recv_timeout(Duration::from_secs(5)).expect("reply"),
+        Ok(Reply::Counted(1))
+    );
     let _ = node.stop.send(true);
     assert_eq!(rt.block_on(node.done).expect("join"), Exit::Stopped);
 }
@@ -190,7 +202,10 @@ fn peer_messages_wait_for_the_fsync() {
     // The Put raises the ballot (durable) and broadcasts Prepare.
     let _put = request::<Paxos>(&cluster, Request::Put { v: 1 });
     for p in &peers {
-        assert!(p.recv_timeout(Duration::from_millis(400)).is_err(), "Prepare sent before the fsync");
+        assert!(
+            p.recv_timeout(Duration::from_millis(400)).is_err(),
+            "Prepare sent before the fsync"
+        );
     }
     gate.open();
     for p in &peers {
@@ -211,7 +226,13 @@ fn a_failed_fsync_stops_the_node_and_releases_nothing() {
     std::thread::sleep(Duration::from_millis(200));
     gate.fail();
     let exit = rt.block_on(node.done).expect("join");
-    assert!(matches!(&exit, Exit::DiskFailed(e) if e.contains("injected")), "{exit:?}");
-    assert!(append.recv_timeout(Duration::from_secs(6)).expect("client gave up").is_err());
+    assert!(
+        matches!(&exit, Exit::DiskFailed(e) if e.contains("injected")),
+        "{exit:?}"
+    );
+    assert!(append
+        .recv_timeout(Duration::from_secs(6))
+        .expect("client gave up")
+        .is_err());
     assert_eq!(node.stats.released.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

@@ -34,7 +34,11 @@ fn msg(r: &mut Rng) -> Msg {
         0 => Msg::Prepare(Prepare { ballot: ballot(r) }),
         1 => Msg::Prepared(Prepared {
             ballot: ballot(r),
-            last_accepted: if r.below(2) == 0 { None } else { Some((ballot(r), proposal(r))) },
+            last_accepted: if r.below(2) == 0 {
+                None
+            } else {
+                Some((ballot(r), proposal(r)))
+            },
         }),
         2 => Msg::Accept(Accept {
             ballot: ballot(r),
@@ -56,7 +60,10 @@ fn valid(r: &mut Rng) -> (Vec<u8>, Kind, Msg) {
     let m = msg(r);
     let (kind, bytes) = match r.below(3) {
         0 => (Kind::Peer, frame::encode(Kind::Peer, 9, r.below(5), &m, MAX)),
-        1 => (Kind::Request, frame::encode(Kind::Request, 9, 0, &(7u64, Request::Get), MAX)),
+        1 => (
+            Kind::Request,
+            frame::encode(Kind::Request, 9, 0, &(7u64, Request::Get), MAX),
+        ),
         _ => (
             Kind::Response,
             frame::encode(Kind::Response, 9, 1, &Response::Reply(3, Reply::GetOk(Some(4))), MAX),

@@ -101,7 +101,10 @@ fn recovers_log_and_snapshot() {
     // Older segments are gone; appending continues after a restart.
     let segments = std::fs::read_dir(&dir)
         .expect("dir")
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("wal-")))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("wal-"))
+        })
         .count();
     assert_eq!(segments, 1);
     let mut store = store.expect("store");
@@ -263,4 +266,6 @@ fn node_refuses_to_start_on_a_corrupt_directory() {
     wait_up(&cluster, &[0]);
     let (n, _) = c.call(common::journal::Request::Count).expect("count");
     assert_eq!(n, common::journal::Reply::Counted(0));
+    drop(_node);
+    let _ = std::fs::remove_dir_all(&dir);
 }

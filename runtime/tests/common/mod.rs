@@ -20,6 +20,7 @@ smelt::protocol!("../specs/paxos.sm");
 smelt::protocol!("../specs/two_phase_commit.sm");
 smelt::protocol!("tests/specs/journal.sm");
 smelt::protocol!("tests/specs/replog.sm");
+smelt::protocol!("tests/specs/counter.sm");
 
 const NODE_ENV: &str = "SMELT_TEST_NODE";
 const ARGS_ENV: &str = "SMELT_TEST_NODE_ARGS";
@@ -37,6 +38,7 @@ pub fn node_entry() {
         "paxos" => smelt_runtime::cli::main::<paxos::Paxos>("run", args),
         "journal" => smelt_runtime::cli::main::<journal::Journal>("run", args),
         "replog" => smelt_runtime::cli::main::<rep_log::RepLog>("run", args),
+        "counter" => smelt_runtime::cli::main::<counter::Counter>("run", args),
         "two_phase_commit" => smelt_runtime::cli::main::<two_phase_commit::TwoPhaseCommit>("run", args),
         other => {
             eprintln!("unknown test spec {other}");
@@ -46,9 +48,22 @@ pub fn node_entry() {
     std::process::exit(code);
 }
 
+/// A port that is free now, chosen below the kernel's ephemeral range so
+/// that outgoing connections (which take ephemeral ports) cannot grab it
+/// between this check and the node's bind.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut rng = smelt_runtime::rng::Rng::new(
+        smelt_runtime::rng::Rng::seed_from(std::process::id() as u64) ^ NEXT.fetch_add(1, Ordering::Relaxed),
+    );
+    for _ in 0..1000 {
+        let port = 20000 + rng.below(12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 /// A fresh directory under the target dir. Tests remove it when they pass
