@@ -66,7 +66,10 @@ fn main() {
     let truncations = total * 2 / 5;
     let step = corpus_bytes.div_ceil(truncations.max(1)).max(1);
     let mutations = total * 2 / 5;
-    let random = total - truncations.min(corpus_bytes) - mutations;
+    // What the truncation phase will really run (cut points every `step`
+    // bytes), so that the three phases add up to `total`.
+    let cut_points: usize = specs.iter().map(|(_, t)| t.len() / step + 1).sum();
+    let random = total - truncations.min(cut_points) - mutations;
 
     let mut phases = Vec::new();
     let t = specs.iter().flat_map(|(name, text)| {
