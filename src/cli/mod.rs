@@ -32,9 +32,10 @@ enum Command {
     /// Run a local cluster of a spec's protocol on 127.0.0.1.
     #[command(disable_help_flag = true)]
     Cluster(Forward),
-    /// Send requests to a running cluster of a spec's protocol.
+    /// Send a request to a running cluster: `smelt client [spec.sm] --cluster
+    /// cluster.toml put 5` (the spec defaults to the cluster file's `spec`).
     #[command(disable_help_flag = true)]
-    Client(Forward),
+    Client(ClientForward),
 }
 
 /// A spec path followed by the arguments of the spec's harness, which parses
@@ -45,6 +46,30 @@ struct Forward {
     spec: std::path::PathBuf,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+/// `smelt client` arguments: an optional spec path, then the harness's.
+#[derive(clap::Args)]
+struct ClientForward {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Splits off the spec: the first argument when it names a `.sm` file,
+/// otherwise the `spec` of the cluster file given with `--cluster`.
+fn client_spec(mut args: Vec<String>) -> Result<(std::path::PathBuf, Vec<String>), String> {
+    if args.first().is_some_and(|a| a.ends_with(".sm")) {
+        let spec = args.remove(0);
+        return Ok((spec.into(), args));
+    }
+    let file = args
+        .iter()
+        .position(|a| a == "--cluster")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--cluster=").map(String::from)))
+        .ok_or("usage: smelt client [spec.sm] --cluster cluster.toml <request> [args...]")?;
+    let spec = smelt_runtime::cluster::spec_of(std::path::Path::new(&file))?;
+    Ok((spec, args))
 }
 
 pub fn main() -> i32 {
@@ -61,6 +86,12 @@ pub fn main() -> i32 {
         Command::Check(f) => harness::run(&f.spec, "check", &f.args),
         Command::Run(f) => harness::run(&f.spec, "run", &f.args),
         Command::Cluster(f) => harness::run(&f.spec, "cluster", &f.args),
-        Command::Client(f) => harness::run(&f.spec, "client", &f.args),
+        Command::Client(f) => match client_spec(f.args) {
+            Ok((spec, args)) => harness::run(&spec, "client", &args),
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        },
     }
 }
