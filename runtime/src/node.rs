@@ -287,14 +287,17 @@ pub async fn start<P: Protocol, S: Store>(
         // Dropping the loop drops the peer queues' senders: writers finish
         // what is queued and end.
         drop(lp);
+        let mut writers = writers;
         let _ = tokio::time::timeout(shutdown_flush, async {
-            for w in writers {
+            for w in &mut writers {
                 let _ = w.await;
             }
         })
         .await;
-        for a in acceptors {
-            a.abort();
+        // Writers still waiting to reconnect to a peer that is down, and
+        // the acceptors, have nothing left to do.
+        for t in writers.iter().chain(&acceptors) {
+            t.abort();
         }
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         exit
