@@ -321,9 +321,9 @@ fn stats(mut v: Vec<Duration>) -> Stats {
 }
 
 fn row(name: &str, s: &Stats) {
+    let n = if s.n == 0 { "-".to_string() } else { s.n.to_string() };
     println!(
-        "| {name} | {} | {} | {} | {} | {} |",
-        s.n,
+        "| {name} | {n} | {} | {} | {} | {} |",
         us(s.p50),
         us(s.p90),
         us(s.p99),
