@@ -407,10 +407,7 @@ impl<P: Protocol> Loop<P> {
             if let Some(exit) = self.finished() {
                 return exit;
             }
-            let accepting = !self.stopping
-                && self.failed.is_none()
-                && self.held.len() < self.ctx.limits.held_len_max
-                && self.unsynced_bytes < self.ctx.limits.unsynced_bytes_max;
+            let accepting = self.accepting();
             let busy = accepting && (!self.local.is_empty() || !self.choices.is_empty());
             let deadline = self.timers.values().min().copied();
             tokio::select! {
@@ -451,6 +448,15 @@ impl<P: Protocol> Loop<P> {
         }
     }
 
+    /// Whether the loop takes new events: not when stopping or failed, and
+    /// not while too much awaits an fsync (the disk sets the pace).
+    fn accepting(&self) -> bool {
+        !self.stopping
+            && self.failed.is_none()
+            && self.held.len() < self.ctx.limits.held_len_max
+            && self.unsynced_bytes < self.ctx.limits.unsynced_bytes_max
+    }
+
     /// The loop is done when it is stopping (asked to, or failed) and every
     /// record is durable and every held output released.
     fn finished(&mut self) -> Option<Exit> {
@@ -484,7 +490,7 @@ impl<P: Protocol> Loop<P> {
     }
 
     fn run_due_timers(&mut self) {
-        if self.failed.is_some() || self.stopping || self.timers.is_empty() {
+        if !self.accepting() || self.timers.is_empty() {
             return;
         }
         let now = Instant::now();
@@ -507,7 +513,7 @@ impl<P: Protocol> Loop<P> {
     /// Runs the choices and self-messages pending at the start of the call;
     /// any they create wait for the next turn, so I/O is never starved.
     fn run_local(&mut self) {
-        if self.failed.is_some() || self.stopping {
+        if !self.accepting() {
             return;
         }
         for (_, r) in std::mem::take(&mut self.choices) {
