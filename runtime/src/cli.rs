@@ -134,6 +134,21 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
             Err(e) => recover_failed(e),
         };
     }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_USAGE, &format!("cannot start the async runtime: {e}")),
+    };
+    // From here on SIGTERM/SIGINT are caught: one that arrives during
+    // recovery stops the node cleanly right after it starts, instead of
+    // killing it half-way.
+    let signals = {
+        let _guard = rt.enter();
+        Signals::new()
+    };
     let (recovered, store) = match storage::recover::<P>(&a.data_dir, &identity, &actor, id, true) {
         Ok((r, Some(s))) => (r, s),
         Ok((_, None)) => return fail(EXIT_USAGE, "internal: recovery opened no store"),
@@ -156,14 +171,6 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
             ..Limits::default()
         },
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(EXIT_USAGE, &format!("cannot start the async runtime: {e}")),
-    };
     rt.block_on(async move {
         let running = match node::start::<P, _>(cfg, store, recovered).await {
             Ok(r) => r,
@@ -171,7 +178,7 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
         };
         let stop = running.stop.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             let _ = stop.send(true);
         });
         match running.done.await {
@@ -186,15 +193,35 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, registered once (inside a tokio runtime).
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Resolves at the first SIGTERM or SIGINT.
+    async fn wait(mut self) {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => {}
+            _ = next(&mut self.int) => {}
+        }
     }
 }
 
@@ -382,7 +409,7 @@ fn local_cluster<P: Protocol>(a: ClusterArgs) -> i32 {
         Err(e) => return fail_plain(EXIT_USAGE, &format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async {
-        let signal = wait_for_signal();
+        let signal = Signals::new().wait();
         tokio::pin!(signal);
         loop {
             tokio::select! {

@@ -84,10 +84,11 @@ fn paxos_write_read_kill9_restart() {
 
     // It restarts from that state and rejoins: it reconnects to its peers,
     // and they still serve the decided value.
+    let earlier = nodes[leader as usize].log_text().len();
     nodes[leader as usize] = NodeProc::start("paxos", &dir, &file, leader, &[]);
     let restarted = &nodes[leader as usize];
     let log = eventually(Duration::from_secs(10), || {
-        let t = restarted.log_text();
+        let t = restarted.log_text().get(earlier..)?.to_string();
         (t.matches("connected to peer").count() >= 2).then_some(t)
     })
     .expect("the restarted node reconnects to both peers");
