@@ -1026,6 +1026,27 @@ fn category(r: Rule) -> Option<&'static str> {
     })
 }
 
+/// The length of `text` without trailing whitespace and comments, which
+/// pest may include in a rule's span (after a failed optional part).
+fn content_len(text: &str) -> usize {
+    let mut t = text.trim_end();
+    loop {
+        let line_start = t.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        // The language has no string literals, so `//` always starts a comment.
+        if let Some(k) = t[line_start..].find("//") {
+            t = t[..line_start + k].trim_end();
+            continue;
+        }
+        if t.ends_with("*/") {
+            if let Some(k) = t.rfind("/*") {
+                t = t[..k].trim_end();
+                continue;
+            }
+        }
+        return t.len();
+    }
+}
+
 // ------------------------------------------------------------------ pairs → AST
 
 fn pratt() -> &'static PrattParser<Rule> {
@@ -1074,7 +1095,7 @@ impl Builder {
     fn span(&self, p: &P) -> Span {
         let s = p.as_span();
         let text = p.as_str();
-        let end = s.start() + text.trim_end().len();
+        let end = s.start() + content_len(text);
         Span::new(self.base + s.start(), self.base + end)
     }
 

@@ -108,6 +108,7 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
     let mut usage_error = false;
     for cfg in configs {
         println!("check `{}` of {} ({}):", cfg.name, spec, cfg.describe());
+        crate::search::reset_peak_rss();
         let progress = match args.progress {
             Some(0) => None,
             Some(n) => Some(Duration::from_secs(n)),

@@ -1,15 +1,646 @@
-//! Liveness mode (see `cli::LIVENESS_HELP`).
+//! Liveness mode: progress under bounded faults, with real cycle detection.
+//!
+//! Semantics (also in `smelt check --help`): the environment has a fault
+//! budget (`drops`, `crash`). A state is *calm* once the faults are over —
+//! when the budget is spent, or when the environment stops early (the
+//! `Calm` action). Fault counters are part of the state and only grow, so a
+//! cycle never contains a fault. In calm states the timing model applies and
+//! the environment is weakly fair: an action class (delivering one message
+//! or, on an ordered network, the head of one link; one timer of one node;
+//! one node's recovery; one pending choice) that is enabled in every state
+//! of an infinite behaviour's suffix is taken infinitely often. "Enabled"
+//! means the action changes something (a delivery the node ignores is not
+//! an enabled action).
+//!
+//! The search explores the whole graph once, storing for each state its
+//! fingerprint, BFS parent, property bits and outgoing edges (target, fairness
+//! class) — not the states themselves, so memory stays within a small factor
+//! of a safety search. Then, per property:
+//! - `eventually P`: the states reachable from the start through ¬P states;
+//!   among their calm ones, the strongly connected components (Tarjan). A
+//!   component is a counterexample iff it is fair: every class enabled in all
+//!   of its states is taken by one of its internal edges. A calm ¬P state
+//!   with no successor at all (a deadlock) is a counterexample too.
+//! - `leads_to P ~> Q`, per binding of its quantifiers: the same on the
+//!   product with a one-bit monitor ("P happened, Q has not since").
+//!
+//! A counterexample is printed as a lasso: the prefix to the component and a
+//! fair loop through it (taking every required class), which repeats forever.
 
 use crate::config::RunConfig;
-use crate::report::CheckReport;
-use crate::system::{SysState, System};
-use crate::trace::{names, node_name};
-use smelt_support::{Id, Protocol};
+use crate::history::Cache;
+use crate::props::{eval, Eval, PropId};
+use crate::report::{CheckReport, PropReport, StatsReport, Verdict};
+use crate::search::{fingerprint, format_bytes, peak_rss, Fp, IdHasher, Stats};
+use crate::symmetry::canonical;
+use crate::system::{Action, SysState, System};
+use crate::trace::{node_name, render, replay, show, steps};
+use smelt_support::{BinderKind, Id, PropertyKind, Protocol};
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
-use std::time::Duration;
+use std::hash::{BuildHasherDefault, Hash};
+use std::time::{Duration, Instant};
 
-pub fn run<P: Protocol>(_spec: &str, _cfg: RunConfig, _progress: Option<Duration>) -> Result<CheckReport, String> {
-    Err("liveness mode is not implemented yet".into())
+const NONE: u32 = u32::MAX;
+/// Fairness class of actions that never occur in calm states.
+const NO_CLASS: u32 = u32::MAX;
+/// States the graph may hold (indices are `u32`).
+const STATES_MAX: usize = (u32::MAX - 1) as usize;
+
+/// A liveness property, instantiated for one binding of its quantifiers.
+#[derive(Clone, Debug)]
+struct Goal {
+    prop: usize,
+    binding: Vec<usize>,
+    /// Bit of P (eventually: the goal; leads_to: the trigger).
+    from_bit: u32,
+    /// Bit of Q (leads_to only).
+    to_bit: Option<u32>,
+}
+
+/// The explored graph.
+struct Graph {
+    fps: Vec<Fp>,
+    parent: Vec<u32>,
+    depth: Vec<u32>,
+    bits: Vec<u64>,
+    calm: Vec<bool>,
+    edge_start: Vec<u32>,
+    edges: Vec<(u32, u32)>,
+}
+
+impl Graph {
+    fn succ(&self, i: u32) -> &[(u32, u32)] {
+        let (a, b) = (self.edge_start[i as usize] as usize, self.edge_start[i as usize + 1] as usize);
+        &self.edges[a..b]
+    }
+
+    fn bit(&self, i: u32, b: u32) -> bool {
+        self.bits[i as usize] & (1 << b) != 0
+    }
+}
+
+pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) -> Result<CheckReport, String> {
+    if cfg.symmetry && !P::SYMMETRIC {
+        return Err("symmetry requested for a protocol that is not symmetric".into());
+    }
+    let sys = System::<P>::new(cfg.clone())?;
+    let start = Instant::now();
+    let goals = goals::<P>(&sys)?;
+    if goals.len() + reachables::<P>().len() > 64 {
+        return Err("too many liveness property instances (at most 64 per check)".into());
+    }
+    let (graph, reached) = explore(&sys, &goals, progress, start)?;
+    let stats = Stats {
+        unique: graph.fps.len() as u64,
+        total: graph.edges.len() as u64,
+        max_depth: graph.depth.iter().copied().max().unwrap_or(0),
+        elapsed: start.elapsed(),
+        complete: true,
+        stopped: None,
+        peak_rss_bytes: peak_rss(),
+    };
+    let mut props = Vec::new();
+    for (i, p) in P::properties().iter().enumerate() {
+        let mut r = PropReport {
+            name: p.name.to_string(),
+            kind: p.kind,
+            verdict: Verdict::Skipped,
+            text: p.text.to_string(),
+            detail: None,
+            steps: None,
+            trace: None,
+            trace_text: None,
+        };
+        match p.kind {
+            PropertyKind::Eventually | PropertyKind::LeadsTo => {
+                r.verdict = Verdict::Holds;
+                for g in goals.iter().filter(|g| g.prop == i) {
+                    if let Some((prefix, cycle)) = find_lasso(&graph, g) {
+                        let binding = describe_binding(&sys, g);
+                        let (trace, text) = lasso_trace(&sys, &graph, &prefix, &cycle, p.name, &binding);
+                        r.verdict = Verdict::Violated;
+                        r.steps = Some(prefix.len() + cycle.len());
+                        r.detail = Some(if cycle.is_empty() {
+                            format!("a fair behaviour gets stuck after {} steps{binding}", prefix.len())
+                        } else {
+                            format!("a fair behaviour loops forever after {} steps (loop of {} steps){binding}", prefix.len(), cycle.len())
+                        });
+                        r.trace = trace;
+                        r.trace_text = text;
+                        break;
+                    }
+                }
+            }
+            PropertyKind::Reachable => match reached.get(&i) {
+                Some(d) => {
+                    r.verdict = Verdict::Reached;
+                    r.steps = Some(*d as usize);
+                    r.detail = Some(format!("first reached after {d} steps"));
+                }
+                None => {
+                    r.verdict = Verdict::Violated;
+                    r.detail = Some(format!("no state of the {} explored satisfies it", stats.unique));
+                }
+            },
+            _ => r.detail = Some("a safety property: checked by configs with `mode safety`".into()),
+        }
+        props.push(r);
+    }
+    let mut assumptions = vec![format!(
+        "fault budget: {} message drop(s), {} crash(es); afterwards no more faults",
+        cfg.drops, cfg.crash
+    )];
+    assumptions.push(
+        "weak fairness after the faults: a message that stays deliverable is delivered, an armed timer fires, a crashed node recovers, a pending choice is made"
+            .into(),
+    );
+    if cfg.partial_synchrony {
+        assumptions.push(
+            "partial synchrony after the faults: no timer fires at a node with messages in flight to it, nor while an armed timer is declared to expire strictly sooner"
+                .into(),
+        );
+    } else {
+        assumptions.push("timing: timers may fire in any order at any time".into());
+    }
+    if cfg.client_retry {
+        assumptions.push("clients resend an unanswered request on a timer".into());
+    }
+    Ok(CheckReport {
+        spec: spec.to_string(),
+        protocol: P::NAME.to_string(),
+        check: cfg.name.clone(),
+        mode: "liveness",
+        config: cfg,
+        stats: StatsReport::from(&stats),
+        properties: props,
+        assumptions,
+        expected: None,
+        as_expected: None,
+    })
+}
+
+fn reachables<P: Protocol>() -> Vec<usize> {
+    P::properties().iter().enumerate().filter(|(_, p)| p.kind == PropertyKind::Reachable).map(|(i, _)| i).collect()
+}
+
+/// Every instance of every liveness property, with its bits.
+fn goals<P: Protocol>(sys: &System<P>) -> Result<Vec<Goal>, String> {
+    let mut out = Vec::new();
+    let mut bit = reachables::<P>().len() as u32;
+    for (i, p) in P::properties().iter().enumerate() {
+        match p.kind {
+            PropertyKind::Eventually => {
+                out.push(Goal { prop: i, binding: vec![], from_bit: bit, to_bit: None });
+                bit += 1;
+            }
+            PropertyKind::LeadsTo => {
+                // Every combination of the binders' instances.
+                let mut bindings: Vec<Vec<usize>> = vec![vec![]];
+                for b in p.binders {
+                    let ids: Vec<usize> = match b {
+                        BinderKind::Role(r) => sys.layout.roles.get(*r).map(|ids| ids.iter().map(|i| usize::from(*i)).collect()).unwrap_or_default(),
+                        BinderKind::Client => (sys.first_client..sys.actors.len()).collect(),
+                    };
+                    bindings = bindings.into_iter().flat_map(|prefix| ids.iter().map(move |i| [prefix.clone(), vec![*i]].concat())).collect();
+                }
+                for binding in bindings {
+                    out.push(Goal { prop: i, binding, from_bit: bit, to_bit: Some(bit + 1) });
+                    bit += 2;
+                }
+            }
+            _ => {}
+        }
+        if bit > 64 {
+            return Err("too many liveness property instances (at most 64 bits per check)".into());
+        }
+    }
+    Ok(out)
+}
+
+fn class_of<P: Protocol>(sys: &System<P>, a: &Action<P>) -> Option<u64> {
+    let h = |t: &dyn Fn(&mut ahash::AHasher)| {
+        use std::hash::Hasher;
+        let mut s = ahash::AHasher::default();
+        t(&mut s);
+        s.finish()
+    };
+    Some(match a {
+        Action::Deliver { src, dst, msg } => {
+            if matches!(sys.cfg.network, smelt_support::NetworkKind::Ordered) {
+                h(&|s| (1u8, src, dst).hash(s))
+            } else {
+                h(&|s| (2u8, src, dst, msg).hash(s))
+            }
+        }
+        Action::Timeout { node, timer } => h(&|s| (3u8, node, timer).hash(s)),
+        Action::Recover(n) => h(&|s| (4u8, n).hash(s)),
+        Action::Choose { node, key, .. } => h(&|s| (5u8, node, key).hash(s)),
+        Action::Drop { .. } | Action::Crash(_) | Action::Calm => return None,
+    })
+}
+
+type FpIndex = HashMap<Fp, u32, BuildHasherDefault<IdHasher>>;
+
+/// Explores the whole graph. Returns it and, per `reachable` property, the
+/// depth of its first witness.
+fn explore<P: Protocol>(sys: &System<P>, goals: &[Goal], progress: Option<Duration>, start: Instant) -> Result<(Graph, HashMap<usize, u32>), String> {
+    let cache = Cache::default();
+    let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
+    let reach = reachables::<P>();
+    let mut index: FpIndex = FpIndex::default();
+    let mut g = Graph { fps: vec![], parent: vec![], depth: vec![], bits: vec![], calm: vec![], edge_start: vec![0], edges: vec![] };
+    let mut classes: HashMap<u64, u32> = HashMap::new();
+    let mut reached: HashMap<usize, u32> = HashMap::new();
+    let bits_of = |s: &SysState<P>| -> u64 {
+        let mut b = 0u64;
+        for (k, &p) in reach.iter().enumerate() {
+            if eval(sys, s, PropId::Spec(p), &cache) == Eval::Holds {
+                b |= 1 << k;
+            }
+        }
+        for goal in goals {
+            let (from, to) = match goal.to_bit {
+                None => (P::eval(goal.prop, s).unwrap_or(false), false),
+                Some(_) => (
+                    P::eval_leads_to(goal.prop, s, &goal.binding, false).unwrap_or(false),
+                    P::eval_leads_to(goal.prop, s, &goal.binding, true).unwrap_or(false),
+                ),
+            };
+            if from {
+                b |= 1 << goal.from_bit;
+            }
+            if let (Some(tb), true) = (goal.to_bit, to) {
+                b |= 1 << tb;
+            }
+        }
+        b
+    };
+    let init = canon(sys.init());
+    let fp0 = fingerprint(&init);
+    index.insert(fp0, 0);
+    g.fps.push(fp0);
+    g.parent.push(NONE);
+    g.depth.push(0);
+    g.bits.push(bits_of(&init));
+    g.calm.push(init.calm);
+    let mut queue: VecDeque<(SysState<P>, u32)> = VecDeque::from([(init, 0)]);
+    let mut actions = Vec::new();
+    let mut next_progress = progress.map(|p| start + p);
+    // States are expanded in index order, so edges can be stored as CSR.
+    let mut expected = 0u32;
+    while let Some((s, i)) = queue.pop_front() {
+        debug_assert_eq!(i, expected);
+        expected += 1;
+        for (k, &p) in reach.iter().enumerate() {
+            if g.bits[i as usize] & (1 << k) != 0 {
+                reached.entry(p).or_insert(g.depth[i as usize]);
+            }
+        }
+        actions.clear();
+        sys.actions(&s, &mut actions);
+        for a in &actions {
+            let Some(t) = sys.next(&s, a) else { continue };
+            let t = canon(t);
+            let tfp = fingerprint(&t);
+            let class = match class_of(sys, a) {
+                Some(h) => {
+                    let n = classes.len() as u32;
+                    *classes.entry(h).or_insert(n)
+                }
+                None => NO_CLASS,
+            };
+            let j = match index.get(&tfp) {
+                Some(&j) => j,
+                None => {
+                    if g.fps.len() >= STATES_MAX {
+                        return Err("the state graph exceeds 4 billion states".into());
+                    }
+                    let j = g.fps.len() as u32;
+                    index.insert(tfp, j);
+                    g.fps.push(tfp);
+                    g.parent.push(i);
+                    g.depth.push(g.depth[i as usize] + 1);
+                    g.bits.push(bits_of(&t));
+                    g.calm.push(t.calm);
+                    queue.push_back((t, j));
+                    j
+                }
+            };
+            g.edges.push((j, class));
+        }
+        g.edge_start.push(g.edges.len() as u32);
+        if let (Some(at), Some(every)) = (next_progress, progress) {
+            if Instant::now() >= at {
+                next_progress = Some(at + every);
+                let secs = start.elapsed().as_secs_f64().max(1e-9);
+                eprintln!(
+                    "  ... {} states, {} edges, {:.0} states/s, {}",
+                    g.fps.len(),
+                    g.edges.len(),
+                    g.fps.len() as f64 / secs,
+                    peak_rss().map(format_bytes).unwrap_or_default()
+                );
+            }
+        }
+        if let Some(max) = sys.cfg.max_states {
+            if g.fps.len() as u64 >= max {
+                return Err(format!(
+                    "liveness needs the whole state graph, which exceeds max_states = {max}; raise it or shrink the config"
+                ));
+            }
+        }
+    }
+    Ok((g, reached))
+}
+
+/// Finds a fair lasso violating one goal instance: the prefix (a path of
+/// state indices from the start, excluding it) and the loop (indices; empty
+/// for a deadlock). Picks the violation with the shortest prefix.
+fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
+    let n = g.fps.len();
+    // Product node: state * 2 + monitor bit. For `eventually`, the monitor
+    // is "the goal has not happened yet" and starts at 1.
+    let monitor = |i: u32, m: bool| -> Option<bool> {
+        match goal.to_bit {
+            None => (!g.bit(i, goal.from_bit)).then_some(true),
+            Some(tb) => {
+                let pending = (m || g.bit(i, goal.from_bit)) && !g.bit(i, tb);
+                Some(pending)
+            }
+        }
+    };
+    let Some(m0) = monitor(0, false) else { return None };
+    // BFS over the product from the start: reachable nodes and parents.
+    let mut parent = vec![NONE; 2 * n];
+    let mut seen = vec![false; 2 * n];
+    let mut depth = vec![u32::MAX; 2 * n];
+    let start = m0 as u32;
+    seen[start as usize] = true;
+    depth[start as usize] = 0;
+    let mut q = VecDeque::from([start]);
+    while let Some(x) = q.pop_front() {
+        let (i, m) = (x / 2, x % 2 == 1);
+        for &(j, _) in g.succ(i) {
+            let Some(mj) = monitor(j, m) else { continue };
+            let y = j * 2 + mj as u32;
+            if !seen[y as usize] {
+                seen[y as usize] = true;
+                parent[y as usize] = x;
+                depth[y as usize] = depth[x as usize] + 1;
+                q.push_back(y);
+            }
+        }
+    }
+    // Candidates: reachable, monitor set, calm.
+    let cand = |x: u32| seen[x as usize] && x % 2 == 1 && g.calm[(x / 2) as usize];
+    let succ = |x: u32, out: &mut Vec<(u32, u32)>| {
+        out.clear();
+        let (i, m) = (x / 2, x % 2 == 1);
+        for &(j, c) in g.succ(i) {
+            if let Some(mj) = monitor(j, m) {
+                out.push((j * 2 + mj as u32, c));
+            }
+        }
+    };
+    let mut best: Option<(u32, Vec<u32>)> = None; // (entry node, component)
+    let mut consider = |comp: Vec<u32>, is_deadlock: bool| {
+        let entry = *comp.iter().min_by_key(|x| depth[**x as usize]).unwrap_or(&comp[0]);
+        if best.as_ref().is_none_or(|(e, _)| depth[entry as usize] < depth[*e as usize]) {
+            best = Some((entry, if is_deadlock { vec![] } else { comp }));
+        }
+    };
+    for comp in tarjan(2 * n, &cand, &succ) {
+        let mut buf = Vec::new();
+        if comp.len() == 1 {
+            let x = comp[0];
+            succ(x, &mut buf);
+            if g.succ(x / 2).is_empty() {
+                // A calm state with nothing left to do, short of the goal.
+                consider(comp, true);
+                continue;
+            }
+            if !buf.iter().any(|(y, _)| *y == x) {
+                continue;
+            }
+        }
+        if fair(g, &comp, &cand, &succ) {
+            consider(comp, false);
+        }
+    }
+    let (entry, comp) = best?;
+    // Prefix: BFS parents from the entry back to the start.
+    let mut prefix = vec![];
+    let mut x = entry;
+    while x != start {
+        prefix.push(x / 2);
+        x = parent[x as usize];
+        if x == NONE {
+            return None;
+        }
+    }
+    prefix.reverse();
+    if comp.is_empty() {
+        return Some((prefix, vec![]));
+    }
+    let cycle = fair_cycle(g, entry, &comp, &succ);
+    Some((prefix, cycle.into_iter().map(|x| x / 2).collect()))
+}
+
+/// The classes enabled in every state of a component, and whether each is
+/// taken by an edge inside it.
+fn required_classes(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> (Vec<u32>, Vec<u32>) {
+    let mut required: Option<Vec<u32>> = None;
+    let mut taken: Vec<u32> = Vec::new();
+    let mut buf = Vec::new();
+    for &x in comp {
+        let mut enabled: Vec<u32> = g.succ(x / 2).iter().map(|(_, c)| *c).filter(|c| *c != NO_CLASS).collect();
+        enabled.sort_unstable();
+        enabled.dedup();
+        required = Some(match required {
+            None => enabled,
+            Some(r) => r.into_iter().filter(|c| enabled.binary_search(c).is_ok()).collect(),
+        });
+        succ(x, &mut buf);
+        for &(y, c) in &buf {
+            if inside(y) && c != NO_CLASS {
+                taken.push(c);
+            }
+        }
+    }
+    taken.sort_unstable();
+    taken.dedup();
+    (required.unwrap_or_default(), taken)
+}
+
+/// A component admits a fair cycle iff every class enabled throughout it is
+/// taken inside it.
+fn fair(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> bool {
+    let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
+    let inside = |y: u32| cand(y) && members.contains(&y);
+    let (required, taken) = required_classes(g, comp, &inside, succ);
+    required.iter().all(|c| taken.binary_search(c).is_ok())
+}
+
+/// A loop from `entry` back to itself inside the component that is fair, as
+/// product nodes after `entry`. The shortest loop is used when it is fair on
+/// its own; otherwise the loop walks through an edge of every class the
+/// whole component requires.
+fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> Vec<u32> {
+    let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
+    let inside = |y: u32| members.contains(&y);
+    if let Some(short) = bfs_path(entry, &inside, succ, |y, _| y == entry) {
+        let mut nodes = vec![entry];
+        nodes.extend(short.iter().take(short.len().saturating_sub(1)).copied());
+        let on_loop: std::collections::HashSet<u32> = nodes.iter().copied().collect();
+        if fair(g, &nodes, &|y| on_loop.contains(&y), succ) {
+            return short;
+        }
+    }
+    let (required, _) = required_classes(g, comp, &inside, succ);
+    let mut path: Vec<u32> = Vec::new();
+    let mut cur = entry;
+    // Within the component, walk to an edge of each required class.
+    for &c in &required {
+        if let Some(p) = bfs_path(cur, &inside, succ, |_, cls| cls == c) {
+            cur = *p.last().unwrap_or(&cur);
+            path.extend(p);
+        }
+    }
+    // Then back to the entry (taking at least one step).
+    if let Some(p) = bfs_path(cur, &inside, succ, |y, _| y == entry) {
+        path.extend(p);
+    }
+    path
+}
+
+/// Shortest path inside the component from `from` whose last edge satisfies
+/// `done(target, class)`; returns the nodes after `from`.
+fn bfs_path(from: u32, inside: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>), done: impl Fn(u32, u32) -> bool) -> Option<Vec<u32>> {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    let mut q = VecDeque::from([from]);
+    let mut buf = Vec::new();
+    let mut seen = std::collections::HashSet::from([from]);
+    while let Some(x) = q.pop_front() {
+        succ(x, &mut buf);
+        for &(y, c) in &buf {
+            if !inside(y) {
+                continue;
+            }
+            if done(y, c) {
+                let mut path = vec![y];
+                let mut z = x;
+                while z != from {
+                    path.push(z);
+                    z = parent[&z];
+                }
+                path.reverse();
+                return Some(path);
+            }
+            if seen.insert(y) {
+                parent.insert(y, x);
+                q.push_back(y);
+            }
+        }
+    }
+    None
+}
+
+/// Iterative Tarjan over the nodes `0..n` for which `cand` holds.
+fn tarjan(n: usize, cand: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> Vec<Vec<u32>> {
+    let mut index = vec![NONE; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<u32> = Vec::new();
+    let mut comps = Vec::new();
+    let mut next = 0u32;
+    // Call stack frames: (node, its candidate successors, position).
+    let mut frames: Vec<(u32, Vec<u32>, usize)> = Vec::new();
+    let mut buf = Vec::new();
+    for root in 0..n as u32 {
+        if !cand(root) || index[root as usize] != NONE {
+            continue;
+        }
+        let push = |v: u32, index: &mut Vec<u32>, low: &mut Vec<u32>, stack: &mut Vec<u32>, on_stack: &mut Vec<bool>, next: &mut u32, buf: &mut Vec<(u32, u32)>| {
+            index[v as usize] = *next;
+            low[v as usize] = *next;
+            *next += 1;
+            stack.push(v);
+            on_stack[v as usize] = true;
+            succ(v, buf);
+            let s: Vec<u32> = buf.iter().map(|(w, _)| *w).filter(|w| cand(*w)).collect();
+            (v, s, 0usize)
+        };
+        frames.push(push(root, &mut index, &mut low, &mut stack, &mut on_stack, &mut next, &mut buf));
+        while let Some((v, ws, pos)) = frames.last_mut() {
+            let v = *v;
+            if *pos < ws.len() {
+                let w = ws[*pos];
+                *pos += 1;
+                if index[w as usize] == NONE {
+                    let f = push(w, &mut index, &mut low, &mut stack, &mut on_stack, &mut next, &mut buf);
+                    frames.push(f);
+                } else if on_stack[w as usize] {
+                    low[v as usize] = low[v as usize].min(index[w as usize]);
+                }
+                continue;
+            }
+            frames.pop();
+            if let Some((u, _, _)) = frames.last() {
+                let u = *u;
+                low[u as usize] = low[u as usize].min(low[v as usize]);
+            }
+            if low[v as usize] == index[v as usize] {
+                let mut comp = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w as usize] = false;
+                    comp.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                comps.push(comp);
+            }
+        }
+    }
+    comps
+}
+
+fn describe_binding<P: Protocol>(sys: &System<P>, g: &Goal) -> String {
+    if g.binding.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = g.binding.iter().map(|i| node_name(sys, Id::from(*i))).collect();
+        format!(" (for {})", names.join(", "))
+    }
+}
+
+type LassoOut = (Option<Vec<crate::trace::JsonStep>>, Option<String>);
+
+fn lasso_trace<P: Protocol>(sys: &System<P>, g: &Graph, prefix: &[u32], cycle: &[u32], name: &str, binding: &str) -> LassoOut {
+    let mut fps: Vec<Fp> = vec![g.fps[0]];
+    fps.extend(prefix.iter().map(|i| g.fps[*i as usize]));
+    fps.extend(cycle.iter().map(|i| g.fps[*i as usize]));
+    let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
+    let Some(mut trace) = replay(sys, &fps, |s| fingerprint(&canon(s))) else {
+        return (None, Some("  (the counterexample could not be rebuilt)\n".into()));
+    };
+    trace.loop_start = Some(prefix.len());
+    let mut text = String::new();
+    let kind = if cycle.is_empty() { "deadlock" } else { "lasso" };
+    let _ = writeln!(
+        text,
+        "counterexample ({kind}) for {name}{binding}: {} steps, then {}:",
+        prefix.len(),
+        if cycle.is_empty() { "nothing can happen any more".to_string() } else { format!("a loop of {} steps forever", cycle.len()) }
+    );
+    text.push_str(&render(sys, &trace));
+    if cycle.is_empty() {
+        let _ = writeln!(text, "  ---- stuck: no action is enabled, and the goal never holds ----");
+    }
+    let _ = writeln!(text, "    node states at the loop:");
+    text.push_str(&crate::trace::render_nodes(sys, trace.last()));
+    (Some(steps(sys, &trace)), Some(text))
 }
 
 /// The client histories of a state, one line per client.
@@ -20,15 +651,105 @@ pub fn render_history<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
         let ops: Vec<String> = ops
             .iter()
             .map(|o| match &o.ret {
-                Some(r) => format!(
-                    "{} → {}",
-                    names(sys, &format!("{:?}", o.req)),
-                    names(sys, &format!("{r:?}"))
-                ),
-                None => format!("{} → (in flight)", names(sys, &format!("{:?}", o.req))),
+                Some(r) => format!("{} → {}", show(sys, &o.req), show(sys, r)),
+                None => format!("{} → (in flight)", show(sys, &o.req)),
             })
             .collect();
         let _ = writeln!(out, "      {}: {}", node_name(sys, id), ops.join("; "));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-built graph: `edges[i]` lists `(target, class)`.
+    fn graph(edges: Vec<Vec<(u32, u32)>>, goal_at: &[u32]) -> Graph {
+        let n = edges.len();
+        let mut g = Graph {
+            fps: (1..=n as u64).collect(),
+            parent: vec![NONE; n],
+            depth: vec![0; n],
+            bits: vec![0; n],
+            calm: vec![true; n],
+            edge_start: vec![0],
+            edges: vec![],
+        };
+        for (i, es) in edges.into_iter().enumerate() {
+            g.edges.extend(es);
+            g.edge_start.push(g.edges.len() as u32);
+            if goal_at.contains(&(i as u32)) {
+                g.bits[i] = 1;
+            }
+        }
+        g
+    }
+
+    fn eventually() -> Goal {
+        Goal { prop: 0, binding: vec![], from_bit: 0, to_bit: None }
+    }
+
+    #[test]
+    fn a_cycle_that_never_reaches_the_goal_is_a_lasso() {
+        // 0 → 1 → 2 → 0, goal at 3 which is never reached.
+        let g = graph(vec![vec![(1, 0)], vec![(2, 1)], vec![(0, 2)], vec![]], &[3]);
+        let (prefix, cycle) = find_lasso(&g, &eventually()).expect("violation");
+        assert!(prefix.is_empty(), "the loop starts at the initial state");
+        assert_eq!(cycle.len(), 3);
+        assert_eq!(*cycle.last().unwrap(), 0);
+    }
+
+    #[test]
+    fn removing_the_cycle_makes_it_hold() {
+        // 0 → 1 → 2 → 3 (goal).
+        let g = graph(vec![vec![(1, 0)], vec![(2, 1)], vec![(3, 2)], vec![(3, 3)]], &[3]);
+        assert!(find_lasso(&g, &eventually()).is_none());
+    }
+
+    #[test]
+    fn an_unfair_cycle_is_not_a_violation() {
+        // 0 ⇄ 1 loops on class 0, but class 7 (say, delivering a message
+        // to the goal) is enabled in both states and never taken: weak
+        // fairness rules the loop out.
+        let g = graph(vec![vec![(1, 0), (2, 7)], vec![(0, 0), (2, 7)], vec![(2, 9)]], &[2]);
+        assert!(find_lasso(&g, &eventually()).is_none());
+    }
+
+    #[test]
+    fn a_class_disabled_somewhere_in_the_cycle_does_not_save_it() {
+        // Class 7 is enabled in state 0 only: the loop through 1 is fair.
+        let g = graph(vec![vec![(1, 0), (2, 7)], vec![(0, 0)], vec![(2, 9)]], &[2]);
+        let (_, cycle) = find_lasso(&g, &eventually()).expect("violation");
+        assert_eq!(cycle.len(), 2);
+    }
+
+    #[test]
+    fn a_deadlock_short_of_the_goal_is_a_violation() {
+        let g = graph(vec![vec![(1, 0)], vec![]], &[]);
+        let (prefix, cycle) = find_lasso(&g, &eventually()).expect("deadlock");
+        assert_eq!((prefix, cycle), (vec![1], vec![]));
+    }
+
+    #[test]
+    fn faults_before_calm_do_not_count() {
+        // The loop 0 ⇄ 1 is not calm (faults may still happen): ignored.
+        let mut g = graph(vec![vec![(1, 0)], vec![(0, 1)], vec![]], &[2]);
+        g.calm = vec![false, false, true];
+        assert!(find_lasso(&g, &eventually()).is_none());
+    }
+
+    #[test]
+    fn leads_to_needs_the_trigger_first() {
+        // 0 → 1 (trigger P) → 2 ⇄ 3, Q never holds after 1.
+        let mut g = graph(vec![vec![(1, 0)], vec![(2, 1)], vec![(3, 2)], vec![(2, 3)]], &[]);
+        g.bits[1] = 1; // P at 1
+        let goal = Goal { prop: 0, binding: vec![], from_bit: 0, to_bit: Some(1) };
+        let (prefix, cycle) = find_lasso(&g, &goal).expect("violation");
+        assert_eq!(prefix.first(), Some(&1));
+        assert_eq!(cycle.len(), 2);
+        // If Q holds in 3, every loop passes through Q: it holds.
+        g.bits[3] = 2;
+        assert!(find_lasso(&g, &goal).is_none());
+    }
 }

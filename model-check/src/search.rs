@@ -421,6 +421,12 @@ impl<'a, P: Protocol> Search<'a, P> {
     }
 }
 
+/// Resets the peak resident set size, so each check reports its own
+/// (Linux: writing 5 to `clear_refs`). Best effort.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Peak resident set size of this process (Linux).
 pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

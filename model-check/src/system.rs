@@ -104,6 +104,11 @@ pub struct SysState<P: Protocol> {
     /// that a fault can never be part of a cycle.
     pub drops_used: u8,
     pub crashes_used: u8,
+    /// Liveness mode: the faults are over. From here on the environment
+    /// makes no more faults, is fair, and obeys the timing model. A state
+    /// becomes calm when the budget is spent, or by the `Calm` action (the
+    /// environment may stop faulting before spending its budget).
+    pub calm: bool,
 }
 
 impl<P: Protocol> Clone for SysState<P> {
@@ -115,6 +120,7 @@ impl<P: Protocol> Clone for SysState<P> {
             history: self.history.clone(),
             drops_used: self.drops_used,
             crashes_used: self.crashes_used,
+            calm: self.calm,
         }
     }
 }
@@ -127,6 +133,7 @@ impl<P: Protocol> PartialEq for SysState<P> {
             && self.history == o.history
             && self.drops_used == o.drops_used
             && self.crashes_used == o.crashes_used
+            && self.calm == o.calm
     }
 }
 
@@ -140,6 +147,7 @@ impl<P: Protocol> Hash for SysState<P> {
         self.history.hash(h);
         self.drops_used.hash(h);
         self.crashes_used.hash(h);
+        self.calm.hash(h);
     }
 }
 
@@ -199,6 +207,7 @@ impl<P: Protocol> SysState<P> {
             history: Arc::new((*self.history).rewrite(f)),
             drops_used: self.drops_used,
             crashes_used: self.crashes_used,
+            calm: self.calm,
         }
     }
 }
@@ -227,6 +236,8 @@ pub enum Action<P: Protocol> {
         key: &'static str,
         value: P::Choice,
     },
+    /// Liveness mode: the environment stops making faults.
+    Calm,
 }
 
 /// What a handler asked for, as recorded by the model's `Effects`.
@@ -354,6 +365,7 @@ impl<P: Protocol> System<P> {
             history: Arc::new(History::new(self.actors.len() - self.first_client)),
             drops_used: 0,
             crashes_used: 0,
+            calm: !self.cfg.liveness || (self.cfg.drops == 0 && self.cfg.crash == 0),
         };
         for (i, a) in self.actors.iter().enumerate() {
             let mut fx = ModelFx::new();
@@ -431,11 +443,14 @@ impl<P: Protocol> System<P> {
                 }
             }
         }
+        if self.cfg.liveness && !s.calm {
+            out.push(Action::Calm);
+        }
     }
 
     fn drops_allowed(&self, s: &SysState<P>) -> bool {
         if self.cfg.liveness {
-            (s.drops_used as u64) < self.cfg.drops
+            !s.calm && (s.drops_used as u64) < self.cfg.drops
         } else {
             self.cfg.lossy
         }
@@ -443,16 +458,23 @@ impl<P: Protocol> System<P> {
 
     fn crash_allowed(&self, s: &SysState<P>) -> bool {
         if self.cfg.liveness {
-            (s.crashes_used as u64) < self.cfg.crash
+            !s.calm && (s.crashes_used as u64) < self.cfg.crash
         } else {
             (s.crashed.count_ones() as u64) < self.cfg.crash
         }
     }
 
-    /// Whether the fault budget is spent: from here on the environment is
-    /// fair and the timing model applies.
+    /// Whether the faults are over: from here on the environment is fair and
+    /// the timing model applies.
     pub fn faults_over(&self, s: &SysState<P>) -> bool {
-        !self.cfg.liveness || ((s.drops_used as u64) >= self.cfg.drops && (s.crashes_used as u64) >= self.cfg.crash)
+        !self.cfg.liveness || s.calm
+    }
+
+    /// After a fault, a state whose budget is spent is calm.
+    fn settle_budget(&self, n: &mut SysState<P>) {
+        if (n.drops_used as u64) >= self.cfg.drops && (n.crashes_used as u64) >= self.cfg.crash {
+            n.calm = true;
+        }
     }
 
     /// The timing model (liveness mode, once the faults are over): a timer
@@ -510,6 +532,14 @@ impl<P: Protocol> System<P> {
         sends: &mut Option<Vec<(Id, P::Message)>>,
     ) -> Option<SysState<P>> {
         match a {
+            Action::Calm => {
+                if s.calm {
+                    return None;
+                }
+                let mut n = s.clone();
+                n.calm = true;
+                Some(n)
+            }
             Action::Drop { src, dst, msg } => {
                 let mut n = s.clone();
                 if !n.net.remove(&Env {
@@ -521,6 +551,7 @@ impl<P: Protocol> System<P> {
                 }
                 if self.cfg.liveness {
                     n.drops_used += 1;
+                    self.settle_budget(&mut n);
                 }
                 Some(n)
             }
@@ -582,6 +613,7 @@ impl<P: Protocol> System<P> {
                 n.crashed |= 1 << i;
                 if self.cfg.liveness {
                     n.crashes_used += 1;
+                    self.settle_budget(&mut n);
                 }
                 Some(n)
             }

@@ -122,6 +122,59 @@ pub fn names<P: Protocol>(sys: &System<P>, text: &str) -> String {
     out
 }
 
+/// A message as the trace shows it: node names for ids, `Prepare { .. }`
+/// rather than `Prepare(Prepare { .. })`, and `Client3#3` for a client
+/// request handle.
+pub fn show<P: Protocol, T: std::fmt::Debug>(sys: &System<P>, value: &T) -> String {
+    let text = names(sys, &format!("{value:?}"));
+    let text = unwrap_variant(&text);
+    compact_clients(&text)
+}
+
+/// `Name(Name { .. })` → `Name { .. }`.
+fn unwrap_variant(text: &str) -> String {
+    if let Some(open) = text.find('(') {
+        let name = &text[..open];
+        let inner = &text[open + 1..];
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && text.ends_with(')')
+            && inner.starts_with(name)
+            && inner[name.len()..].starts_with([' ', ')'])
+        {
+            return inner[..inner.len() - 1].to_string();
+        }
+    }
+    text.to_string()
+}
+
+/// `Client { node: Client3, request_id: 3 }` → `Client3#3`.
+fn compact_clients(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    const HEAD: &str = "Client { node: ";
+    while let Some(k) = rest.find(HEAD) {
+        out.push_str(&rest[..k]);
+        let tail = &rest[k + HEAD.len()..];
+        let parsed = tail.split_once(", request_id: ").and_then(|(node, r)| {
+            let digits: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
+            r[digits.len()..].starts_with(" }").then(|| (node.to_string(), digits))
+        });
+        match parsed {
+            Some((node, id)) if !node.contains([' ', '{']) => {
+                out.push_str(&format!("{node}#{id}"));
+                rest = &tail[node.len() + ", request_id: ".len() + id.len() + 2..];
+            }
+            _ => {
+                out.push_str(HEAD);
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct JsonStep {
     pub step: usize,
@@ -164,7 +217,7 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
             node_name(sys, *dst),
             format!(
                 "receives {} from {}",
-                names(sys, &format!("{msg:?}")),
+                show(sys, msg),
                 node_name(sys, *src)
             ),
         ),
@@ -172,7 +225,7 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
             "network".into(),
             format!(
                 "drops {} from {} to {}",
-                names(sys, &format!("{msg:?}")),
+                show(sys, msg),
                 node_name(sys, *src),
                 node_name(sys, *dst)
             ),
@@ -190,10 +243,8 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
         }
         Action::Crash(n) => (node_name(sys, *n), "crashes (volatile state lost)".into()),
         Action::Recover(n) => (node_name(sys, *n), "recovers from its durable state".into()),
-        Action::Choose { node, key, value } => (
-            node_name(sys, *node),
-            format!("chooses `{key}` = {}", names(sys, &format!("{value:?}"))),
-        ),
+        Action::Choose { node, key, value } => (node_name(sys, *node), format!("chooses `{key}` = {}", show(sys, value))),
+        Action::Calm => ("environment".into(), "stops making faults; from here on it is fair".into()),
     }
 }
 
@@ -204,8 +255,8 @@ fn changed_fields<P: Protocol>(sys: &System<P>, before: &SysState<P>, after: &Sy
     for (name, v) in &new {
         match old.iter().find(|(n, _)| n == name) {
             Some((_, o)) if o == v => {}
-            Some((_, o)) => out.push(format!("{name}: {} → {}", names(sys, o), names(sys, v))),
-            None => out.push(format!("{name}: {}", names(sys, v))),
+            Some((_, o)) => out.push(format!("{name}: {} → {}", compact_clients(&names(sys, o)), compact_clients(&names(sys, v)))),
+            None => out.push(format!("{name}: {}", compact_clients(&names(sys, v)))),
         }
     }
     out
@@ -218,7 +269,7 @@ fn sends<P: Protocol>(sys: &System<P>, before: &SysState<P>, a: &Action<P>) -> V
     };
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for (dst, msg) in sent {
-        let m = names(sys, &format!("{msg:?}"));
+        let m = show(sys, &msg);
         let to = node_name(sys, dst);
         match out.iter_mut().find(|(x, _)| *x == m) {
             Some((_, dsts)) => dsts.push(to),
@@ -242,7 +293,7 @@ pub fn render<P: Protocol>(sys: &System<P>, t: &Trace<P>) -> String {
                 "{} → {}: {}",
                 node_name(sys, e.src),
                 node_name(sys, e.dst),
-                names(sys, &format!("{:?}", e.msg))
+                show(sys, e.msg)
             )
         })
         .collect();
@@ -278,7 +329,7 @@ pub fn render_nodes<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
         let id = Id::from(i);
         let fields = P::describe_fields(&s.nodes[i].state);
         let down = if s.is_crashed(i) { " (crashed)" } else { "" };
-        let body: Vec<String> = fields.iter().map(|(n, v)| format!("{n}={}", names(sys, v))).collect();
+        let body: Vec<String> = fields.iter().map(|(n, v)| format!("{n}={}", compact_clients(&names(sys, v)))).collect();
         let _ = writeln!(out, "      {}{}: {}", node_name(sys, id), down, body.join(", "));
     }
     out
