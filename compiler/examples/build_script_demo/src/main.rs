@@ -9,13 +9,13 @@ use smelt::support::{Layout, Protocol};
 use std::borrow::Cow;
 
 fn main() {
-    for check in PingPong::checks() {
-        println!("check {}: servers {:?}", check.name, check.servers);
-    }
-    let layout = Layout::new(&[2], 0);
+    // The first `check` block of the spec gives the cluster's shape.
+    let check = &PingPong::checks()[0];
+    println!("check {}: servers {:?}", check.name, check.servers);
+    let layout = Layout::new(&check.servers, 0);
     let node = PingPong::server(Id::from(0), &layout).expect("node 0 is a server");
 
-    // Start node 0: its `init` pings node 1.
+    // Start node 0: its `init` pings its peers.
     let mut out = Out::new();
     let state = node.handle_start(Id::from(0), None, &mut out);
     println!("start: {out:?}");
