@@ -1,0 +1,569 @@
+//! Unit tests of generated actors, driven directly through the `handle_*`
+//! entry points the model checker and the runtime share: durable saves only
+//! on change, guard no-ops, handler errors and their rollback, the order of
+//! `goto`/`exit`/`entry`, durable state across a restart, and deltas.
+//!
+//! `Paxos` and `TwoPhaseCommit` come from the library; two tiny specs in
+//! `tests/data/` cover what those do not exercise (a durable list, an
+//! overflow after effects, exit/entry chains).
+
+use smelt::support::stateright::actor::{Actor, Command, Id, Out};
+use smelt::support::{Effects, ErrorKind, HandlerError, Layout, Loc, Protocol};
+use smelt_specs::paxos::{self, Paxos};
+use smelt_specs::two_phase_commit::{self as tpc, TwoPhaseCommit};
+use std::borrow::Cow;
+use std::ops::Range;
+use std::time::Duration;
+
+smelt::protocol!("tests/data/journal.sm");
+smelt::protocol!("tests/data/order.sm");
+
+/// An effect, comparable (stateright's `Command` is not `PartialEq`).
+#[derive(Debug, PartialEq)]
+enum Event<A: Actor, D> {
+    Send(Id, A::Msg),
+    SetTimer(A::Timer, Range<Duration>),
+    CancelTimer(A::Timer),
+    Choose(String, Vec<A::Random>),
+    Save(A::Storage),
+    Delta(D),
+}
+
+/// The effects a handler left in stateright's `Out`.
+type Cmd<P> = Event<P, <P as Protocol>::Delta>;
+
+fn events<P: Protocol>(out: Out<P>) -> Vec<Cmd<P>> {
+    out.into_iter()
+        .map(|c| match c {
+            Command::Send(dst, msg) => Event::Send(dst, msg),
+            Command::SetTimer(t, range) => Event::SetTimer(t, range),
+            Command::CancelTimer(t) => Event::CancelTimer(t),
+            Command::ChooseRandom(key, options) => Event::Choose(key, options),
+            Command::Save(s) => Event::Save(s),
+        })
+        .collect()
+}
+
+/// The server `id` of a cluster with `servers` nodes per role.
+fn node<P: Protocol>(servers: &[u64], id: usize) -> P {
+    P::server(Id::from(id), &Layout::new(servers, 0)).expect("a server id")
+}
+
+/// Starts a node with stateright's `Out`; returns the state and effects.
+fn start<P: Protocol>(actor: &P, id: usize, storage: Option<&P::Storage>) -> (P::State, Vec<Cmd<P>>) {
+    let mut out = Out::new();
+    let state = actor.handle_start(Id::from(id), storage, &mut out);
+    (state, events(out))
+}
+
+/// Delivers `msg` from `src` to node `id` in `state`; returns the effects
+/// and whether the state was copied (a `Cow::Owned`) — i.e. changed.
+fn deliver<P: Protocol>(actor: &P, id: usize, state: &mut P::State, src: usize, msg: P::Msg) -> (Vec<Cmd<P>>, bool) {
+    let mut out = Out::new();
+    let mut cow = Cow::Borrowed(&*state);
+    actor.handle_msg(Id::from(id), &mut cow, Id::from(src), msg, &mut out);
+    let owned = matches!(cow, Cow::Owned(_));
+    let next = cow.into_owned();
+    *state = next;
+    (events(out), owned)
+}
+
+fn saves<A: Actor, D>(cmds: &[Event<A, D>]) -> usize {
+    cmds.iter().filter(|c| matches!(c, Event::Save(_))).count()
+}
+
+/// The position (line, column) of `needle` in the spec text, for checking
+/// the location a handler error reports.
+fn loc_in(spec: &str, line_containing: &str, needle: &str) -> Loc {
+    let (i, line) = spec
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(line_containing))
+        .unwrap_or_else(|| panic!("no line with `{line_containing}`"));
+    let col = line[..line.find(needle).expect("needle in line")].chars().count();
+    Loc(i as u32 + 1, col as u32 + 1)
+}
+
+/// An `Effects` like the runtime's: deltas, no full saves, every effect
+/// recorded in order.
+#[derive(Debug)]
+struct Recorder<A: Actor, D> {
+    events: Vec<Event<A, D>>,
+}
+
+impl<A: Actor, D> Recorder<A, D> {
+    fn new() -> Self {
+        Recorder { events: Vec::new() }
+    }
+}
+
+impl<A: Actor, D> Effects<A, D> for Recorder<A, D> {
+    const DELTAS: bool = true;
+    const FULL_SAVE: bool = false;
+
+    fn send(&mut self, dst: Id, msg: A::Msg) {
+        self.events.push(Event::Send(dst, msg));
+    }
+    fn set_timer(&mut self, timer: A::Timer, range: Range<Duration>) {
+        self.events.push(Event::SetTimer(timer, range));
+    }
+    fn cancel_timer(&mut self, timer: A::Timer) {
+        self.events.push(Event::CancelTimer(timer));
+    }
+    fn choose(&mut self, key: &'static str, options: Vec<A::Random>) {
+        self.events.push(Event::Choose(key.to_string(), options));
+    }
+    fn save(&mut self, storage: A::Storage) {
+        self.events.push(Event::Save(storage));
+    }
+    fn delta(&mut self, delta: D) {
+        self.events.push(Event::Delta(delta));
+    }
+    fn mark(&self) -> usize {
+        self.events.len()
+    }
+    fn rollback(&mut self, mark: usize) {
+        self.events.truncate(mark);
+    }
+}
+
+// ---------------------------------------------------------------- Paxos --
+
+const PAXOS: &[u64] = &[5];
+
+fn server(state: &paxos::State) -> &paxos::ServerState {
+    match state {
+        paxos::State::Server(s) => s,
+        other => panic!("not a server: {other:?}"),
+    }
+}
+
+fn storage(state: &paxos::State) -> paxos::ServerStorage {
+    paxos::ServerStorage::of(server(state))
+}
+
+fn put(v: u64) -> paxos::Msg {
+    paxos::Msg::Request(1, paxos::Request::Put { v })
+}
+
+fn proposal(value: u64) -> paxos::Proposal {
+    paxos::Proposal {
+        client: smelt::support::Client {
+            node: Id::from(9),
+            request_id: 1,
+        },
+        value,
+    }
+}
+
+fn accept(round: u64, leader: usize, value: u64) -> paxos::Msg {
+    paxos::Msg::Accept(paxos::Accept {
+        ballot: (round, Id::from(leader)),
+        proposal: proposal(value),
+    })
+}
+
+#[test]
+fn paxos_fresh_start_saves_nothing() {
+    let a: Paxos = node(PAXOS, 0);
+    let (state, cmds) = start(&a, 0, None);
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert_eq!(server(&state).ballot, (0, Id::from(0)));
+    assert_eq!(server(&state).phase, paxos::ServerPhase::Undecided);
+}
+
+#[test]
+fn paxos_volatile_change_saves_nothing() {
+    let a: Paxos = node(PAXOS, 0);
+    let (mut state, _) = start(&a, 0, None);
+    // A request makes node 0 a leader: a new (durable) ballot.
+    let (cmds, _) = deliver(&a, 0, &mut state, 9, put(7));
+    assert_eq!(saves(&cmds), 1);
+    let ballot = server(&state).ballot;
+    assert_eq!(ballot, (1, Id::from(0)));
+    // One promise of five: only the volatile `prepares` changes.
+    let prepared = paxos::Msg::Prepared(paxos::Prepared {
+        ballot,
+        last_accepted: None,
+    });
+    let before = storage(&state);
+    let (cmds, changed) = deliver(&a, 0, &mut state, 1, prepared);
+    assert!(changed, "the promise is recorded");
+    assert!(cmds.is_empty(), "no quorum yet, and nothing durable changed: {cmds:?}");
+    assert_eq!(server(&state).prepares.len(), 2);
+    assert_eq!(storage(&state), before);
+}
+
+#[test]
+fn paxos_durable_change_saves_once_at_the_end() {
+    let a: Paxos = node(PAXOS, 0);
+    let (mut state, _) = start(&a, 0, None);
+    // `Accept` changes two durable variables: one save, after the send.
+    let (cmds, changed) = deliver(&a, 0, &mut state, 2, accept(3, 2, 7));
+    assert!(changed);
+    let expected: Vec<Cmd<Paxos>> = vec![
+        Event::Send(
+            Id::from(2),
+            paxos::Msg::Accepted(paxos::Accepted {
+                ballot: (3, Id::from(2)),
+            }),
+        ),
+        Event::Save(paxos::Storage::Server(paxos::ServerStorage {
+            ballot: (3, Id::from(2)),
+            accepted: Some(((3, Id::from(2)), proposal(7))),
+        })),
+    ];
+    assert_eq!(cmds, expected);
+    // The request handler changes the ballot (durable) and three volatile
+    // variables, then broadcasts: the one save is the last effect.
+    let (cmds, _) = deliver(&a, 0, &mut state, 9, put(8));
+    assert_eq!(saves(&cmds), 1, "{cmds:?}");
+    assert_eq!(cmds.len(), 5, "four prepares and a save: {cmds:?}");
+    assert!(matches!(cmds.last(), Some(Event::Save(_))), "{cmds:?}");
+}
+
+#[test]
+fn paxos_reapplying_the_same_value_saves_nothing() {
+    let a: Paxos = node(PAXOS, 0);
+    let (mut state, _) = start(&a, 0, None);
+    deliver(&a, 0, &mut state, 2, accept(3, 2, 7));
+    let before = state.clone();
+    // The same `Accept` again passes the guard (`ballot <= m.ballot`) and
+    // writes the values the node already has: it answers, saves nothing
+    // and leaves the state borrowed.
+    let (cmds, changed) = deliver(&a, 0, &mut state, 2, accept(3, 2, 7));
+    assert!(!changed, "writing equal values must not copy the state");
+    assert_eq!(saves(&cmds), 0, "{cmds:?}");
+    assert_eq!(cmds.len(), 1, "only the `Accepted` reply: {cmds:?}");
+    assert_eq!(state, before);
+}
+
+#[test]
+fn paxos_guard_no_op_leaves_the_state_borrowed() {
+    let a: Paxos = node(PAXOS, 0);
+    let (mut state, _) = start(&a, 0, None);
+    deliver(&a, 0, &mut state, 2, accept(3, 2, 7));
+    let before = state.clone();
+    for ballot in [(1, Id::from(4)), (3, Id::from(1)), (3, Id::from(2))] {
+        // `on Prepare(m) when ballot < m.ballot`: a lower or equal ballot.
+        let prepare = paxos::Msg::Prepare(paxos::Prepare { ballot });
+        let (cmds, changed) = deliver(&a, 0, &mut state, 1, prepare);
+        assert!(!changed, "a guard that fails must not copy the state ({ballot:?})");
+        assert!(cmds.is_empty(), "{cmds:?}");
+    }
+    // `Accepted` for another ballot, and a lower `Accept`.
+    let stale = paxos::Msg::Accepted(paxos::Accepted {
+        ballot: (2, Id::from(0)),
+    });
+    for msg in [stale, accept(2, 4, 1)] {
+        let (cmds, changed) = deliver(&a, 0, &mut state, 1, msg);
+        assert!(!changed);
+        assert!(cmds.is_empty(), "{cmds:?}");
+    }
+    assert_eq!(state, before);
+}
+
+#[test]
+fn paxos_overflow_is_a_handler_error_with_the_spec_location() {
+    let a: Paxos = node(PAXOS, 0);
+    let (mut state, _) = start(&a, 0, None);
+    deliver(&a, 0, &mut state, 2, accept(u64::MAX, 2, 7));
+    let before = state.clone();
+    // A request at ballot round `u64::MAX` cannot start round `MAX + 1`.
+    let (cmds, changed) = deliver(&a, 0, &mut state, 9, put(8));
+    assert!(cmds.is_empty(), "a failed handler has no effects: {cmds:?}");
+    assert!(changed);
+    let failure = Paxos::failure(&state).expect("the node failed").clone();
+    let text = include_str!("../paxos.sm");
+    assert_eq!(failure.kind, ErrorKind::Overflow);
+    assert_eq!(failure.at, loc_in(text, "ballot = (ballot.0 + 1, self)", "ballot.0"));
+    // The handler's writes before the overflow (`proposal`, `prepares`,
+    // `accepts`) are rolled back: only `failure` differs.
+    let mut expected = server(&before).clone();
+    expected.failure = Some(failure);
+    assert_eq!(server(&state), &expected);
+}
+
+#[test]
+fn paxos_restart_keeps_durable_state_and_resets_volatile_state() {
+    let a: Paxos = node(PAXOS, 0);
+    let (mut state, _) = start(&a, 0, None);
+    let (cmds, _) = deliver(&a, 0, &mut state, 9, put(7));
+    let saved = match cmds.last() {
+        Some(Event::Save(s)) => s.clone(),
+        other => panic!("expected a save, got {other:?}"),
+    };
+    assert!(server(&state).proposal.is_some());
+    assert_eq!(server(&state).prepares.len(), 1);
+
+    // Crash and restart from the saved storage.
+    let (restarted, cmds) = start(&a, 0, Some(&saved));
+    assert!(cmds.is_empty(), "restoring saves nothing: {cmds:?}");
+    let s = server(&restarted);
+    assert_eq!(s.ballot, (1, Id::from(0)), "durable `ballot` survives");
+    assert_eq!(s.accepted, None);
+    assert_eq!(s.proposal, None, "volatile `proposal` is reset");
+    assert!(s.prepares.is_empty() && s.accepts.is_empty());
+    assert_eq!(s.phase, paxos::ServerPhase::Undecided);
+    assert_eq!(Paxos::storage_of(&restarted), Some(saved));
+}
+
+#[test]
+fn paxos_deltas_report_each_durable_write() {
+    let a: Paxos = node(PAXOS, 0);
+    let mut fx = Recorder::new();
+    let state = a.handle_start(Id::from(0), None, &mut fx);
+    assert!(fx.events.is_empty());
+    let mut cow = Cow::Owned(state);
+    a.handle_msg(Id::from(0), &mut cow, Id::from(2), accept(3, 2, 7), &mut fx);
+    let ballot = (3, Id::from(2));
+    let expected: Vec<Event<Paxos, paxos::Delta>> = vec![
+        Event::Delta(paxos::Delta::Server(paxos::ServerDelta::Ballot(ballot))),
+        Event::Delta(paxos::Delta::Server(paxos::ServerDelta::Accepted(Some((
+            ballot,
+            proposal(7),
+        ))))),
+        Event::Send(Id::from(2), paxos::Msg::Accepted(paxos::Accepted { ballot })),
+    ];
+    assert_eq!(fx.events, expected, "deltas at the writes, no full save");
+}
+
+// ---------------------------------------------------- two-phase commit --
+
+/// TM = node 0, RMs = nodes 1..=3.
+const TPC: &[u64] = &[1, 3];
+
+fn tm(state: &tpc::State) -> &tpc::TMState {
+    match state {
+        tpc::State::TM(s) => s,
+        other => panic!("not the TM: {other:?}"),
+    }
+}
+
+fn rm(state: &tpc::State) -> &tpc::RMState {
+    match state {
+        tpc::State::RM(s) => s,
+        other => panic!("not an RM: {other:?}"),
+    }
+}
+
+fn vote(yes: bool) -> tpc::Msg {
+    tpc::Msg::Vote(tpc::Vote { yes })
+}
+
+fn to_rms(msg: tpc::Msg) -> Vec<Cmd<TwoPhaseCommit>> {
+    (1..=3).map(|i| Event::Send(Id::from(i), msg.clone())).collect()
+}
+
+#[test]
+fn tpc_goto_runs_the_handler_then_entry_then_saves() {
+    let t: TwoPhaseCommit = node(TPC, 0);
+    let (mut state, cmds) = start(&t, 0, None);
+    let mut expected = to_rms(tpc::Msg::Prepare(tpc::Prepare {}));
+    expected.push(Event::SetTimer(
+        tpc::Timer::TM(tpc::TMTimer::VoteTimeout),
+        Duration::from_millis(100)..Duration::from_millis(200),
+    ));
+    assert_eq!(
+        cmds, expected,
+        "`init` prepares and arms the timer; nothing durable changed"
+    );
+
+    // A `no` vote: the handler decides and broadcasts, `goto Done` runs
+    // Done's `entry` (cancel the timer), and the save comes last.
+    let (cmds, _) = deliver(&t, 0, &mut state, 2, vote(false));
+    let mut expected = to_rms(tpc::Msg::Abort(tpc::Abort {}));
+    expected.push(Event::CancelTimer(tpc::Timer::TM(tpc::TMTimer::VoteTimeout)));
+    expected.push(Event::Save(tpc::Storage::TM(tpc::TMStorage { decision: Some(false) })));
+    assert_eq!(cmds, expected);
+    assert_eq!(tm(&state).phase, tpc::TMPhase::Done);
+}
+
+#[test]
+fn tpc_tm_restart_keeps_the_decision_and_forgets_votes() {
+    let t: TwoPhaseCommit = node(TPC, 0);
+    let (mut state, _) = start(&t, 0, None);
+    let (cmds, changed) = deliver(&t, 0, &mut state, 1, vote(true));
+    assert!(changed && cmds.is_empty(), "a yes vote is volatile: {cmds:?}");
+    assert_eq!(tm(&state).yes_votes.len(), 1);
+
+    // Restart before deciding: the vote is forgotten and `init` prepares again.
+    let initial = t.initial_storage(Id::from(0)).expect("initial storage");
+    let (restarted, cmds) = start(&t, 0, Some(&initial));
+    assert!(tm(&restarted).yes_votes.is_empty());
+    assert_eq!(tm(&restarted).phase, tpc::TMPhase::Collecting);
+    assert_eq!(cmds.len(), 4, "three prepares and the timer: {cmds:?}");
+
+    // Decide (abort), then restart from the saved decision: `init`
+    // re-announces it and goes to `Done` (whose `entry` cancels the timer)
+    // without saving anything.
+    let (cmds, _) = deliver(&t, 0, &mut state, 3, vote(false));
+    let saved = match cmds.last() {
+        Some(Event::Save(s)) => s.clone(),
+        other => panic!("expected a save, got {other:?}"),
+    };
+    let (restarted, cmds) = start(&t, 0, Some(&saved));
+    let mut expected = to_rms(tpc::Msg::Abort(tpc::Abort {}));
+    expected.push(Event::CancelTimer(tpc::Timer::TM(tpc::TMTimer::VoteTimeout)));
+    assert_eq!(cmds, expected);
+    let s = tm(&restarted);
+    assert_eq!((s.decision, s.phase), (Some(false), tpc::TMPhase::Done));
+    assert!(s.yes_votes.is_empty());
+}
+
+#[test]
+fn tpc_rm_restart_resumes_in_the_state_its_durable_vote_implies() {
+    let r: TwoPhaseCommit = node(TPC, 2);
+    let (mut state, cmds) = start(&r, 2, None);
+    assert!(cmds.is_empty());
+    let (cmds, _) = deliver(&r, 2, &mut state, 0, tpc::Msg::Prepare(tpc::Prepare {}));
+    let willing = |yes| tpc::Random::RM(tpc::RMChoice::Willing(yes));
+    assert_eq!(
+        cmds,
+        vec![Event::Choose("willing".into(), vec![willing(false), willing(true)])]
+    );
+
+    // The choice: vote yes, go to `Prepared`, save the vote.
+    let mut out = Out::new();
+    let mut cow = Cow::Borrowed(&state);
+    r.handle_random(Id::from(2), &mut cow, &willing(true), &mut out);
+    let state = cow.into_owned();
+    let cmds = events(out);
+    let saved = tpc::Storage::RM(tpc::RMStorage {
+        vote: Some(true),
+        outcome: None,
+    });
+    assert_eq!(
+        cmds,
+        vec![Event::Send(Id::from(0), vote(true)), Event::Save(saved.clone())]
+    );
+    assert_eq!(rm(&state).phase, tpc::RMPhase::Prepared);
+
+    // After a crash, `init` reads the durable vote and goes to `Prepared`.
+    let (restarted, cmds) = start(&r, 2, Some(&saved));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert_eq!(rm(&restarted), rm(&state));
+}
+
+// ------------------------------------------------------ tests/data specs --
+
+fn journal_server(state: &journal::State) -> &journal::ServerState {
+    match state {
+        journal::State::Server(s) => s,
+        other => panic!("not a server: {other:?}"),
+    }
+}
+
+fn append(v: u64) -> journal::Msg {
+    journal::Msg::Append(journal::Append { v })
+}
+
+#[test]
+fn journal_push_reports_a_push_delta_not_the_list() {
+    let j: journal::Journal = node(&[1], 0);
+    let mut fx = Recorder::new();
+    let state = j.handle_start(Id::from(0), None, &mut fx);
+    let mut storage = j.initial_storage(Id::from(0)).expect("initial storage");
+    let mut cow = Cow::Owned(state);
+    for v in [5, 6] {
+        fx.events.clear();
+        j.handle_msg(Id::from(0), &mut cow, Id::from(3), append(v), &mut fx);
+        let size = journal_server(&cow).log.len() as u64;
+        let total = journal_server(&cow).total;
+        let expected: Vec<Event<journal::Journal, journal::Delta>> = vec![
+            Event::Delta(journal::Delta::Server(journal::ServerDelta::LogPush(v))),
+            Event::Send(Id::from(3), journal::Msg::Appended(journal::Appended { size })),
+            Event::Delta(journal::Delta::Server(journal::ServerDelta::Total(total))),
+        ];
+        assert_eq!(fx.events, expected);
+        // Replaying the deltas, as recovery does, rebuilds the storage.
+        for e in fx.events.drain(..) {
+            if let Event::Delta(d) = e {
+                journal::Journal::apply_delta(&mut storage, d).expect("delta applies");
+            }
+        }
+        assert_eq!(Some(&storage), journal::Journal::storage_of(&cow).as_ref());
+    }
+    assert_eq!(journal_server(&cow).log, vec![5, 6]);
+
+    // With stateright's `Out` the same handler saves the whole storage once.
+    let mut state = cow.into_owned();
+    let (cmds, _) = deliver(&j, 0, &mut state, 3, append(7));
+    assert_eq!(saves(&cmds), 1);
+    assert!(matches!(
+        cmds.last(),
+        Some(Event::Save(journal::Storage::Server(s))) if s.log == vec![5, 6, 7] && s.total == 18
+    ));
+}
+
+#[test]
+fn journal_overflow_rolls_back_the_push_the_send_and_the_delta() {
+    let j: journal::Journal = node(&[1], 0);
+    let mut fx = Recorder::new();
+    let mut cow = Cow::Owned(j.handle_start(Id::from(0), None, &mut fx));
+    j.handle_msg(Id::from(0), &mut cow, Id::from(3), append(1), &mut fx);
+    let before = journal_server(&cow).clone();
+    fx.events.clear();
+
+    // `log.push` (a delta) and `send` run, then `total + m.v` overflows.
+    let mut borrowed = Cow::Borrowed(&*cow);
+    j.handle_msg(Id::from(0), &mut borrowed, Id::from(3), append(u64::MAX), &mut fx);
+    assert!(fx.events.is_empty(), "rolled back: {:?}", fx.events);
+    let failed = borrowed.into_owned();
+    let expected = HandlerError {
+        kind: ErrorKind::Overflow,
+        at: loc_in(include_str!("data/journal.sm"), "total = total + m.v", "total + m.v"),
+        detail: journal::Journal::failure(&failed)
+            .map(|e| e.detail.clone())
+            .unwrap_or_default(),
+    };
+    assert_eq!(journal::Journal::failure(&failed), Some(&expected));
+    assert_eq!(expected.to_string().split(':').next(), Some("integer overflow at 17"));
+    let s = journal_server(&failed);
+    assert_eq!((&s.log, s.total), (&before.log, before.total), "the push is undone");
+
+    // A failed node ignores every later event.
+    let mut failed_cow = Cow::Borrowed(&failed);
+    j.handle_msg(Id::from(0), &mut failed_cow, Id::from(3), append(1), &mut fx);
+    assert!(matches!(failed_cow, Cow::Borrowed(_)));
+    assert!(fx.events.is_empty());
+}
+
+fn order_state(state: &order::State) -> &order::NodeState {
+    match state {
+        order::State::Node(s) => s,
+        other => panic!("not a node: {other:?}"),
+    }
+}
+
+fn step(n: u64) -> Cmd<order::Order> {
+    Event::Send(Id::from(0), order::Msg::Step(order::Step { n }))
+}
+
+#[test]
+fn order_handler_exit_entry_along_a_goto_chain() {
+    let a: order::Order = node(&[1], 0);
+    let (mut state, cmds) = start(&a, 0, None);
+    assert!(cmds.is_empty());
+    // `on Go` (0), `goto B`: exit A (1), entry B (2) which goes to C:
+    // exit B (3), entry C (4).
+    let (cmds, _) = deliver(&a, 0, &mut state, 0, order::Msg::Go(order::Go {}));
+    assert_eq!(cmds, (0..=4).map(step).collect::<Vec<_>>());
+    assert_eq!(order_state(&state).phase, order::NodePhase::C);
+}
+
+#[test]
+fn order_entry_chain_that_never_settles_is_a_handler_error() {
+    let a: order::Order = node(&[1], 0);
+    let (mut state, _) = start(&a, 0, None);
+    let (cmds, _) = deliver(&a, 0, &mut state, 0, order::Msg::Spin(order::Spin {}));
+    assert!(cmds.is_empty(), "A's exit is rolled back: {cmds:?}");
+    let failure = order::Order::failure(&state).expect("the node failed");
+    assert_eq!(failure.kind, ErrorKind::GotoLoop);
+    assert_eq!(failure.at, loc_in(include_str!("data/order.sm"), "role Node", "role"));
+    assert_eq!(
+        order_state(&state).phase,
+        order::NodePhase::A,
+        "the state is rolled back"
+    );
+}
