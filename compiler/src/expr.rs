@@ -667,6 +667,11 @@ impl Gen<'_> {
                 let a = o(0);
                 quote!((#a).node)
             }
+            Builtin::Range => {
+                let (lo, hi) = (o(0), o(1));
+                let max = smelt_dsl::ir::RANGE_LEN_MAX;
+                quote!(#s::ops::range(#lo, #hi, #max, #at)?)
+            }
         }
     }
 

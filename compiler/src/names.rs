@@ -38,11 +38,21 @@ pub fn suffixed(name: &str, suffix: &str) -> Ident {
     Ident::new(&format!("{name}{suffix}"), Span::call_site())
 }
 
+/// `TwoPhaseCommit` → `two_phase_commit`, `ABD` → `abd`,
+/// `HTTPServer` → `http_server`: runs of capitals are one word.
 pub fn snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
     let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
+    for (i, &c) in chars.iter().enumerate() {
         if c.is_uppercase() {
-            if i > 0 && !out.ends_with('_') {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1).copied();
+            let boundary = match prev {
+                Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_uppercase() => next.is_some_and(|n| n.is_lowercase()),
+                _ => false,
+            };
+            if boundary && !out.ends_with('_') {
                 out.push('_');
             }
             out.extend(c.to_lowercase());
@@ -54,6 +64,20 @@ pub fn snake(name: &str) -> String {
         out.push('_');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake;
+
+    #[test]
+    fn snake_case_keeps_acronyms_together() {
+        assert_eq!(snake("TwoPhaseCommit"), "two_phase_commit");
+        assert_eq!(snake("ABD"), "abd");
+        assert_eq!(snake("HTTPServer"), "http_server");
+        assert_eq!(snake("Paxos2Go"), "paxos2_go");
+        assert_eq!(snake("Raft"), "raft");
+    }
 }
 
 /// `vote_timeout` → `VoteTimeout`.

@@ -430,7 +430,13 @@ pub enum Builtin {
     Apply,
     /// `c.node` of a `Client` handle.
     ClientNode,
+    /// `range(a, b)`: the integers `a, a+1, ..., b-1` as a list (partial:
+    /// more than `RANGE_LEN_MAX` elements).
+    Range,
 }
+
+/// The longest list `range` builds; longer is a handler error.
+pub const RANGE_LEN_MAX: u64 = 1 << 20;
 
 #[derive(Clone, Debug, Serialize)]
 pub enum Binder {

@@ -298,6 +298,16 @@ fn parse_servers<P: Protocol>(s: &str) -> Result<Vec<u64>, String> {
     Ok(out)
 }
 
+/// Runs one check (safety or liveness, per its config), judges it against
+/// its `expect`, and returns the report. The library entry point for tests
+/// and benchmarks.
+pub fn run_check<P: Protocol>(spec: &str, cfg: RunConfig) -> Result<CheckReport, String> {
+    let expect = cfg.expect.clone();
+    let mut r = if cfg.liveness { crate::liveness::run::<P>(spec, cfg, None)? } else { run_safety::<P>(spec, cfg, None)? };
+    r.judge(&expect);
+    Ok(r)
+}
+
 /// Runs one safety check and builds its report.
 pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) -> Result<CheckReport, String> {
     if cfg.symmetry && !P::SYMMETRIC {

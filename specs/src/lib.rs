@@ -5,3 +5,16 @@
 
 smelt::protocol!("paxos.sm");
 smelt::protocol!("two_phase_commit.sm");
+smelt::protocol!("abd.sm");
+
+/// Liveness demonstrations.
+pub mod liveness {
+    smelt::protocol!("liveness/cycle.sm");
+    smelt::protocol!("liveness/no_cycle.sm");
+    smelt::protocol!("liveness/paxos_dueling.sm");
+}
+
+/// Known-buggy variants: each must fail its check with the property it names.
+pub mod buggy {
+    smelt::protocol!("buggy/paxos_accept_lower_ballot.sm");
+}

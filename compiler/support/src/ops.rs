@@ -202,6 +202,18 @@ pub fn truncate<T, I: Int>(l: &mut Vec<T>, n: I) {
     l.truncate(n);
 }
 
+/// `range(lo, hi)`: `lo..hi` as a list, at most `max_len` long.
+pub fn range<I: Int>(lo: I, hi: I, max_len: u64, at: Loc) -> Result<Vec<I>, HandlerError> {
+    let (a, b) = (lo.to_i128(), hi.to_i128());
+    if b <= a {
+        return Ok(Vec::new());
+    }
+    if (b - a) as u128 > max_len as u128 {
+        return Err(HandlerError::new(ErrorKind::IndexOutOfRange, at, format!("range({a}, {b}) has more than {max_len} elements")));
+    }
+    Ok((a..b).filter_map(I::from_i128).collect())
+}
+
 /// Converts a count to a spec integer type.
 #[inline]
 pub fn len_as<I: Int>(n: usize, at: Loc) -> Result<I, HandlerError> {

@@ -1,0 +1,139 @@
+//! Model-checks every `check` block of every spec in the library, in
+//! process (no harness build), and holds each to its `expect`: the specs
+//! must hold and the buggy variants must fail with the property they name.
+//! Every run must also prove it searched: a lower bound on unique states
+//! (exact counts where we have an independent reference).
+
+use smelt::model_check::cli::run_check;
+use smelt::model_check::report::{render_summary, CheckReport};
+use smelt::model_check::RunConfig;
+use smelt::support::Protocol;
+
+/// Expected size of a check: the exact count or a lower bound.
+#[derive(Clone, Copy)]
+enum States {
+    Exactly(u64),
+    AtLeast(u64),
+}
+
+fn run<P: Protocol>(name: &str) -> CheckReport {
+    let check = P::checks().into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{} has no check `{name}`", P::NAME));
+    let spec = format!("specs/{}", P::SPEC.trim_start_matches("specs/"));
+    run_check::<P>(&spec, RunConfig::from_check(&check)).unwrap_or_else(|e| panic!("{} `{name}`: {e}", P::NAME))
+}
+
+/// Runs every check of `P` and compares each with its expectation.
+fn check_all<P: Protocol>(sizes: &[(&str, States)]) -> Vec<CheckReport> {
+    let mut out = Vec::new();
+    for c in P::checks() {
+        let r = run::<P>(&c.name);
+        let summary = render_summary(&r);
+        assert_eq!(r.as_expected, Some(true), "{} `{}` did not go as expected:\n{summary}", P::NAME, c.name);
+        match sizes.iter().find(|(n, _)| *n == c.name).map(|(_, s)| *s) {
+            Some(States::Exactly(n)) => assert_eq!(r.stats.unique_states, n, "{} `{}`:\n{summary}", P::NAME, c.name),
+            Some(States::AtLeast(n)) => assert!(r.stats.unique_states >= n, "{} `{}` explored too little:\n{summary}", P::NAME, c.name),
+            None => panic!("{} `{}`: give its expected size in this test", P::NAME, c.name),
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// The counterexample of the first violated property, as printed.
+fn counterexample(r: &CheckReport) -> String {
+    r.properties.iter().find_map(|p| p.trace_text.clone()).unwrap_or_default()
+}
+
+#[test]
+fn paxos_matches_stateright_state_counts() {
+    // stateright's examples/paxos.rs `check 2` and `check 3`.
+    check_all::<smelt_specs::paxos::Paxos>(&[
+        ("small", States::Exactly(16_668)),
+        ("ordered", States::AtLeast(10_000)),
+        ("three_clients", States::Exactly(1_194_428)),
+    ]);
+}
+
+#[test]
+fn two_phase_commit() {
+    check_all::<smelt_specs::two_phase_commit::TwoPhaseCommit>(&[
+        ("small", States::AtLeast(100)),
+        ("crashes", States::AtLeast(100)),
+        ("lossy", States::AtLeast(100)),
+    ]);
+}
+
+#[test]
+fn abd() {
+    check_all::<smelt_specs::abd::ABD>(&[
+        ("small", States::AtLeast(1_000)),
+        ("concurrent", States::AtLeast(10_000)),
+        ("crash", States::AtLeast(10_000)),
+    ]);
+}
+
+#[test]
+fn liveness_cycle_found_and_fixed() {
+    let rs = check_all::<smelt_specs::liveness::cycle::Cycle>(&[("walk", States::Exactly(3))]);
+    insta::assert_snapshot!("cycle_lasso", counterexample(&rs[0]));
+    check_all::<smelt_specs::liveness::no_cycle::NoCycle>(&[("walk", States::Exactly(4))]);
+}
+
+#[test]
+fn liveness_dueling_proposers() {
+    let rs = check_all::<smelt_specs::liveness::dueling_paxos::DuelingPaxos>(&[
+        ("dueling", States::AtLeast(100)),
+        ("single", States::AtLeast(10)),
+    ]);
+    insta::assert_snapshot!("dueling_lasso", counterexample(&rs[0]));
+}
+
+#[test]
+fn buggy_paxos_accepts_a_lower_ballot() {
+    let rs = check_all::<smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot>(&[("small", States::AtLeast(100))]);
+    insta::assert_snapshot!("paxos_accept_lower_ballot", counterexample(&rs[0]));
+}
+
+mod knobs {
+    smelt::protocol!("tests/data/stream.sm");
+}
+
+#[test]
+fn each_fault_knob_changes_the_verdict() {
+    // `fifo` holds; reordering, loss, duplication and crashes each break the
+    // stream (the `expect` of every config says so, and `check_all` holds
+    // each config to it).
+    let rs = check_all::<knobs::stream::Stream>(&[
+        ("fifo", States::AtLeast(4)),
+        ("reordering", States::AtLeast(2)),
+        ("loss", States::AtLeast(2)),
+        ("duplication", States::AtLeast(2)),
+        ("crash", States::AtLeast(2)),
+    ]);
+    let fifo = &rs[0];
+    for r in &rs[1..] {
+        assert!(r.violated(), "`{}` should fail", r.check);
+        assert!(r.stats.unique_states != fifo.stats.unique_states || r.config.network != fifo.config.network || r.config.lossy || r.config.crash > 0);
+    }
+}
+
+#[test]
+fn symmetry_reduces_two_phase_commit() {
+    use smelt::model_check::cli::run_safety;
+    let check = smelt_specs::two_phase_commit::TwoPhaseCommit::checks().into_iter().find(|c| c.name == "small").unwrap();
+    let mut cfg = RunConfig::from_check(&check);
+    cfg.symmetry = true;
+    let with = run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", cfg.clone(), None).unwrap();
+    cfg.symmetry = false;
+    let without = run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", cfg, None).unwrap();
+    assert!(!with.violated() && !without.violated());
+    let factor = without.stats.unique_states as f64 / with.stats.unique_states as f64;
+    // Three interchangeable resource managers: up to 3! = 6.
+    assert!(factor > 2.0, "symmetry reduced {} to {} states only", without.stats.unique_states, with.stats.unique_states);
+    // DFS reduces just as much.
+    let mut dfs = RunConfig::from_check(&check);
+    dfs.symmetry = true;
+    dfs.strategy = smelt::support::Strategy::Dfs;
+    let d = run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", dfs, None).unwrap();
+    assert_eq!(d.stats.unique_states, with.stats.unique_states);
+}
