@@ -882,10 +882,10 @@ impl Gen<'_> {
             } else {
                 quote!(Dfs)
             };
-            let timing = if c.timing == ir::Timing::Any {
-                quote!(Any)
-            } else {
-                quote!(PartialSynchrony)
+            let timing = match c.timing {
+                ir::Timing::Any => quote!(Any),
+                ir::Timing::PartialSynchrony => quote!(PartialSynchrony),
+                ir::Timing::Synchronous => quote!(Synchronous),
             };
             let opt = |o: Option<u64>| match o {
                 Some(v) => quote!(Some(#v)),

@@ -752,6 +752,9 @@ pub enum Timing {
     /// flight to it, and a timer fires only if no armed timer has a declared
     /// upper bound below its lower bound (the default in liveness mode).
     PartialSynchrony,
+    /// As `PartialSynchrony`, and no timer fires anywhere while any message
+    /// is in flight: messages are faster than every timer.
+    Synchronous,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

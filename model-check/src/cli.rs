@@ -23,6 +23,10 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   not fire at a node while messages to that node are in flight, and a timer
   does not fire while another armed timer is declared to expire strictly
   sooner (its upper bound is below this timer's lower bound).
+  `timing synchronous` is stronger: no timer fires while any message is in
+  flight anywhere (messages are faster than every timer). Random choices
+  (`choose`) are strongly fair: an option offered infinitely often is
+  eventually taken, as a random draw would.
   `eventually P` fails if some fair behaviour never reaches P; `leads_to P ~> Q`
   fails if some fair behaviour reaches P and never reaches Q afterwards.
   Violations are found as reachable cycles in the state graph (lassos),
@@ -303,7 +307,11 @@ fn parse_servers<P: Protocol>(s: &str) -> Result<Vec<u64>, String> {
 /// and benchmarks.
 pub fn run_check<P: Protocol>(spec: &str, cfg: RunConfig) -> Result<CheckReport, String> {
     let expect = cfg.expect.clone();
-    let mut r = if cfg.liveness { crate::liveness::run::<P>(spec, cfg, None)? } else { run_safety::<P>(spec, cfg, None)? };
+    let mut r = if cfg.liveness {
+        crate::liveness::run::<P>(spec, cfg, None)?
+    } else {
+        run_safety::<P>(spec, cfg, None)?
+    };
     r.judge(&expect);
     Ok(r)
 }

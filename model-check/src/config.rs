@@ -27,6 +27,8 @@ pub struct RunConfig {
     pub threads: usize,
     /// Liveness timing assumption after the faults (see `timer_enabled`).
     pub partial_synchrony: bool,
+    /// Stronger: no timer fires while any message is in flight.
+    pub synchronous: bool,
     /// Clients resend on a timer (needed for progress with loss or crashes).
     pub client_retry: bool,
     #[serde(skip)]
@@ -51,7 +53,8 @@ impl RunConfig {
             max_states: c.max_states,
             strategy: c.strategy,
             threads: c.threads.map(|t| t as usize).unwrap_or(1),
-            partial_synchrony: c.timing == Timing::PartialSynchrony,
+            partial_synchrony: matches!(c.timing, Timing::PartialSynchrony | Timing::Synchronous),
+            synchronous: c.timing == Timing::Synchronous,
             client_retry: liveness && (c.drops > 0 || c.crash > 0 || c.lossy),
             expect: c.expect.clone(),
         }

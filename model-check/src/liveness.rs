@@ -67,11 +67,16 @@ struct Graph {
     calm: Vec<bool>,
     edge_start: Vec<u32>,
     edges: Vec<(u32, u32)>,
+    /// Per class: strongly fair (a random choice's outcome) rather than weakly.
+    strong: Vec<bool>,
 }
 
 impl Graph {
     fn succ(&self, i: u32) -> &[(u32, u32)] {
-        let (a, b) = (self.edge_start[i as usize] as usize, self.edge_start[i as usize + 1] as usize);
+        let (a, b) = (
+            self.edge_start[i as usize] as usize,
+            self.edge_start[i as usize + 1] as usize,
+        );
         &self.edges[a..b]
     }
 
@@ -124,7 +129,11 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
                         r.detail = Some(if cycle.is_empty() {
                             format!("a fair behaviour gets stuck after {} steps{binding}", prefix.len())
                         } else {
-                            format!("a fair behaviour loops forever after {} steps (loop of {} steps){binding}", prefix.len(), cycle.len())
+                            format!(
+                                "a fair behaviour loops forever after {} steps (loop of {} steps){binding}",
+                                prefix.len(),
+                                cycle.len()
+                            )
                         });
                         r.trace = trace;
                         r.trace_text = text;
@@ -155,7 +164,12 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
         "weak fairness after the faults: a message that stays deliverable is delivered, an armed timer fires, a crashed node recovers, a pending choice is made"
             .into(),
     );
-    if cfg.partial_synchrony {
+    if cfg.synchronous {
+        assumptions.push(
+            "synchronous after the faults: no timer fires while any message is in flight, nor while an armed timer is declared to expire strictly sooner"
+                .into(),
+        );
+    } else if cfg.partial_synchrony {
         assumptions.push(
             "partial synchrony after the faults: no timer fires at a node with messages in flight to it, nor while an armed timer is declared to expire strictly sooner"
                 .into(),
@@ -181,7 +195,12 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
 }
 
 fn reachables<P: Protocol>() -> Vec<usize> {
-    P::properties().iter().enumerate().filter(|(_, p)| p.kind == PropertyKind::Reachable).map(|(i, _)| i).collect()
+    P::properties()
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.kind == PropertyKind::Reachable)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Every instance of every liveness property, with its bits.
@@ -191,7 +210,12 @@ fn goals<P: Protocol>(sys: &System<P>) -> Result<Vec<Goal>, String> {
     for (i, p) in P::properties().iter().enumerate() {
         match p.kind {
             PropertyKind::Eventually => {
-                out.push(Goal { prop: i, binding: vec![], from_bit: bit, to_bit: None });
+                out.push(Goal {
+                    prop: i,
+                    binding: vec![],
+                    from_bit: bit,
+                    to_bit: None,
+                });
                 bit += 1;
             }
             PropertyKind::LeadsTo => {
@@ -199,13 +223,26 @@ fn goals<P: Protocol>(sys: &System<P>) -> Result<Vec<Goal>, String> {
                 let mut bindings: Vec<Vec<usize>> = vec![vec![]];
                 for b in p.binders {
                     let ids: Vec<usize> = match b {
-                        BinderKind::Role(r) => sys.layout.roles.get(*r).map(|ids| ids.iter().map(|i| usize::from(*i)).collect()).unwrap_or_default(),
+                        BinderKind::Role(r) => sys
+                            .layout
+                            .roles
+                            .get(*r)
+                            .map(|ids| ids.iter().map(|i| usize::from(*i)).collect())
+                            .unwrap_or_default(),
                         BinderKind::Client => (sys.first_client..sys.actors.len()).collect(),
                     };
-                    bindings = bindings.into_iter().flat_map(|prefix| ids.iter().map(move |i| [prefix.clone(), vec![*i]].concat())).collect();
+                    bindings = bindings
+                        .into_iter()
+                        .flat_map(|prefix| ids.iter().map(move |i| [prefix.clone(), vec![*i]].concat()))
+                        .collect();
                 }
                 for binding in bindings {
-                    out.push(Goal { prop: i, binding, from_bit: bit, to_bit: Some(bit + 1) });
+                    out.push(Goal {
+                        prop: i,
+                        binding,
+                        from_bit: bit,
+                        to_bit: Some(bit + 1),
+                    });
                     bit += 2;
                 }
             }
@@ -235,7 +272,8 @@ fn class_of<P: Protocol>(sys: &System<P>, a: &Action<P>) -> Option<u64> {
         }
         Action::Timeout { node, timer } => h(&|s| (3u8, node, timer).hash(s)),
         Action::Recover(n) => h(&|s| (4u8, n).hash(s)),
-        Action::Choose { node, key, .. } => h(&|s| (5u8, node, key).hash(s)),
+        // Each outcome of a random choice is its own, strongly fair, class.
+        Action::Choose { node, key, value } => h(&|s| (5u8, node, key, value).hash(s)),
         Action::Drop { .. } | Action::Crash(_) | Action::Calm => return None,
     })
 }
@@ -244,12 +282,26 @@ type FpIndex = HashMap<Fp, u32, BuildHasherDefault<IdHasher>>;
 
 /// Explores the whole graph. Returns it and, per `reachable` property, the
 /// depth of its first witness.
-fn explore<P: Protocol>(sys: &System<P>, goals: &[Goal], progress: Option<Duration>, start: Instant) -> Result<(Graph, HashMap<usize, u32>), String> {
+fn explore<P: Protocol>(
+    sys: &System<P>,
+    goals: &[Goal],
+    progress: Option<Duration>,
+    start: Instant,
+) -> Result<(Graph, HashMap<usize, u32>), String> {
     let cache = Cache::default();
     let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
     let reach = reachables::<P>();
     let mut index: FpIndex = FpIndex::default();
-    let mut g = Graph { fps: vec![], parent: vec![], depth: vec![], bits: vec![], calm: vec![], edge_start: vec![0], edges: vec![] };
+    let mut g = Graph {
+        fps: vec![],
+        parent: vec![],
+        depth: vec![],
+        bits: vec![],
+        calm: vec![],
+        edge_start: vec![0],
+        edges: vec![],
+        strong: vec![],
+    };
     let mut classes: HashMap<u64, u32> = HashMap::new();
     let mut reached: HashMap<usize, u32> = HashMap::new();
     let bits_of = |s: &SysState<P>| -> u64 {
@@ -306,7 +358,11 @@ fn explore<P: Protocol>(sys: &System<P>, goals: &[Goal], progress: Option<Durati
             let class = match class_of(sys, a) {
                 Some(h) => {
                     let n = classes.len() as u32;
-                    *classes.entry(h).or_insert(n)
+                    let c = *classes.entry(h).or_insert(n);
+                    if c == n {
+                        g.strong.push(matches!(a, Action::Choose { .. }));
+                    }
+                    c
                 }
                 None => NO_CLASS,
             };
@@ -406,26 +462,22 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
     let mut best: Option<(u32, Vec<u32>)> = None; // (entry node, component)
     let mut consider = |comp: Vec<u32>, is_deadlock: bool| {
         let entry = *comp.iter().min_by_key(|x| depth[**x as usize]).unwrap_or(&comp[0]);
-        if best.as_ref().is_none_or(|(e, _)| depth[entry as usize] < depth[*e as usize]) {
+        if best
+            .as_ref()
+            .is_none_or(|(e, _)| depth[entry as usize] < depth[*e as usize])
+        {
             best = Some((entry, if is_deadlock { vec![] } else { comp }));
         }
     };
-    for comp in tarjan(2 * n, &cand, &succ) {
-        let mut buf = Vec::new();
-        if comp.len() == 1 {
-            let x = comp[0];
-            succ(x, &mut buf);
-            if g.succ(x / 2).is_empty() {
-                // A calm state with nothing left to do, short of the goal.
-                consider(comp, true);
-                continue;
-            }
-            if !buf.iter().any(|(y, _)| *y == x) {
-                continue;
-            }
+    let roots: Vec<u32> = (0..2 * n as u32).filter(|x| cand(*x)).collect();
+    for comp in tarjan(2 * n, &roots, &cand, &succ) {
+        if comp.len() == 1 && g.succ(comp[0] / 2).is_empty() {
+            // A calm state with nothing left to do, short of the goal.
+            consider(comp, true);
+            continue;
         }
-        if fair(g, &comp, &cand, &succ) {
-            consider(comp, false);
+        if let Some(part) = fair_part(g, comp, &cand, &succ) {
+            consider(part, false);
         }
     }
     let (entry, comp) = best?;
@@ -449,12 +501,22 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
 
 /// The classes enabled in every state of a component, and whether each is
 /// taken by an edge inside it.
-fn required_classes(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> (Vec<u32>, Vec<u32>) {
+fn required_classes(
+    g: &Graph,
+    comp: &[u32],
+    inside: &dyn Fn(u32) -> bool,
+    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
+) -> (Vec<u32>, Vec<u32>) {
     let mut required: Option<Vec<u32>> = None;
     let mut taken: Vec<u32> = Vec::new();
     let mut buf = Vec::new();
     for &x in comp {
-        let mut enabled: Vec<u32> = g.succ(x / 2).iter().map(|(_, c)| *c).filter(|c| *c != NO_CLASS).collect();
+        let mut enabled: Vec<u32> = g
+            .succ(x / 2)
+            .iter()
+            .map(|(_, c)| *c)
+            .filter(|c| *c != NO_CLASS)
+            .collect();
         enabled.sort_unstable();
         enabled.dedup();
         required = Some(match required {
@@ -473,13 +535,74 @@ fn required_classes(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ:
     (required.unwrap_or_default(), taken)
 }
 
-/// A component admits a fair cycle iff every class enabled throughout it is
-/// taken inside it.
+/// Whether a non-trivial component's cycle through all of it is fair: every
+/// weakly fair class enabled throughout it, and every strongly fair class
+/// enabled anywhere in it, is taken inside it.
 fn fair(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> bool {
+    unfair_strong(g, comp, cand, succ).is_some_and(|bad| bad.is_empty())
+}
+
+/// `None` if a weakly fair class is enabled throughout `comp` but never taken
+/// inside it (no cycle inside can be fair); otherwise the strongly fair
+/// classes enabled somewhere in `comp` but never taken inside it.
+fn unfair_strong(
+    g: &Graph,
+    comp: &[u32],
+    cand: &dyn Fn(u32) -> bool,
+    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
+) -> Option<Vec<u32>> {
     let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
     let inside = |y: u32| cand(y) && members.contains(&y);
     let (required, taken) = required_classes(g, comp, &inside, succ);
-    required.iter().all(|c| taken.binary_search(c).is_ok())
+    if !required.iter().all(|c| taken.binary_search(c).is_ok()) {
+        return None;
+    }
+    let mut bad: Vec<u32> = comp
+        .iter()
+        .flat_map(|x| g.succ(x / 2).iter().map(|(_, c)| *c))
+        .filter(|c| *c != NO_CLASS && g.strong.get(*c as usize).copied().unwrap_or(false))
+        .filter(|c| taken.binary_search(c).is_err())
+        .collect();
+    bad.sort_unstable();
+    bad.dedup();
+    Some(bad)
+}
+
+/// A fair strongly connected part of `comp`, if there is one (the Streett
+/// refinement for strong fairness): while a strongly fair class is enabled
+/// somewhere but never taken, drop the states that enable it and look again
+/// in what remains.
+fn fair_part(
+    g: &Graph,
+    comp: Vec<u32>,
+    cand: &dyn Fn(u32) -> bool,
+    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
+) -> Option<Vec<u32>> {
+    let mut work = vec![comp];
+    while let Some(comp) = work.pop() {
+        let mut buf = Vec::new();
+        if comp.len() == 1 {
+            succ(comp[0], &mut buf);
+            if !buf.iter().any(|(y, _)| *y == comp[0]) {
+                continue;
+            }
+        }
+        let Some(bad) = unfair_strong(g, &comp, cand, succ) else {
+            continue;
+        };
+        if bad.is_empty() {
+            return Some(comp);
+        }
+        let keep: Vec<u32> = comp
+            .iter()
+            .copied()
+            .filter(|x| !g.succ(x / 2).iter().any(|(_, c)| bad.binary_search(c).is_ok()))
+            .collect();
+        let set: std::collections::HashSet<u32> = keep.iter().copied().collect();
+        let sub_cand = |y: u32| cand(y) && set.contains(&y);
+        work.extend(tarjan(g.fps.len() * 2, &keep, &sub_cand, succ));
+    }
+    None
 }
 
 /// A loop from `entry` back to itself inside the component that is fair, as
@@ -497,7 +620,17 @@ fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &dyn Fn(u32, &mut Vec<(
             return short;
         }
     }
-    let (required, _) = required_classes(g, comp, &inside, succ);
+    let (mut required, _) = required_classes(g, comp, &inside, succ);
+    // Strongly fair classes enabled anywhere in the component must be taken
+    // too (the component was refined so that each one is, inside it).
+    for &x in comp {
+        for &(y, c) in g.succ(x / 2) {
+            let _ = y;
+            if c != NO_CLASS && g.strong.get(c as usize).copied().unwrap_or(false) && !required.contains(&c) {
+                required.push(c);
+            }
+        }
+    }
     let mut path: Vec<u32> = Vec::new();
     let mut cur = entry;
     // Within the component, walk to an edge of each required class.
@@ -516,7 +649,12 @@ fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &dyn Fn(u32, &mut Vec<(
 
 /// Shortest path inside the component from `from` whose last edge satisfies
 /// `done(target, class)`; returns the nodes after `from`.
-fn bfs_path(from: u32, inside: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>), done: impl Fn(u32, u32) -> bool) -> Option<Vec<u32>> {
+fn bfs_path(
+    from: u32,
+    inside: &dyn Fn(u32) -> bool,
+    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
+    done: impl Fn(u32, u32) -> bool,
+) -> Option<Vec<u32>> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
     let mut q = VecDeque::from([from]);
     let mut buf = Vec::new();
@@ -546,8 +684,14 @@ fn bfs_path(from: u32, inside: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec
     None
 }
 
-/// Iterative Tarjan over the nodes `0..n` for which `cand` holds.
-fn tarjan(n: usize, cand: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> Vec<Vec<u32>> {
+/// Iterative Tarjan from `roots` over the nodes (below `n`) for which `cand`
+/// holds.
+fn tarjan(
+    n: usize,
+    roots: &[u32],
+    cand: &dyn Fn(u32) -> bool,
+    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
+) -> Vec<Vec<u32>> {
     let mut index = vec![NONE; n];
     let mut low = vec![0u32; n];
     let mut on_stack = vec![false; n];
@@ -557,11 +701,17 @@ fn tarjan(n: usize, cand: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32
     // Call stack frames: (node, its candidate successors, position).
     let mut frames: Vec<(u32, Vec<u32>, usize)> = Vec::new();
     let mut buf = Vec::new();
-    for root in 0..n as u32 {
+    for &root in roots {
         if !cand(root) || index[root as usize] != NONE {
             continue;
         }
-        let push = |v: u32, index: &mut Vec<u32>, low: &mut Vec<u32>, stack: &mut Vec<u32>, on_stack: &mut Vec<bool>, next: &mut u32, buf: &mut Vec<(u32, u32)>| {
+        let push = |v: u32,
+                    index: &mut Vec<u32>,
+                    low: &mut Vec<u32>,
+                    stack: &mut Vec<u32>,
+                    on_stack: &mut Vec<bool>,
+                    next: &mut u32,
+                    buf: &mut Vec<(u32, u32)>| {
             index[v as usize] = *next;
             low[v as usize] = *next;
             *next += 1;
@@ -571,7 +721,15 @@ fn tarjan(n: usize, cand: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32
             let s: Vec<u32> = buf.iter().map(|(w, _)| *w).filter(|w| cand(*w)).collect();
             (v, s, 0usize)
         };
-        frames.push(push(root, &mut index, &mut low, &mut stack, &mut on_stack, &mut next, &mut buf));
+        frames.push(push(
+            root,
+            &mut index,
+            &mut low,
+            &mut stack,
+            &mut on_stack,
+            &mut next,
+            &mut buf,
+        ));
         while let Some((v, ws, pos)) = frames.last_mut() {
             let v = *v;
             if *pos < ws.len() {
@@ -617,7 +775,14 @@ fn describe_binding<P: Protocol>(sys: &System<P>, g: &Goal) -> String {
 
 type LassoOut = (Option<Vec<crate::trace::JsonStep>>, Option<String>);
 
-fn lasso_trace<P: Protocol>(sys: &System<P>, g: &Graph, prefix: &[u32], cycle: &[u32], name: &str, binding: &str) -> LassoOut {
+fn lasso_trace<P: Protocol>(
+    sys: &System<P>,
+    g: &Graph,
+    prefix: &[u32],
+    cycle: &[u32],
+    name: &str,
+    binding: &str,
+) -> LassoOut {
     let mut fps: Vec<Fp> = vec![g.fps[0]];
     fps.extend(prefix.iter().map(|i| g.fps[*i as usize]));
     fps.extend(cycle.iter().map(|i| g.fps[*i as usize]));
@@ -632,11 +797,18 @@ fn lasso_trace<P: Protocol>(sys: &System<P>, g: &Graph, prefix: &[u32], cycle: &
         text,
         "counterexample ({kind}) for {name}{binding}: {} steps, then {}:",
         prefix.len(),
-        if cycle.is_empty() { "nothing can happen any more".to_string() } else { format!("a loop of {} steps forever", cycle.len()) }
+        if cycle.is_empty() {
+            "nothing can happen any more".to_string()
+        } else {
+            format!("a loop of {} steps forever", cycle.len())
+        }
     );
     text.push_str(&render(sys, &trace));
     if cycle.is_empty() {
-        let _ = writeln!(text, "  ---- stuck: no action is enabled, and the goal never holds ----");
+        let _ = writeln!(
+            text,
+            "  ---- stuck: no action is enabled, and the goal never holds ----"
+        );
     }
     let _ = writeln!(text, "    node states at the loop:");
     text.push_str(&crate::trace::render_nodes(sys, trace.last()));
@@ -675,6 +847,7 @@ mod tests {
             calm: vec![true; n],
             edge_start: vec![0],
             edges: vec![],
+            strong: vec![false; 16],
         };
         for (i, es) in edges.into_iter().enumerate() {
             g.edges.extend(es);
@@ -687,7 +860,12 @@ mod tests {
     }
 
     fn eventually() -> Goal {
-        Goal { prop: 0, binding: vec![], from_bit: 0, to_bit: None }
+        Goal {
+            prop: 0,
+            binding: vec![],
+            from_bit: 0,
+            to_bit: None,
+        }
     }
 
     #[test]
@@ -744,12 +922,36 @@ mod tests {
         // 0 → 1 (trigger P) → 2 ⇄ 3, Q never holds after 1.
         let mut g = graph(vec![vec![(1, 0)], vec![(2, 1)], vec![(3, 2)], vec![(2, 3)]], &[]);
         g.bits[1] = 1; // P at 1
-        let goal = Goal { prop: 0, binding: vec![], from_bit: 0, to_bit: Some(1) };
+        let goal = Goal {
+            prop: 0,
+            binding: vec![],
+            from_bit: 0,
+            to_bit: Some(1),
+        };
         let (prefix, cycle) = find_lasso(&g, &goal).expect("violation");
         assert_eq!(prefix.first(), Some(&1));
         assert_eq!(cycle.len(), 2);
         // If Q holds in 3, every loop passes through Q: it holds.
         g.bits[3] = 2;
         assert!(find_lasso(&g, &goal).is_none());
+    }
+
+    #[test]
+    fn a_random_choice_is_strongly_fair() {
+        // From 0 a choice offers 1 (back to 0, class 3) or 2 (the goal,
+        // class 4). Always choosing 3 is weakly fair (4 is not enabled in
+        // state 1) but not strongly fair: a coin flipped forever comes up
+        // heads eventually.
+        let mut g = graph(vec![vec![(1, 3), (2, 4)], vec![(0, 5)], vec![(2, 6)]], &[2]);
+        assert!(
+            find_lasso(&g, &eventually()).is_some(),
+            "weak fairness alone allows the loop"
+        );
+        g.strong[3] = true;
+        g.strong[4] = true;
+        assert!(
+            find_lasso(&g, &eventually()).is_none(),
+            "strong fairness on the choice rules it out"
+        );
     }
 }

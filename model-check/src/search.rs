@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 pub type Fp = u64;
 
 pub fn fingerprint<T: Hash>(t: &T) -> Fp {
-    ahash::RandomState::with_seeds(0x736d_656c, 0x7420_6670, 0x2020_7374, 0x6174_6573).hash_one(t).max(1)
+    ahash::RandomState::with_seeds(0x736d_656c, 0x7420_6670, 0x2020_7374, 0x6174_6573)
+        .hash_one(t)
+        .max(1)
 }
 
 /// Fingerprints are already uniformly distributed: hash them as themselves.

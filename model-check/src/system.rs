@@ -488,6 +488,9 @@ impl<P: Protocol> System<P> {
         if s.net.has_message_to(Id::from(i)) {
             return false;
         }
+        if self.cfg.synchronous && s.net.deliverable().any(|e| !s.is_crashed(usize::from(e.dst))) {
+            return false;
+        }
         let Some(lo) = self.timer_bounds(t).map(|b| b.0) else {
             return true;
         };

@@ -215,11 +215,7 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
     match a {
         Action::Deliver { src, dst, msg } => (
             node_name(sys, *dst),
-            format!(
-                "receives {} from {}",
-                show(sys, msg),
-                node_name(sys, *src)
-            ),
+            format!("receives {} from {}", show(sys, msg), node_name(sys, *src)),
         ),
         Action::Drop { src, dst, msg } => (
             "network".into(),
@@ -243,8 +239,13 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
         }
         Action::Crash(n) => (node_name(sys, *n), "crashes (volatile state lost)".into()),
         Action::Recover(n) => (node_name(sys, *n), "recovers from its durable state".into()),
-        Action::Choose { node, key, value } => (node_name(sys, *node), format!("chooses `{key}` = {}", show(sys, value))),
-        Action::Calm => ("environment".into(), "stops making faults; from here on it is fair".into()),
+        Action::Choose { node, key, value } => {
+            (node_name(sys, *node), format!("chooses `{key}` = {}", show(sys, value)))
+        }
+        Action::Calm => (
+            "environment".into(),
+            "stops making faults; from here on it is fair".into(),
+        ),
     }
 }
 
@@ -255,7 +256,11 @@ fn changed_fields<P: Protocol>(sys: &System<P>, before: &SysState<P>, after: &Sy
     for (name, v) in &new {
         match old.iter().find(|(n, _)| n == name) {
             Some((_, o)) if o == v => {}
-            Some((_, o)) => out.push(format!("{name}: {} → {}", compact_clients(&names(sys, o)), compact_clients(&names(sys, v)))),
+            Some((_, o)) => out.push(format!(
+                "{name}: {} → {}",
+                compact_clients(&names(sys, o)),
+                compact_clients(&names(sys, v))
+            )),
             None => out.push(format!("{name}: {}", compact_clients(&names(sys, v)))),
         }
     }
@@ -329,7 +334,10 @@ pub fn render_nodes<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
         let id = Id::from(i);
         let fields = P::describe_fields(&s.nodes[i].state);
         let down = if s.is_crashed(i) { " (crashed)" } else { "" };
-        let body: Vec<String> = fields.iter().map(|(n, v)| format!("{n}={}", compact_clients(&names(sys, v)))).collect();
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(n, v)| format!("{n}={}", compact_clients(&names(sys, v))))
+            .collect();
         let _ = writeln!(out, "      {}{}: {}", node_name(sys, id), down, body.join(", "));
     }
     out

@@ -62,6 +62,7 @@ pub enum Strategy {
 pub enum Timing {
     Any,
     PartialSynchrony,
+    Synchronous,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]

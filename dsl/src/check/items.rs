@@ -756,11 +756,12 @@ impl Checker<'_> {
                     k.timing = match t.name.as_str() {
                         "any" => Timing::Any,
                         "partial_synchrony" => Timing::PartialSynchrony,
+                        "synchronous" => Timing::Synchronous,
                         _ => {
                             let mut d = Diagnostic::error(t.span, format!("unknown timing model `{}`", t.name));
-                            d = match suggest(&t.name, ["any", "partial_synchrony"]) {
+                            d = match suggest(&t.name, ["any", "partial_synchrony", "synchronous"]) {
                                 Some(x) => d.label(format!("did you mean `{x}`?")),
-                                None => d.label("expected `any` or `partial_synchrony`"),
+                                None => d.label("expected `any`, `partial_synchrony` or `synchronous`"),
                             };
                             self.error(d);
                             continue;
