@@ -2059,7 +2059,13 @@ impl Builder {
                         if x.as_rule() == Rule::expect_ok {
                             CheckEntryKind::ExpectOk
                         } else {
-                            CheckEntryKind::ExpectViolation(self.ident(x.into_inner().next().unwrap()))
+                            let name = x.into_inner().next().unwrap();
+                            // The keyword `linearizable` names the built-in property here.
+                            let name = Ident {
+                                name: name.as_str().to_string(),
+                                span: self.span(&name),
+                            };
+                            CheckEntryKind::ExpectViolation(name)
                         }
                     }
                     Rule::ck_unknown => CheckEntryKind::Unknown(self.ident(ei.next().unwrap())),

@@ -333,12 +333,13 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
         let last = trace.last();
         let mut text = String::new();
         let kind = format!("{:?}", id.kind::<P>()).to_lowercase();
-        let _ = writeln!(
-            text,
-            "counterexample for {kind} {} ({} steps):",
-            id.name::<P>(),
-            trace.steps.len()
-        );
+        // "invariant Agreement", but just "linearizable" for the built-in.
+        let what = if kind == id.name::<P>() {
+            kind.clone()
+        } else {
+            format!("{kind} {}", id.name::<P>())
+        };
+        let _ = writeln!(text, "counterexample for {what} ({} steps):", trace.steps.len());
         text.push_str(&render(&sys, &trace));
         let detail = match id {
             PropId::HandlerError => crate::props::first_failure(last).map(|(i, e)| {
@@ -367,8 +368,7 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
         };
         let _ = writeln!(
             text,
-            "  ✗ {kind} {} fails here{}",
-            id.name::<P>(),
+            "  ✗ {what} fails here{}",
             detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
         );
         if let PropId::Spec(i) = id {

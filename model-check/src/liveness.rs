@@ -786,8 +786,7 @@ fn lasso_trace<P: Protocol>(
     let mut fps: Vec<Fp> = vec![g.fps[0]];
     fps.extend(prefix.iter().map(|i| g.fps[*i as usize]));
     fps.extend(cycle.iter().map(|i| g.fps[*i as usize]));
-    let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
-    let Some(mut trace) = replay(sys, &fps, |s| fingerprint(&canon(s))) else {
+    let Some(mut trace) = replay(sys, &fps) else {
         return (None, Some("  (the counterexample could not be rebuilt)\n".into()));
     };
     trace.loop_start = Some(prefix.len());

@@ -213,12 +213,13 @@ pub fn render_summary(r: &CheckReport) -> String {
         };
         let verdict = format!("{:?}", p.verdict).to_lowercase();
         let kind = format!("{:?}", p.kind).to_lowercase();
-        let _ = writeln!(
-            out,
-            "  {mark} {kind} {}: {verdict}{}",
-            p.name,
-            p.detail.as_ref().map(|d| format!(" — {d}")).unwrap_or_default()
-        );
+        let what = if kind == p.name {
+            kind
+        } else {
+            format!("{kind} {}", p.name)
+        };
+        let detail = p.detail.as_ref().map(|d| format!(" — {d}")).unwrap_or_default();
+        let _ = writeln!(out, "  {mark} {what}: {verdict}{detail}");
     }
     for p in &r.properties {
         if let Some(t) = &p.trace_text {

@@ -19,6 +19,11 @@ use smelt_support::{Id, Protocol};
 use std::cmp::Ordering;
 
 pub fn canonical<P: Protocol>(sys: &System<P>, s: SysState<P>) -> SysState<P> {
+    canonical_with_map(sys, s).0
+}
+
+/// The canonical member and the renaming that produced it: `map[old] = new`.
+pub fn canonical_with_map<P: Protocol>(sys: &System<P>, s: SysState<P>) -> (SysState<P>, Vec<Id>) {
     let n = s.nodes.len();
     // order[new slot] = old slot
     let mut order: Vec<usize> = (0..n).collect();
@@ -29,7 +34,7 @@ pub fn canonical<P: Protocol>(sys: &System<P>, s: SysState<P>) -> SysState<P> {
         start = end;
     }
     if order.iter().enumerate().all(|(i, &o)| i == o) {
-        return s;
+        return (s, (0..n).map(Id::from).collect());
     }
     // map[old id] = new id
     let mut map = vec![Id::from(0); n];
@@ -37,7 +42,8 @@ pub fn canonical<P: Protocol>(sys: &System<P>, s: SysState<P>) -> SysState<P> {
         map[old] = Id::from(new);
     }
     let f = |id: Id| map.get(usize::from(id)).copied().unwrap_or(id);
-    s.rewrite_ids(&order, &f)
+    let c = s.rewrite_ids(&order, &f);
+    (c, map)
 }
 
 fn compare<P: Protocol>(s: &SysState<P>, a: usize, b: usize) -> Ordering {

@@ -240,6 +240,37 @@ pub enum Action<P: Protocol> {
     Calm,
 }
 
+impl<P: Protocol> Action<P> {
+    /// The same action with node ids mapped through `f`.
+    pub fn rewrite_ids(&self, f: &impl Fn(Id) -> Id) -> Self {
+        use smelt_support::Rewrite;
+        match self {
+            Action::Deliver { src, dst, msg } => Action::Deliver {
+                src: f(*src),
+                dst: f(*dst),
+                msg: msg.rewrite(f),
+            },
+            Action::Drop { src, dst, msg } => Action::Drop {
+                src: f(*src),
+                dst: f(*dst),
+                msg: msg.rewrite(f),
+            },
+            Action::Timeout { node, timer } => Action::Timeout {
+                node: f(*node),
+                timer: timer.rewrite(f),
+            },
+            Action::Crash(n) => Action::Crash(f(*n)),
+            Action::Recover(n) => Action::Recover(f(*n)),
+            Action::Choose { node, key, value } => Action::Choose {
+                node: f(*node),
+                key,
+                value: value.rewrite(f),
+            },
+            Action::Calm => Action::Calm,
+        }
+    }
+}
+
 /// What a handler asked for, as recorded by the model's `Effects`.
 #[derive(Debug)]
 pub enum Cmd<P: Protocol> {

@@ -33,34 +33,73 @@ impl<P: Protocol> Trace<P> {
 /// Rebuilds the path to `target` from the visited table.
 pub fn reconstruct<P: Protocol>(search: &Search<P>, target: Fp) -> Option<Trace<P>> {
     let fps = search.table.path_to(target);
-    replay(search.sys, &fps, |s| fingerprint(&search.canon(s)))
+    replay(search.sys, &fps)
 }
 
-/// Replays a path of fingerprints from the initial state. `fp_of` gives the
-/// fingerprint the path uses for a state.
-pub fn replay<P: Protocol>(sys: &System<P>, fps: &[Fp], fp_of: impl Fn(SysState<P>) -> Fp) -> Option<Trace<P>> {
+/// Replays a path of fingerprints (of canonical states, with symmetry on)
+/// from the initial state.
+///
+/// The replay walks the path in the canonical domain, where the search
+/// went, so every step is found. Alongside, it keeps the renaming from the
+/// current canonical state to the actual execution and applies each step's
+/// action, renamed, to the actual state: the trace shows a real execution
+/// with the node ids it really had.
+pub fn replay<P: Protocol>(sys: &System<P>, fps: &[Fp]) -> Option<Trace<P>> {
+    let canon = |s: SysState<P>| -> (SysState<P>, Vec<Id>) {
+        if sys.cfg.symmetry {
+            crate::symmetry::canonical_with_map(sys, s)
+        } else {
+            let n = s.nodes.len();
+            (s, (0..n).map(Id::from).collect())
+        }
+    };
     let init = sys.init();
-    if fps.first().copied() != Some(fp_of(init.clone())) {
+    let (mut cur, map0) = canon(init.clone());
+    if fps.first().copied() != Some(fingerprint(&cur)) {
         return None;
     }
-    let mut cur = init.clone();
+    // sigma[canonical id] = actual id
+    let mut sigma = invert(&map0);
+    let mut actual = init.clone();
     let mut steps = Vec::new();
     let mut actions = Vec::new();
     for want in &fps[1..] {
         actions.clear();
         sys.actions(&cur, &mut actions);
-        let found = actions.iter().find_map(|a| {
+        let (a, next, map) = actions.iter().find_map(|a| {
             let t = sys.next(&cur, a)?;
-            (fp_of(t.clone()) == *want).then(|| (a.clone(), t))
+            let (c, map) = canon(t);
+            (fingerprint(&c) == *want).then(|| (a.clone(), c, map))
         })?;
-        cur = found.1.clone();
-        steps.push(found);
+        let s = sigma.clone();
+        let real = a.rewrite_ids(&|id: Id| s.get(usize::from(id)).copied().unwrap_or(id));
+        let real_next = sys.next(&actual, &real)?;
+        steps.push((real, real_next.clone()));
+        actual = real_next;
+        // The next canonical state's ids map to the raw successor's ids by
+        // the inverse of `map`, and those to the actual ids by `sigma`.
+        let back = invert(&map);
+        sigma = back
+            .iter()
+            .map(|raw| s.get(usize::from(*raw)).copied().unwrap_or(*raw))
+            .collect();
+        cur = next;
     }
     Some(Trace {
         init,
         steps,
         loop_start: None,
     })
+}
+
+fn invert(map: &[Id]) -> Vec<Id> {
+    let mut inv: Vec<Id> = (0..map.len()).map(Id::from).collect();
+    for (old, new) in map.iter().enumerate() {
+        if let Some(slot) = inv.get_mut(usize::from(*new)) {
+            *slot = Id::from(old);
+        }
+    }
+    inv
 }
 
 /// Replays a list of actions (simulation and shrinking); stops at the first
@@ -129,6 +168,20 @@ pub fn show<P: Protocol, T: std::fmt::Debug>(sys: &System<P>, value: &T) -> Stri
     let text = names(sys, &format!("{value:?}"));
     let text = unwrap_variant(&text);
     compact_clients(&text)
+}
+
+/// A choice as `Role(Choice(value))` → `value`; a client's pick stays whole.
+fn choice_value(text: &str) -> String {
+    let strip = |t: &str| -> Option<String> {
+        let open = t.find('(')?;
+        let name = &t[..open];
+        (name.chars().all(|c| c.is_alphanumeric() || c == '_') && t.ends_with(')'))
+            .then(|| t[open + 1..t.len() - 1].to_string())
+    };
+    match strip(text).and_then(|inner| strip(&inner)) {
+        Some(v) if !text.starts_with("Client(") => v,
+        _ => text.to_string(),
+    }
 }
 
 /// `Name(Name { .. })` → `Name { .. }`.
@@ -239,9 +292,10 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
         }
         Action::Crash(n) => (node_name(sys, *n), "crashes (volatile state lost)".into()),
         Action::Recover(n) => (node_name(sys, *n), "recovers from its durable state".into()),
-        Action::Choose { node, key, value } => {
-            (node_name(sys, *node), format!("chooses `{key}` = {}", show(sys, value)))
-        }
+        Action::Choose { node, key, value } => (
+            node_name(sys, *node),
+            format!("chooses `{key}` = {}", choice_value(&show(sys, value))),
+        ),
         Action::Calm => (
             "environment".into(),
             "stops making faults; from here on it is fair".into(),

@@ -17,4 +17,6 @@ pub mod liveness {
 /// Known-buggy variants: each must fail its check with the property it names.
 pub mod buggy {
     smelt::protocol!("buggy/paxos_accept_lower_ballot.sm");
+    smelt::protocol!("buggy/two_phase_commit_majority.sm");
+    smelt::protocol!("buggy/abd_early_reply.sm");
 }

@@ -17,7 +17,10 @@ enum States {
 }
 
 fn run<P: Protocol>(name: &str) -> CheckReport {
-    let check = P::checks().into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{} has no check `{name}`", P::NAME));
+    let check = P::checks()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("{} has no check `{name}`", P::NAME));
     let spec = format!("specs/{}", P::SPEC.trim_start_matches("specs/"));
     run_check::<P>(&spec, RunConfig::from_check(&check)).unwrap_or_else(|e| panic!("{} `{name}`: {e}", P::NAME))
 }
@@ -28,10 +31,21 @@ fn check_all<P: Protocol>(sizes: &[(&str, States)]) -> Vec<CheckReport> {
     for c in P::checks() {
         let r = run::<P>(&c.name);
         let summary = render_summary(&r);
-        assert_eq!(r.as_expected, Some(true), "{} `{}` did not go as expected:\n{summary}", P::NAME, c.name);
+        assert_eq!(
+            r.as_expected,
+            Some(true),
+            "{} `{}` did not go as expected:\n{summary}",
+            P::NAME,
+            c.name
+        );
         match sizes.iter().find(|(n, _)| *n == c.name).map(|(_, s)| *s) {
             Some(States::Exactly(n)) => assert_eq!(r.stats.unique_states, n, "{} `{}`:\n{summary}", P::NAME, c.name),
-            Some(States::AtLeast(n)) => assert!(r.stats.unique_states >= n, "{} `{}` explored too little:\n{summary}", P::NAME, c.name),
+            Some(States::AtLeast(n)) => assert!(
+                r.stats.unique_states >= n,
+                "{} `{}` explored too little:\n{summary}",
+                P::NAME,
+                c.name
+            ),
             None => panic!("{} `{}`: give its expected size in this test", P::NAME, c.name),
         }
         out.push(r);
@@ -41,7 +55,10 @@ fn check_all<P: Protocol>(sizes: &[(&str, States)]) -> Vec<CheckReport> {
 
 /// The counterexample of the first violated property, as printed.
 fn counterexample(r: &CheckReport) -> String {
-    r.properties.iter().find_map(|p| p.trace_text.clone()).unwrap_or_default()
+    r.properties
+        .iter()
+        .find_map(|p| p.trace_text.clone())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -90,7 +107,10 @@ fn liveness_dueling_proposers() {
 
 #[test]
 fn buggy_paxos_accepts_a_lower_ballot() {
-    let rs = check_all::<smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot>(&[("small", States::AtLeast(100))]);
+    let rs = check_all::<smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot>(&[(
+        "small",
+        States::AtLeast(100),
+    )]);
     insta::assert_snapshot!("paxos_accept_lower_ballot", counterexample(&rs[0]));
 }
 
@@ -113,27 +133,57 @@ fn each_fault_knob_changes_the_verdict() {
     let fifo = &rs[0];
     for r in &rs[1..] {
         assert!(r.violated(), "`{}` should fail", r.check);
-        assert!(r.stats.unique_states != fifo.stats.unique_states || r.config.network != fifo.config.network || r.config.lossy || r.config.crash > 0);
+        assert!(
+            r.stats.unique_states != fifo.stats.unique_states
+                || r.config.network != fifo.config.network
+                || r.config.lossy
+                || r.config.crash > 0
+        );
     }
 }
 
 #[test]
 fn symmetry_reduces_two_phase_commit() {
     use smelt::model_check::cli::run_safety;
-    let check = smelt_specs::two_phase_commit::TwoPhaseCommit::checks().into_iter().find(|c| c.name == "small").unwrap();
+    let check = smelt_specs::two_phase_commit::TwoPhaseCommit::checks()
+        .into_iter()
+        .find(|c| c.name == "small")
+        .unwrap();
     let mut cfg = RunConfig::from_check(&check);
     cfg.symmetry = true;
-    let with = run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", cfg.clone(), None).unwrap();
+    let with =
+        run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", cfg.clone(), None).unwrap();
     cfg.symmetry = false;
-    let without = run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", cfg, None).unwrap();
+    let without =
+        run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", cfg, None).unwrap();
     assert!(!with.violated() && !without.violated());
     let factor = without.stats.unique_states as f64 / with.stats.unique_states as f64;
     // Three interchangeable resource managers: up to 3! = 6.
-    assert!(factor > 2.0, "symmetry reduced {} to {} states only", without.stats.unique_states, with.stats.unique_states);
+    assert!(
+        factor > 2.0,
+        "symmetry reduced {} to {} states only",
+        without.stats.unique_states,
+        with.stats.unique_states
+    );
     // DFS reduces just as much.
     let mut dfs = RunConfig::from_check(&check);
     dfs.symmetry = true;
     dfs.strategy = smelt::support::Strategy::Dfs;
     let d = run_safety::<smelt_specs::two_phase_commit::TwoPhaseCommit>("two_phase_commit.sm", dfs, None).unwrap();
     assert_eq!(d.stats.unique_states, with.stats.unique_states);
+}
+
+#[test]
+fn buggy_two_phase_commit_commits_on_a_majority() {
+    let rs = check_all::<smelt_specs::buggy::two_phase_commit_majority::TwoPhaseCommitMajority>(&[(
+        "small",
+        States::AtLeast(10),
+    )]);
+    insta::assert_snapshot!("two_phase_commit_majority", counterexample(&rs[0]));
+}
+
+#[test]
+fn buggy_register_replies_before_the_write_is_replicated() {
+    let rs = check_all::<smelt_specs::buggy::abd_early_reply::AbdEarlyReply>(&[("small", States::AtLeast(10))]);
+    insta::assert_snapshot!("abd_early_reply", counterexample(&rs[0]));
 }
