@@ -6,8 +6,9 @@
 //! Each test builds a scratch crate (see `scratch/mod.rs`), runs its binary,
 //! edits the spec (a message renamed, a check's server count changed: both
 //! visible in what the binary prints), builds and runs again. With the
-//! scratch target warm the whole file takes about 15 seconds; a first run
-//! compiles smelt's dependencies first (about 1.5 minutes on 2 cores).
+//! scratch target warm the whole file takes 5–10 seconds (about 40 after a
+//! change to smelt itself); a first run compiles smelt and its dependencies
+//! into the scratch target first (2–3.5 minutes on 2 shared cores).
 
 mod scratch;
 
@@ -20,6 +21,22 @@ fn run(krate: &Crate, name: &str) -> (Run, bool) {
     let compiled = run.stderr.contains(&format!("Compiling {name} "));
     eprintln!("{name}: cargo run took {:.1?} (compiled: {compiled})", run.took);
     (run, compiled)
+}
+
+/// Checks that a build with no change to the spec compiled nothing. The
+/// scratch crates depend on the working tree, so an edit to smelt itself
+/// while the test runs (another developer's) rightly rebuilds everything;
+/// that run proves nothing either way and is not held against the spec.
+fn assert_fresh(name: &str, run: &Run, compiled: bool) {
+    let smelt_changed = run
+        .stderr
+        .lines()
+        .any(|l| l.trim_start().starts_with("Compiling smelt"));
+    if smelt_changed {
+        eprintln!("{name}: smelt itself changed during the test; skipping the no-rebuild check");
+        return;
+    }
+    assert!(!compiled, "{name}: an unchanged spec must not rebuild:\n{}", run.stderr);
 }
 
 const EDITED_V1: &str = "\
@@ -66,7 +83,7 @@ fn macro_rebuilds_when_the_spec_changes() {
 
     // Nothing changed: nothing is compiled.
     let (same, compiled) = run(&krate, name);
-    assert!(!compiled, "an unchanged spec must not rebuild:\n{}", same.stderr);
+    assert_fresh(name, &same, compiled);
     assert_eq!(same.stdout, first.stdout);
 
     // Rename the message and change the check's server count.
@@ -114,7 +131,8 @@ fn build_script_reruns_when_the_spec_changes() {
     );
 
     let (same, compiled) = run(&krate, name);
-    assert!(!compiled, "an unchanged spec must not rebuild:\n{}", same.stderr);
+    assert_fresh(name, &same, compiled);
+    assert_eq!(same.stdout, first.stdout);
 
     // Rename the message `Pong` (main.rs does not name it) and change the
     // server count.

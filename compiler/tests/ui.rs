@@ -7,9 +7,9 @@
 //! `src/bin/<case>.rs` is `smelt::protocol!("specs/<case>.sm")` plus a `main`
 //! that uses the module, and `specs/<case>.sm` is a copy of
 //! `tests/ui/<case>.sm`. The test runs `cargo build --bin <case>` and reads
-//! rustc's output as a user sees it. The first run compiles smelt's
-//! dependencies into the shared scratch target (about 1.5 minutes on 2
-//! cores); after that the whole test takes a few seconds.
+//! rustc's output as a user sees it. The first run compiles smelt and its
+//! dependencies into the shared scratch target (2–3.5 minutes on 2 shared
+//! cores, shared with `rebuild.rs`); after that the file takes 2–4 seconds.
 
 mod scratch;
 

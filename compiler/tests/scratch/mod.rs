@@ -6,8 +6,8 @@
 //! repository's `Cargo.lock` (same dependency versions, no registry access),
 //! and all of them share one target directory next to them, so the
 //! dependencies (smelt and everything below it, ~120 crates) are compiled
-//! once — about 1.5 minutes on 2 cores — and later runs only rebuild what
-//! changed.
+//! once — 2 to 3.5 minutes on 2 shared cores — and later runs only rebuild
+//! what changed.
 
 #![allow(dead_code)] // each test binary uses part of this module
 
