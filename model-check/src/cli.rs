@@ -84,6 +84,21 @@ pub struct Args {
     /// Progress lines on stderr every this many seconds (0: never).
     #[arg(long)]
     pub progress: Option<u64>,
+    /// Random walks instead of exhaustive search (see --seed, --walks).
+    #[arg(long)]
+    pub simulate: bool,
+    /// Simulation: the seed; walk k of seed S always takes the same steps.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Simulation: how many walks.
+    #[arg(long, default_value_t = 1000)]
+    pub walks: u64,
+    /// Simulation: replay only this walk.
+    #[arg(long)]
+    pub walk: Option<u64>,
+    /// Simulation: run only shard i of n (walk k belongs to shard k mod n).
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
     /// Serve stateright's Explorer on this address (default 127.0.0.1:3000).
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
     pub explore: Option<String>,
@@ -119,7 +134,23 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
             None if std::io::stderr().is_terminal() => Some(Duration::from_secs(5)),
             None => None,
         };
-        let result = if cfg.liveness {
+        let result = if args.simulate {
+            let shard = match parse_shard(args.shard.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            let opts = crate::simulate::SimOptions {
+                seed: args.seed,
+                walks: args.walks,
+                max_depth: args.max_depth.unwrap_or(100),
+                shard,
+                walk: args.walk,
+            };
+            crate::simulate::run::<P>(&spec, cfg.clone(), &opts)
+        } else if cfg.liveness {
             crate::liveness::run::<P>(&spec, cfg.clone(), progress)
         } else {
             run_safety::<P>(&spec, cfg.clone(), progress)
@@ -272,6 +303,16 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
     Ok(configs)
 }
 
+fn parse_shard(s: Option<&str>) -> Result<(u64, u64), String> {
+    let Some(s) = s else { return Ok((0, 1)) };
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("expected `--shard i/n`, got `{s}`"))?;
+    let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| format!("bad shard `{s}`"))?, n.trim().parse().map_err(|_| format!("bad shard `{s}`"))?);
+    if n == 0 || i >= n {
+        return Err(format!("bad shard `{s}`: need 0 <= i < n"));
+    }
+    Ok((i, n))
+}
+
 fn parse_servers<P: Protocol>(s: &str) -> Result<Vec<u64>, String> {
     let roles = P::roles();
     if let Ok(n) = s.parse::<u64>() {
@@ -392,5 +433,6 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
         assumptions: Vec::new(),
         expected: None,
         as_expected: None,
+        seed_walk: None,
     })
 }

@@ -12,6 +12,7 @@ pub mod net;
 pub mod props;
 pub mod report;
 pub mod search;
+pub mod simulate;
 pub mod symmetry;
 pub mod system;
 pub mod trace;

@@ -191,6 +191,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
         assumptions,
         expected: None,
         as_expected: None,
+        seed_walk: None,
     })
 }
 

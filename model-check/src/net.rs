@@ -108,6 +108,16 @@ impl<M: Ord + Clone> Net<M> {
         self.deliverable().any(|e| e.dst == dst)
     }
 
+    /// Drops spare capacity: states sit in the search frontier by the
+    /// million, and growth slack would be stored with each of them.
+    pub fn compact(&mut self) {
+        match self {
+            Net::Duplicating(v) => v.shrink_to_fit(),
+            Net::NonDuplicating(v) => v.shrink_to_fit(),
+            Net::Ordered(v) => v.shrink_to_fit(),
+        }
+    }
+
     /// Delivery consumes the message, except on a duplicating network.
     pub fn on_deliver(&mut self, env: &Env<M>) {
         if !matches!(self, Net::Duplicating(_)) {

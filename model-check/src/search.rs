@@ -335,31 +335,45 @@ impl<'a, P: Protocol> Search<'a, P> {
                 break;
             }
             depth += 1;
+            // Each state is dropped as soon as it is expanded, so the peak is
+            // not two full levels but the unexpanded rest of this one plus
+            // the part of the next found so far.
             let next: Vec<(SysState<P>, Fp)> = if threads == 1 || frontier.len() < 64 {
                 let mut out = Vec::new();
                 let mut actions = Vec::new();
-                for (s, fp) in &frontier {
-                    self.expand(s, *fp, depth, &mut actions, &mut out);
+                for (s, fp) in frontier.drain(..) {
+                    self.expand(&s, fp, depth, &mut actions, &mut out);
                 }
                 out
             } else {
                 let chunk = frontier.len().div_ceil(threads);
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = frontier
-                        .chunks(chunk)
+                let mut parts = Vec::new();
+                while frontier.len() > chunk {
+                    let tail = frontier.split_off(frontier.len() - chunk);
+                    parts.push(tail);
+                }
+                parts.push(std::mem::take(&mut frontier));
+                let outs: Vec<Vec<(SysState<P>, Fp)>> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = parts
+                        .into_iter()
                         .map(|part| {
                             scope.spawn(move || {
                                 let mut out = Vec::new();
                                 let mut actions = Vec::new();
                                 for (s, fp) in part {
-                                    self.expand(s, *fp, depth, &mut actions, &mut out);
+                                    self.expand(&s, fp, depth, &mut actions, &mut out);
                                 }
                                 out
                             })
                         })
                         .collect();
-                    handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-                })
+                    handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+                });
+                let mut next = Vec::with_capacity(outs.iter().map(Vec::len).sum());
+                for o in outs {
+                    next.extend(o);
+                }
+                next
             };
             if !next.is_empty() {
                 self.max_depth.fetch_max(depth as u64, Ordering::Relaxed);

@@ -25,10 +25,66 @@ pub type Sends<P> = Vec<(Id, <P as Protocol>::Message)>;
 
 pub type Hist<P> = History<<P as Protocol>::Request, <P as Protocol>::Reply>;
 
+/// A value with its hash computed once. Node states are shared between a
+/// state and its successors (through `Arc`), so caching their hashes means a
+/// successor's fingerprint re-hashes only the node that changed.
+#[derive(Clone)]
+pub struct Hashed<T> {
+    hash: u64,
+    value: T,
+}
+
+impl<T: Hash> Hashed<T> {
+    pub fn new(value: T) -> Self {
+
+        let hash = ahash::RandomState::with_seeds(7, 11, 13, 17).hash_one(&value);
+        Hashed { hash, value }
+    }
+}
+
+impl<T> std::ops::Deref for Hashed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> Hash for Hashed<T> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
+}
+
+impl<T: PartialEq> PartialEq for Hashed<T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.hash == o.hash && self.value == o.value
+    }
+}
+
+impl<T: Eq> Eq for Hashed<T> {}
+
+impl<T: Ord> PartialOrd for Hashed<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl<T: Ord> Ord for Hashed<T> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&o.value)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Hashed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
 /// One node's part of a global state, kept together so that a global
 /// state is a few allocations rather than one per field.
 pub struct Node<P: Protocol> {
-    pub state: Arc<P::NodeState>,
+    pub state: Arc<Hashed<P::NodeState>>,
     /// Armed timers, sorted.
     pub timers: Vec<P::TimerKind>,
     /// Pending nondeterministic choices, by key, sorted.
@@ -191,7 +247,7 @@ impl<P: Protocol> SysState<P> {
                     let mut timers: Vec<P::TimerKind> = n.timers.iter().map(|t| t.rewrite(f)).collect();
                     timers.sort();
                     Node {
-                        state: Arc::new((*n.state).rewrite(f)),
+                        state: Arc::new(Hashed::new((**n.state).rewrite(f))),
                         timers,
                         choices: n.choices.iter().map(|(k, v)| (*k, v.rewrite(f))).collect(),
                         storage: n.storage.as_ref().map(|s| Arc::new((**s).rewrite(f))),
@@ -405,7 +461,7 @@ impl<P: Protocol> System<P> {
                 self.record_client(&mut s, i, &smelt_support::ClientState::default(), c, None);
             }
             s.nodes.push(Node {
-                state: Arc::new(st),
+                state: Arc::new(Hashed::new(st)),
                 timers: Vec::new(),
                 choices: Vec::new(),
                 storage: None,
@@ -549,7 +605,9 @@ impl<P: Protocol> System<P> {
     /// The successor of `s` by `a`, or `None` when `a` is not enabled or is
     /// a no-op (a delivery or timeout that changes nothing).
     pub fn next(&self, s: &SysState<P>, a: &Action<P>) -> Option<SysState<P>> {
-        self.transition(s, a, &mut None)
+        let mut n = self.transition(s, a, &mut None)?;
+        n.net.compact();
+        Some(n)
     }
 
     /// `next`, also returning the messages the step sent (for traces).
@@ -594,7 +652,7 @@ impl<P: Protocol> System<P> {
                 if i >= self.actors.len() || s.is_crashed(i) {
                     return None;
                 }
-                let mut st = Cow::Borrowed(&*s.nodes[i].state);
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
                 let mut fx = ModelFx::new();
                 self.actors[i].handle_msg(*dst, &mut st, *src, msg.clone(), &mut fx);
                 let ordered = matches!(s.net, Net::Ordered(_));
@@ -611,7 +669,7 @@ impl<P: Protocol> System<P> {
                     if let (Some(before), Some(after)) = (P::client_state(&s.nodes[i].state), P::client_state(&new)) {
                         self.record_client(&mut n, i, before, after, Some(msg));
                     }
-                    n.nodes[i].state = Arc::new(new);
+                    n.nodes[i].state = Arc::new(Hashed::new(new));
                 }
                 self.apply(&mut n, i, fx, sends);
                 Some(n)
@@ -621,7 +679,7 @@ impl<P: Protocol> System<P> {
                 if s.is_crashed(i) || s.nodes[i].timers.binary_search(timer).is_err() {
                     return None;
                 }
-                let mut st = Cow::Borrowed(&*s.nodes[i].state);
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
                 let mut fx = ModelFx::new();
                 self.actors[i].handle_timeout(*node, &mut st, timer, &mut fx);
                 let only_rearm = fx.cmds.len() == 1 && matches!(&fx.cmds[0], Cmd::SetTimer(t) if t == timer);
@@ -631,7 +689,7 @@ impl<P: Protocol> System<P> {
                 let mut n = s.clone();
                 n.nodes[i].cancel_timer(timer);
                 if let Cow::Owned(new) = st {
-                    n.nodes[i].state = Arc::new(new);
+                    n.nodes[i].state = Arc::new(Hashed::new(new));
                 }
                 self.apply(&mut n, i, fx, sends);
                 Some(n)
@@ -659,7 +717,7 @@ impl<P: Protocol> System<P> {
                 let mut fx = ModelFx::new();
                 let st = self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
                 let mut n = s.clone();
-                n.nodes[i].state = Arc::new(st);
+                n.nodes[i].state = Arc::new(Hashed::new(st));
                 n.crashed &= !(1 << i);
                 self.apply(&mut n, i, fx, sends);
                 Some(n)
@@ -669,13 +727,13 @@ impl<P: Protocol> System<P> {
                 if s.is_crashed(i) || !s.nodes[i].choice(key).is_some_and(|vs| vs.contains(value)) {
                     return None;
                 }
-                let mut st = Cow::Borrowed(&*s.nodes[i].state);
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
                 let mut fx = ModelFx::new();
                 self.actors[i].handle_random(*node, &mut st, value, &mut fx);
                 let mut n = s.clone();
                 n.nodes[i].set_choice(key, Vec::new());
                 if let Cow::Owned(new) = st {
-                    n.nodes[i].state = Arc::new(new);
+                    n.nodes[i].state = Arc::new(Hashed::new(new));
                 }
                 self.apply(&mut n, i, fx, sends);
                 Some(n)

@@ -1,0 +1,190 @@
+//! Model-checking benchmarks, printed as tables (`cargo bench --bench model_check`).
+//!
+//! 1. `smelt check` on `specs/paxos.sm` against stateright's own
+//!    `examples/paxos.rs`, built from the stateright package cargo already
+//!    downloaded (nothing copied): same configuration (3 servers, 2 or 3
+//!    clients, unordered non-duplicating network), same strategy, same
+//!    thread count (stateright's example uses one thread per CPU). Runs
+//!    alternate A B A B; each row reports unique states, wall time, states
+//!    per second and peak RSS, and the smelt/stateright ratios.
+//! 2. Liveness against safety mode on the same configurations: states, time
+//!    and memory side by side.
+//!
+//! The machine is shared and noisy: `uptime` is printed beside each round.
+//! Set `SMELT_BENCH_ROUNDS` (default 2) and `SMELT_BENCH_QUICK=1` (2 clients
+//! only) to change the amount of work.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SMELT: &str = env!("CARGO_BIN_EXE_smelt");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Run {
+    unique: u64,
+    seconds: f64,
+    rss_kib: u64,
+}
+
+fn uptime() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
+
+/// Runs a command under GNU time; returns its stdout+stderr, wall seconds
+/// and peak RSS.
+fn timed(cmd: &mut Command) -> (String, f64, u64) {
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped.arg("-f").arg("SMELT_TIME %e %M").arg(cmd.get_program()).args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let out = wrapped.output().expect("run /usr/bin/time (install the `time` package)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().rev().find(|l| l.starts_with("SMELT_TIME")).unwrap_or("SMELT_TIME 0 0");
+    let mut it = line.split_whitespace().skip(1);
+    let secs = it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    let rss = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    (text, secs, rss)
+}
+
+fn number_after(text: &str, key: &str) -> u64 {
+    text.find(key)
+        .map(|i| text[i + key.len()..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The unique-state count from a `smelt check` summary line.
+fn smelt_unique(text: &str) -> u64 {
+    text.lines()
+        .find(|l| l.contains("unique states"))
+        .and_then(|l| l.trim().split(' ').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0)
+}
+
+fn stateright_dir() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(Path::new(ROOT).join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata json");
+    let pkg = meta["packages"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "stateright"))
+        .expect("stateright in the dependency graph");
+    PathBuf::from(pkg["manifest_path"].as_str().expect("manifest path")).parent().expect("package dir").to_path_buf()
+}
+
+/// Builds stateright's paxos example in its own target directory.
+fn stateright_paxos() -> PathBuf {
+    let dir = stateright_dir();
+    let target = Path::new(ROOT).join("target").join("stateright-example");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--example", "paxos", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("build stateright's example");
+    assert!(status.success(), "building stateright's paxos example failed");
+    target.join("release").join("examples").join("paxos")
+}
+
+/// Builds (if needed) the harness for a spec and returns its binary.
+fn harness(spec: &str) -> PathBuf {
+    let out = Command::new(SMELT).args(["check", spec, "--max-states", "1", "--progress", "0"]).current_dir(ROOT).output().expect("smelt");
+    let _ = out;
+    let stem = Path::new(spec).file_stem().unwrap().to_string_lossy().to_string();
+    let dir = Path::new(ROOT).join("target").join("smelt-harness").join("target").join("release");
+    std::fs::read_dir(&dir)
+        .expect("harness dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(&format!("smelt-harness-{stem}-")) && !n.ends_with(".d")
+        })
+        .expect("harness binary")
+}
+
+fn row(tool: &str, cfg: &str, strategy: &str, r: &Run) {
+    let per_sec = r.unique as f64 / r.seconds.max(1e-9);
+    let bytes_per_state = r.rss_kib as f64 * 1024.0 / r.unique.max(1) as f64;
+    println!(
+        "| {cfg:<10} | {strategy:<4} | {tool:<10} | {:>10} | {:>8.2} | {:>10.0} | {:>9.1} | {:>8.0} |",
+        r.unique,
+        r.seconds,
+        per_sec,
+        r.rss_kib as f64 / 1024.0,
+        bytes_per_state
+    );
+}
+
+fn main() {
+    let rounds: usize = std::env::var("SMELT_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let quick = std::env::var_os("SMELT_BENCH_QUICK").is_some();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string();
+    println!("building stateright's examples/paxos.rs and the smelt harness for specs/paxos.sm ...");
+    let sr = stateright_paxos();
+    let paxos = harness("specs/paxos.sm");
+
+    println!();
+    println!("## smelt check vs stateright examples/paxos.rs ({threads} threads each, {rounds} alternating rounds)");
+    println!();
+    println!("| config     | alg  | tool       |     unique |     secs |   states/s |  RSS MiB |  B/state |");
+    println!("|------------|------|------------|-----------:|---------:|-----------:|---------:|---------:|");
+    let configs: Vec<(&str, &str, &str)> = if quick { vec![("2 clients", "2", "small")] } else { vec![("2 clients", "2", "small"), ("3 clients", "3", "three_clients")] };
+    let mut ratios = Vec::new();
+    for (label, clients, smelt_cfg) in &configs {
+        for strategy in ["bfs", "dfs"] {
+            let (mut s_best, mut r_best): (Option<Run>, Option<Run>) = (None, None);
+            for round in 0..rounds {
+                let (text, secs, rss) = timed(Command::new(&sr).args([format!("check-{strategy}").as_str(), clients]));
+                // The final line is "Done. states=…, unique=…"; earlier ones are progress.
+                let done = text.lines().rev().find(|l| l.starts_with("Done.")).unwrap_or("");
+                let sr_run = Run { unique: number_after(done, "unique="), seconds: secs, rss_kib: rss };
+                let (text, secs, rss) = timed(Command::new(&paxos).args(["check", "--config", smelt_cfg, "--threads", threads.as_str(), format!("--{strategy}").as_str(), "--progress", "0"]));
+                let smelt_run = Run { unique: smelt_unique(&text), seconds: secs, rss_kib: rss };
+                eprintln!("  round {} {label} {strategy}: load {}", round + 1, uptime());
+                row("stateright", label, strategy, &sr_run);
+                row("smelt", label, strategy, &smelt_run);
+                if s_best.as_ref().is_none_or(|b| smelt_run.seconds < b.seconds) {
+                    s_best = Some(smelt_run);
+                }
+                if r_best.as_ref().is_none_or(|b| sr_run.seconds < b.seconds) {
+                    r_best = Some(sr_run);
+                }
+            }
+            if let (Some(s), Some(r)) = (s_best, r_best) {
+                ratios.push((label.to_string(), strategy, r.seconds / s.seconds.max(1e-9), (r.rss_kib as f64 / r.unique.max(1) as f64) / (s.rss_kib as f64 / s.unique.max(1) as f64), s.unique == r.unique));
+            }
+        }
+    }
+    println!();
+    println!("| config     | alg  | speed smelt/stateright | memory per state stateright/smelt | same unique states |");
+    println!("|------------|------|-----------------------:|----------------------------------:|--------------------|");
+    for (label, strategy, speed, mem, same) in &ratios {
+        println!("| {label:<10} | {strategy:<4} | {speed:>22.2} | {mem:>33.2} | {same} |");
+    }
+    println!("(ratios from the best round of each tool; > 1.00 means smelt is faster / leaner. stateright's example");
+    println!(" reports progress once a second, so its times on the small config are dominated by that period.)");
+
+    println!();
+    println!("## liveness vs safety mode on the same configuration (1 thread)");
+    println!();
+    println!("| spec / config        | mode     |     states |     edges |     secs |  RSS MiB |");
+    println!("|----------------------|----------|-----------:|----------:|---------:|---------:|");
+    for (spec, cfg) in [("specs/paxos.sm", "small"), ("specs/abd.sm", "concurrent"), ("specs/two_phase_commit.sm", "lossy")] {
+        let bin = harness(spec);
+        for mode in ["safety", "liveness"] {
+            let (text, secs, rss) = timed(Command::new(&bin).args(["check", "--config", cfg, "--mode", mode, "--threads", "1", "--progress", "0"]));
+            let line = text.lines().find(|l| l.contains("unique states")).unwrap_or("");
+            let states = smelt_unique(&text);
+            let edges = number_after(line, "(");
+            let name = format!("{} / {cfg}", Path::new(spec).file_stem().unwrap().to_string_lossy());
+            println!("| {name:<20} | {mode:<8} | {states:>10} | {edges:>9} | {secs:>8.2} | {:>8.1} |", rss as f64 / 1024.0);
+        }
+    }
+    println!();
+    println!("load average at the end: {}", uptime());
+}
