@@ -264,6 +264,12 @@ pub fn steps<P: Protocol>(sys: &System<P>, t: &Trace<P>) -> Vec<JsonStep> {
     out
 }
 
+/// One line for an action: `Server1 receives Prepare { .. } from Server0`.
+pub fn describe<P: Protocol>(sys: &System<P>, a: &Action<P>) -> String {
+    let (node, event) = describe_action(sys, a);
+    format!("{node} {event}")
+}
+
 fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, String) {
     match a {
         Action::Deliver { src, dst, msg } => (

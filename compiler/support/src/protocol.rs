@@ -193,6 +193,9 @@ pub trait Protocol:
         Storage = <Self as Protocol>::Durable,
     > + Clone
     + Debug
+    + PartialEq
+    + Eq
+    + Hash
     + Send
     + Sync
     + 'static
