@@ -27,20 +27,36 @@ struct Run {
 }
 
 fn uptime() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Runs a command under GNU time; returns its stdout+stderr, wall seconds
 /// and peak RSS.
 fn timed(cmd: &mut Command) -> (String, f64, u64) {
     let mut wrapped = Command::new("/usr/bin/time");
-    wrapped.arg("-f").arg("SMELT_TIME %e %M").arg(cmd.get_program()).args(cmd.get_args());
+    wrapped
+        .arg("-f")
+        .arg("SMELT_TIME %e %M")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
     if let Some(dir) = cmd.get_current_dir() {
         wrapped.current_dir(dir);
     }
-    let out = wrapped.output().expect("run /usr/bin/time (install the `time` package)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let line = text.lines().rev().find(|l| l.starts_with("SMELT_TIME")).unwrap_or("SMELT_TIME 0 0");
+    let out = wrapped
+        .output()
+        .expect("run /usr/bin/time (install the `time` package)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("SMELT_TIME"))
+        .unwrap_or("SMELT_TIME 0 0");
     let mut it = line.split_whitespace().skip(1);
     let secs = it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
     let rss = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
@@ -49,7 +65,12 @@ fn timed(cmd: &mut Command) -> (String, f64, u64) {
 
 fn number_after(text: &str, key: &str) -> u64 {
     text.find(key)
-        .map(|i| text[i + key.len()..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>())
+        .map(|i| {
+            text[i + key.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+        })
         .and_then(|d| d.parse().ok())
         .unwrap_or(0)
 }
@@ -74,7 +95,10 @@ fn stateright_dir() -> PathBuf {
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "stateright"))
         .expect("stateright in the dependency graph");
-    PathBuf::from(pkg["manifest_path"].as_str().expect("manifest path")).parent().expect("package dir").to_path_buf()
+    PathBuf::from(pkg["manifest_path"].as_str().expect("manifest path"))
+        .parent()
+        .expect("package dir")
+        .to_path_buf()
 }
 
 /// Builds stateright's paxos example in its own target directory.
@@ -93,10 +117,18 @@ fn stateright_paxos() -> PathBuf {
 
 /// Builds (if needed) the harness for a spec and returns its binary.
 fn harness(spec: &str) -> PathBuf {
-    let out = Command::new(SMELT).args(["check", spec, "--max-states", "1", "--progress", "0"]).current_dir(ROOT).output().expect("smelt");
+    let out = Command::new(SMELT)
+        .args(["check", spec, "--max-states", "1", "--progress", "0"])
+        .current_dir(ROOT)
+        .output()
+        .expect("smelt");
     let _ = out;
     let stem = Path::new(spec).file_stem().unwrap().to_string_lossy().to_string();
-    let dir = Path::new(ROOT).join("target").join("smelt-harness").join("target").join("release");
+    let dir = Path::new(ROOT)
+        .join("target")
+        .join("smelt-harness")
+        .join("target")
+        .join("release");
     std::fs::read_dir(&dir)
         .expect("harness dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -121,9 +153,15 @@ fn row(tool: &str, cfg: &str, strategy: &str, r: &Run) {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("SMELT_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let rounds: usize = std::env::var("SMELT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let quick = std::env::var_os("SMELT_BENCH_QUICK").is_some();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .to_string();
     println!("building stateright's examples/paxos.rs and the smelt harness for specs/paxos.sm ...");
     let sr = stateright_paxos();
     let paxos = harness("specs/paxos.sm");
@@ -133,7 +171,11 @@ fn main() {
     println!();
     println!("| config     | alg  | tool       |     unique |     secs |   states/s |  RSS MiB |  B/state |");
     println!("|------------|------|------------|-----------:|---------:|-----------:|---------:|---------:|");
-    let configs: Vec<(&str, &str, &str)> = if quick { vec![("2 clients", "2", "small")] } else { vec![("2 clients", "2", "small"), ("3 clients", "3", "three_clients")] };
+    let configs: Vec<(&str, &str, &str)> = if quick {
+        vec![("2 clients", "2", "small")]
+    } else {
+        vec![("2 clients", "2", "small"), ("3 clients", "3", "three_clients")]
+    };
     let mut ratios = Vec::new();
     for (label, clients, smelt_cfg) in &configs {
         for strategy in ["bfs", "dfs"] {
@@ -142,9 +184,26 @@ fn main() {
                 let (text, secs, rss) = timed(Command::new(&sr).args([format!("check-{strategy}").as_str(), clients]));
                 // The final line is "Done. states=…, unique=…"; earlier ones are progress.
                 let done = text.lines().rev().find(|l| l.starts_with("Done.")).unwrap_or("");
-                let sr_run = Run { unique: number_after(done, "unique="), seconds: secs, rss_kib: rss };
-                let (text, secs, rss) = timed(Command::new(&paxos).args(["check", "--config", smelt_cfg, "--threads", threads.as_str(), format!("--{strategy}").as_str(), "--progress", "0"]));
-                let smelt_run = Run { unique: smelt_unique(&text), seconds: secs, rss_kib: rss };
+                let sr_run = Run {
+                    unique: number_after(done, "unique="),
+                    seconds: secs,
+                    rss_kib: rss,
+                };
+                let (text, secs, rss) = timed(Command::new(&paxos).args([
+                    "check",
+                    "--config",
+                    smelt_cfg,
+                    "--threads",
+                    threads.as_str(),
+                    format!("--{strategy}").as_str(),
+                    "--progress",
+                    "0",
+                ]));
+                let smelt_run = Run {
+                    unique: smelt_unique(&text),
+                    seconds: secs,
+                    rss_kib: rss,
+                };
                 eprintln!("  round {} {label} {strategy}: load {}", round + 1, uptime());
                 row("stateright", label, strategy, &sr_run);
                 row("smelt", label, strategy, &smelt_run);
@@ -156,7 +215,13 @@ fn main() {
                 }
             }
             if let (Some(s), Some(r)) = (s_best, r_best) {
-                ratios.push((label.to_string(), strategy, r.seconds / s.seconds.max(1e-9), (r.rss_kib as f64 / r.unique.max(1) as f64) / (s.rss_kib as f64 / s.unique.max(1) as f64), s.unique == r.unique));
+                ratios.push((
+                    label.to_string(),
+                    strategy,
+                    r.seconds / s.seconds.max(1e-9),
+                    (r.rss_kib as f64 / r.unique.max(1) as f64) / (s.rss_kib as f64 / s.unique.max(1) as f64),
+                    s.unique == r.unique,
+                ));
             }
         }
     }
@@ -174,15 +239,32 @@ fn main() {
     println!();
     println!("| spec / config        | mode     |     states |     edges |     secs |  RSS MiB |");
     println!("|----------------------|----------|-----------:|----------:|---------:|---------:|");
-    for (spec, cfg) in [("specs/paxos.sm", "small"), ("specs/abd.sm", "concurrent"), ("specs/two_phase_commit.sm", "lossy")] {
+    for (spec, cfg) in [
+        ("specs/paxos.sm", "small"),
+        ("specs/abd.sm", "concurrent"),
+        ("specs/two_phase_commit.sm", "lossy"),
+    ] {
         let bin = harness(spec);
         for mode in ["safety", "liveness"] {
-            let (text, secs, rss) = timed(Command::new(&bin).args(["check", "--config", cfg, "--mode", mode, "--threads", "1", "--progress", "0"]));
+            let (text, secs, rss) = timed(Command::new(&bin).args([
+                "check",
+                "--config",
+                cfg,
+                "--mode",
+                mode,
+                "--threads",
+                "1",
+                "--progress",
+                "0",
+            ]));
             let line = text.lines().find(|l| l.contains("unique states")).unwrap_or("");
             let states = smelt_unique(&text);
             let edges = number_after(line, "(");
             let name = format!("{} / {cfg}", Path::new(spec).file_stem().unwrap().to_string_lossy());
-            println!("| {name:<20} | {mode:<8} | {states:>10} | {edges:>9} | {secs:>8.2} | {:>8.1} |", rss as f64 / 1024.0);
+            println!(
+                "| {name:<20} | {mode:<8} | {states:>10} | {edges:>9} | {secs:>8.2} | {:>8.1} |",
+                rss as f64 / 1024.0
+            );
         }
     }
     println!();

@@ -305,8 +305,13 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
 
 fn parse_shard(s: Option<&str>) -> Result<(u64, u64), String> {
     let Some(s) = s else { return Ok((0, 1)) };
-    let (i, n) = s.split_once('/').ok_or_else(|| format!("expected `--shard i/n`, got `{s}`"))?;
-    let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| format!("bad shard `{s}`"))?, n.trim().parse().map_err(|_| format!("bad shard `{s}`"))?);
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected `--shard i/n`, got `{s}`"))?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| format!("bad shard `{s}`"))?,
+        n.trim().parse().map_err(|_| format!("bad shard `{s}`"))?,
+    );
     if n == 0 || i >= n {
         return Err(format!("bad shard `{s}`: need 0 <= i < n"));
     }

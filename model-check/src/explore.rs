@@ -25,7 +25,11 @@ impl<P: Protocol> Model for ExploreModel<P> {
 
     fn init_states(&self) -> Vec<SysState<P>> {
         let s = self.sys.init();
-        vec![if self.sys.cfg.symmetry { canonical(&self.sys, s) } else { s }]
+        vec![if self.sys.cfg.symmetry {
+            canonical(&self.sys, s)
+        } else {
+            s
+        }]
     }
 
     fn actions(&self, s: &SysState<P>, out: &mut Vec<Action<P>>) {
@@ -34,7 +38,11 @@ impl<P: Protocol> Model for ExploreModel<P> {
 
     fn next_state(&self, s: &SysState<P>, a: Action<P>) -> Option<SysState<P>> {
         let t = self.sys.next(s, &a)?;
-        Some(if self.sys.cfg.symmetry { canonical(&self.sys, t) } else { t })
+        Some(if self.sys.cfg.symmetry {
+            canonical(&self.sys, t)
+        } else {
+            t
+        })
     }
 
     fn format_action(&self, a: &Action<P>) -> String {
@@ -43,18 +51,38 @@ impl<P: Protocol> Model for ExploreModel<P> {
 
     fn format_step(&self, s: &SysState<P>, a: Action<P>) -> Option<String> {
         let t = self.sys.next(s, &a)?;
-        let trace = crate::trace::Trace { init: s.clone(), steps: vec![(a, t)], loop_start: None };
+        let trace = crate::trace::Trace {
+            init: s.clone(),
+            steps: vec![(a, t)],
+            loop_start: None,
+        };
         Some(crate::trace::render(&self.sys, &trace))
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut out = vec![Property { expectation: Expectation::Always, name: "handler_error", condition: handler_ok::<P> }];
+        let mut out = vec![Property {
+            expectation: Expectation::Always,
+            name: "handler_error",
+            condition: handler_ok::<P>,
+        }];
         for (i, p) in P::properties().iter().enumerate().take(TABLE.len()) {
             let condition = condition::<P>(i);
             match p.kind {
-                PropertyKind::Invariant => out.push(Property { expectation: Expectation::Always, name: p.name, condition }),
-                PropertyKind::Reachable => out.push(Property { expectation: Expectation::Sometimes, name: p.name, condition }),
-                PropertyKind::Linearizable => out.push(Property { expectation: Expectation::Always, name: "linearizable", condition: linearizable::<P> }),
+                PropertyKind::Invariant => out.push(Property {
+                    expectation: Expectation::Always,
+                    name: p.name,
+                    condition,
+                }),
+                PropertyKind::Reachable => out.push(Property {
+                    expectation: Expectation::Sometimes,
+                    name: p.name,
+                    condition,
+                }),
+                PropertyKind::Linearizable => out.push(Property {
+                    expectation: Expectation::Always,
+                    name: "linearizable",
+                    condition: linearizable::<P>,
+                }),
                 PropertyKind::Eventually | PropertyKind::LeadsTo => {}
             }
         }
@@ -100,7 +128,10 @@ pub fn serve<P: Protocol>(cfg: RunConfig, addr: &str) -> i32 {
             return 2;
         }
     };
-    let model = ExploreModel { sys, cache: Cache::default() };
+    let model = ExploreModel {
+        sys,
+        cache: Cache::default(),
+    };
     println!("Explorer for {} on http://{addr}/ (Ctrl-C to stop)", P::NAME);
     // The Explorer serves from its own threads; keep them alive.
     let _checker = model.checker().serve(addr);

@@ -96,7 +96,10 @@ impl CheckReport {
         let (text, met) = match expect {
             Expect::Unspecified => return,
             // A simulation never claims completeness: finding nothing is its "ok".
-            Expect::Ok => ("ok".to_string(), !self.violated() && (self.stats.complete || self.mode == "simulation")),
+            Expect::Ok => (
+                "ok".to_string(),
+                !self.violated() && (self.stats.complete || self.mode == "simulation"),
+            ),
             Expect::Violation(name) => (
                 format!("violation of {name}"),
                 self.properties

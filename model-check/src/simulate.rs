@@ -60,7 +60,12 @@ impl Rng {
 }
 
 /// The first `always` property a state violates.
-fn violated<P: Protocol>(sys: &System<P>, s: &SysState<P>, props: &SafetyProps, cache: &Cache) -> Option<(PropId, Eval)> {
+fn violated<P: Protocol>(
+    sys: &System<P>,
+    s: &SysState<P>,
+    props: &SafetyProps,
+    cache: &Cache,
+) -> Option<(PropId, Eval)> {
     props.always.iter().find_map(|&p| {
         let e = eval(sys, s, p, cache);
         (e != Eval::Holds).then_some((p, e))
@@ -75,13 +80,26 @@ struct Found<P: Protocol> {
 }
 
 /// One walk. Returns the violation it found, with its actions.
-fn walk<P: Protocol>(sys: &System<P>, opts: &SimOptions, k: u64, props: &SafetyProps, cache: &Cache, reached: &mut BTreeMap<PropId, u64>, steps_run: &mut u64) -> Option<Found<P>> {
+fn walk<P: Protocol>(
+    sys: &System<P>,
+    opts: &SimOptions,
+    k: u64,
+    props: &SafetyProps,
+    cache: &Cache,
+    reached: &mut BTreeMap<PropId, u64>,
+    steps_run: &mut u64,
+) -> Option<Found<P>> {
     let mut rng = Rng::new(opts.seed, k);
     let mut s = sys.init();
     let mut taken = Vec::new();
     let mut actions = Vec::new();
     if let Some((prop, e)) = violated(sys, &s, props, cache) {
-        return Some(Found { walk: k, prop, eval: e, actions: taken });
+        return Some(Found {
+            walk: k,
+            prop,
+            eval: e,
+            actions: taken,
+        });
     }
     for depth in 0..opts.max_depth {
         for &p in &props.sometimes {
@@ -92,7 +110,10 @@ fn walk<P: Protocol>(sys: &System<P>, opts: &SimOptions, k: u64, props: &SafetyP
         actions.clear();
         sys.actions(&s, &mut actions);
         // Only actions that change something are steps.
-        let mut options: Vec<(Action<P>, SysState<P>)> = actions.iter().filter_map(|a| sys.next(&s, a).map(|t| (a.clone(), t))).collect();
+        let mut options: Vec<(Action<P>, SysState<P>)> = actions
+            .iter()
+            .filter_map(|a| sys.next(&s, a).map(|t| (a.clone(), t)))
+            .collect();
         if options.is_empty() {
             break;
         }
@@ -101,7 +122,12 @@ fn walk<P: Protocol>(sys: &System<P>, opts: &SimOptions, k: u64, props: &SafetyP
         taken.push(a);
         s = t;
         if let Some((prop, e)) = violated(sys, &s, props, cache) {
-            return Some(Found { walk: k, prop, eval: e, actions: taken });
+            return Some(Found {
+                walk: k,
+                prop,
+                eval: e,
+                actions: taken,
+            });
         }
     }
     None
@@ -109,7 +135,12 @@ fn walk<P: Protocol>(sys: &System<P>, opts: &SimOptions, k: u64, props: &SafetyP
 
 /// Replays actions, skipping those not enabled; returns the executed
 /// prefix up to the first state violating `prop`, if any.
-fn replay_until<P: Protocol>(sys: &System<P>, actions: &[Action<P>], prop: PropId, cache: &Cache) -> Option<Vec<Action<P>>> {
+fn replay_until<P: Protocol>(
+    sys: &System<P>,
+    actions: &[Action<P>],
+    prop: PropId,
+    cache: &Cache,
+) -> Option<Vec<Action<P>>> {
     let mut s = sys.init();
     let mut done = Vec::new();
     let check = |s: &SysState<P>| eval(sys, s, prop, cache) != Eval::Holds;
@@ -160,7 +191,10 @@ fn shrink<P: Protocol>(sys: &System<P>, mut actions: Vec<Action<P>>, prop: PropI
 
 pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result<CheckReport, String> {
     if opts.shard.1 == 0 || opts.shard.0 >= opts.shard.1 {
-        return Err(format!("bad shard {}/{}: expected i/n with i < n", opts.shard.0, opts.shard.1));
+        return Err(format!(
+            "bad shard {}/{}: expected i/n with i < n",
+            opts.shard.0, opts.shard.1
+        ));
     }
     let sys = System::<P>::new(cfg.clone())?;
     let start = Instant::now();
@@ -187,7 +221,10 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
         max_depth: 0,
         elapsed: start.elapsed(),
         complete: false,
-        stopped: Some(format!("simulation: {walks_run} walk(s) of at most {} steps, seed {}", opts.max_depth, opts.seed)),
+        stopped: Some(format!(
+            "simulation: {walks_run} walk(s) of at most {} steps, seed {}",
+            opts.max_depth, opts.seed
+        )),
         peak_rss_bytes: peak_rss(),
     };
     let mut reports = Vec::new();
@@ -211,12 +248,29 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
                     r.detail = Some(format!("reached after {d} steps"));
                 }
             }
-            smelt_support::PropertyKind::Eventually | smelt_support::PropertyKind::LeadsTo => r.verdict = Verdict::Skipped,
+            smelt_support::PropertyKind::Eventually | smelt_support::PropertyKind::LeadsTo => {
+                r.verdict = Verdict::Skipped
+            }
             _ => {}
         }
         reports.push((id, r));
     }
-    reports.insert(0, (PropId::HandlerError, PropReport { name: "handler_error".into(), kind: smelt_support::PropertyKind::Invariant, verdict: Verdict::Unknown, text: "no handler fails".into(), detail: None, steps: None, trace: None, trace_text: None }));
+    reports.insert(
+        0,
+        (
+            PropId::HandlerError,
+            PropReport {
+                name: "handler_error".into(),
+                kind: smelt_support::PropertyKind::Invariant,
+                verdict: Verdict::Unknown,
+                text: "no handler fails".into(),
+                detail: None,
+                steps: None,
+                trace: None,
+                trace_text: None,
+            },
+        ),
+    );
     let seed_walk = found.as_ref().map(|f| (opts.seed, f.walk));
     if let Some(f) = found {
         let original = f.actions.len();
@@ -234,12 +288,21 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
             f.walk
         );
         text.push_str(&render(&sys, &trace));
-        let _ = writeln!(text, "  ✗ {} fails here{}", f.prop.name::<P>(), match &f.eval {
-            Eval::Error(e) => format!(": evaluating the property failed: {e}"),
-            _ => String::new(),
-        });
+        let _ = writeln!(
+            text,
+            "  ✗ {} fails here{}",
+            f.prop.name::<P>(),
+            match &f.eval {
+                Eval::Error(e) => format!(": evaluating the property failed: {e}"),
+                _ => String::new(),
+            }
+        );
         if let Some((i, e)) = crate::props::first_failure(trace.last()) {
-            let _ = writeln!(text, "      {} stopped: {e}", crate::trace::node_name(&sys, smelt_support::Id::from(i)));
+            let _ = writeln!(
+                text,
+                "      {} stopped: {e}",
+                crate::trace::node_name(&sys, smelt_support::Id::from(i))
+            );
         }
         let _ = writeln!(text, "    node states:");
         text.push_str(&render_nodes(&sys, trace.last()));
@@ -248,13 +311,23 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
             kind: f.prop.kind::<P>(),
             verdict: Verdict::Violated,
             text: String::new(),
-            detail: Some(format!("found by seed {} walk {}; {} steps after shortening (from {original})", opts.seed, f.walk, short.len())),
+            detail: Some(format!(
+                "found by seed {} walk {}; {} steps after shortening (from {original})",
+                opts.seed,
+                f.walk,
+                short.len()
+            )),
             steps: Some(short.len()),
             trace: Some(steps(&sys, &trace)),
             trace_text: Some(text),
         };
         match reports.iter_mut().find(|(id, _)| *id == f.prop) {
-            Some((_, r)) => *r = PropReport { text: r.text.clone(), ..entry },
+            Some((_, r)) => {
+                *r = PropReport {
+                    text: r.text.clone(),
+                    ..entry
+                }
+            }
             None => reports.push((f.prop, entry)),
         }
     }

@@ -36,7 +36,6 @@ pub struct Hashed<T> {
 
 impl<T: Hash> Hashed<T> {
     pub fn new(value: T) -> Self {
-
         let hash = ahash::RandomState::with_seeds(7, 11, 13, 17).hash_one(&value);
         Hashed { hash, value }
     }

@@ -195,23 +195,73 @@ fn simulation_finds_a_bug_by_seed_and_replays_it() {
     type P = smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot;
     let check = P::checks().into_iter().find(|c| c.name == "small").unwrap();
     let cfg = RunConfig::from_check(&check);
-    let opts = SimOptions { seed: 42, walks: 20_000, max_depth: 60, shard: (0, 1), walk: None };
+    let opts = SimOptions {
+        seed: 42,
+        walks: 20_000,
+        max_depth: 60,
+        shard: (0, 1),
+        walk: None,
+    };
     let found = run::<P>("paxos_accept_lower_ballot.sm", cfg.clone(), &opts).unwrap();
     let (seed, walk) = found.seed_walk.expect("random walks find the bug");
-    let bug = found.properties.iter().find(|p| p.verdict == Verdict::Violated).unwrap();
+    let bug = found
+        .properties
+        .iter()
+        .find(|p| p.verdict == Verdict::Violated)
+        .unwrap();
     // The same walk, alone, replays to the same counterexample.
-    let again = run::<P>("paxos_accept_lower_ballot.sm", cfg.clone(), &SimOptions { walk: Some(walk), ..opts.clone() }).unwrap();
+    let again = run::<P>(
+        "paxos_accept_lower_ballot.sm",
+        cfg.clone(),
+        &SimOptions {
+            walk: Some(walk),
+            ..opts.clone()
+        },
+    )
+    .unwrap();
     assert_eq!(again.seed_walk, Some((seed, walk)));
-    let bug2 = again.properties.iter().find(|p| p.verdict == Verdict::Violated).unwrap();
+    let bug2 = again
+        .properties
+        .iter()
+        .find(|p| p.verdict == Verdict::Violated)
+        .unwrap();
     assert_eq!(bug.trace_text, bug2.trace_text);
     // Shortened, it is close to the shortest counterexample BFS finds.
     let bfs = run_check::<P>("paxos_accept_lower_ballot.sm", cfg).unwrap();
-    let shortest = bfs.properties.iter().filter_map(|p| p.steps.filter(|_| p.verdict == Verdict::Violated)).min().unwrap();
+    let shortest = bfs
+        .properties
+        .iter()
+        .filter_map(|p| p.steps.filter(|_| p.verdict == Verdict::Violated))
+        .min()
+        .unwrap();
     let simulated = bug.steps.unwrap();
-    assert!(simulated <= shortest + 4, "simulation's trace has {simulated} steps, BFS's shortest {shortest}");
+    assert!(
+        simulated <= shortest + 4,
+        "simulation's trace has {simulated} steps, BFS's shortest {shortest}"
+    );
     // Shards split the walks: shard 0/2 and 1/2 together are all walks.
-    let half = |i| run::<P>("x.sm", RunConfig::from_check(&check), &SimOptions { shard: (i, 2), walks: 10, ..opts.clone() }).unwrap().stats.unique_states;
-    let whole = run::<P>("x.sm", RunConfig::from_check(&check), &SimOptions { walks: 10, max_depth: 5, ..opts.clone() });
+    let half = |i| {
+        run::<P>(
+            "x.sm",
+            RunConfig::from_check(&check),
+            &SimOptions {
+                shard: (i, 2),
+                walks: 10,
+                ..opts.clone()
+            },
+        )
+        .unwrap()
+        .stats
+        .unique_states
+    };
+    let whole = run::<P>(
+        "x.sm",
+        RunConfig::from_check(&check),
+        &SimOptions {
+            walks: 10,
+            max_depth: 5,
+            ..opts.clone()
+        },
+    );
     let _ = (half, whole);
 }
-

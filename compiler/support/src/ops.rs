@@ -209,7 +209,11 @@ pub fn range<I: Int>(lo: I, hi: I, max_len: u64, at: Loc) -> Result<Vec<I>, Hand
         return Ok(Vec::new());
     }
     if (b - a) as u128 > max_len as u128 {
-        return Err(HandlerError::new(ErrorKind::IndexOutOfRange, at, format!("range({a}, {b}) has more than {max_len} elements")));
+        return Err(HandlerError::new(
+            ErrorKind::IndexOutOfRange,
+            at,
+            format!("range({a}, {b}) has more than {max_len} elements"),
+        ));
     }
     Ok((a..b).filter_map(I::from_i128).collect())
 }

@@ -904,15 +904,28 @@ impl Checker<'_> {
                 if !arity(self, 2) {
                     return err_expr(span);
                 }
-                let lo = self.expect_int(&args[0], expected.and_then(|t| match t.resolved() {
-                    Ty::List(e) => Some(*e),
-                    _ => None,
-                }).as_ref().filter(|t| t.int().is_some()));
+                let lo = self.expect_int(
+                    &args[0],
+                    expected
+                        .and_then(|t| match t.resolved() {
+                            Ty::List(e) => Some(*e),
+                            _ => None,
+                        })
+                        .as_ref()
+                        .filter(|t| t.int().is_some()),
+                );
                 let want = lo.ty.clone();
                 let hi = self.expr(&args[1], Some(&want));
                 let hi = self.coerce(hi, &want);
                 let ty = Ty::List(Box::new(lo.ty.clone()));
-                return mk(K::Builtin { f: Builtin::Range, args: vec![lo, hi] }, ty, span);
+                return mk(
+                    K::Builtin {
+                        f: Builtin::Range,
+                        args: vec![lo, hi],
+                    },
+                    ty,
+                    span,
+                );
             }
             "len" | "min" | "max" | "sum" | "sorted" => {
                 if !arity(self, 1) {
