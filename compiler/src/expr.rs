@@ -260,7 +260,7 @@ impl Gen<'_> {
             }
             K::List(xs) => {
                 let xs = xs.iter().map(|x| self.expr_owned(x, sc));
-                quote!(vec![#(#xs),*])
+                quote!(Vec::from([#(#xs),*]))
             }
             K::Set(xs) => {
                 if xs.is_empty() {
@@ -478,6 +478,16 @@ impl Gen<'_> {
                     BinOp::And => quote!((#a && #b)),
                     BinOp::Or => quote!((#a || #b)),
                     _ => quote!((!#a || #b)),
+                }
+            }
+            BinOp::Eq | BinOp::Ne if matches!(lhs.kind, K::None) || matches!(rhs.kind, K::None) => {
+                // `x == None` reads better as `x.is_none()`.
+                let other = if matches!(lhs.kind, K::None) { rhs } else { lhs };
+                let r = self.expr_ref(other, sc);
+                if op == BinOp::Eq {
+                    quote!((#r).is_none())
+                } else {
+                    quote!((#r).is_some())
                 }
             }
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {

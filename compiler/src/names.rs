@@ -66,20 +66,6 @@ pub fn snake(name: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::snake;
-
-    #[test]
-    fn snake_case_keeps_acronyms_together() {
-        assert_eq!(snake("TwoPhaseCommit"), "two_phase_commit");
-        assert_eq!(snake("ABD"), "abd");
-        assert_eq!(snake("HTTPServer"), "http_server");
-        assert_eq!(snake("Paxos2Go"), "paxos2_go");
-        assert_eq!(snake("Raft"), "raft");
-    }
-}
-
 /// `vote_timeout` → `VoteTimeout`.
 pub fn camel(name: &str) -> Ident {
     let mut out = String::new();
@@ -98,4 +84,18 @@ pub fn camel(name: &str) -> Ident {
         out.insert(0, 'V');
     }
     Ident::new(&out, Span::call_site())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake;
+
+    #[test]
+    fn snake_case_keeps_acronyms_together() {
+        assert_eq!(snake("TwoPhaseCommit"), "two_phase_commit");
+        assert_eq!(snake("ABD"), "abd");
+        assert_eq!(snake("HTTPServer"), "http_server");
+        assert_eq!(snake("Paxos2Go"), "paxos2_go");
+        assert_eq!(snake("Raft"), "raft");
+    }
 }

@@ -247,6 +247,39 @@ impl Gen<'_> {
                 }
             }
         });
+        // The owned fast paths: the role state is taken out of the enum,
+        // changed in place, and put back. On a handler error the effects are
+        // rolled back and the error recorded; the runtime then stops the node.
+        let owned_arm = |n: &Ident, pat: TokenStream, call: TokenStream| {
+            quote! {
+                (#p::#n(a), State::#n(s) #pat) => {
+                    if s.failure.is_some() {
+                        return;
+                    }
+                    let mut sub: Cow<'_, _> = Cow::Owned(std::mem::take(s));
+                    let mark = fx.mark();
+                    let result = a.#call;
+                    *s = sub.into_owned();
+                    if let Err(e) = result {
+                        fx.rollback(mark);
+                        s.failure = Some(e);
+                    }
+                    return;
+                }
+            }
+        };
+        let owned_msg_arms: Vec<TokenStream> = names
+            .iter()
+            .map(|n| owned_arm(n, quote!(), quote!(on_msg(id, &mut sub, src, msg, fx))))
+            .collect();
+        let owned_timeout_arms: Vec<TokenStream> = names
+            .iter()
+            .map(|n| owned_arm(n, quote!(, Timer::#n(t)), quote!(on_timeout(id, &mut sub, t, fx))))
+            .collect();
+        let owned_random_arms: Vec<TokenStream> = names
+            .iter()
+            .map(|n| owned_arm(n, quote!(, Random::#n(r)), quote!(on_random(id, &mut sub, r, fx))))
+            .collect();
         let name_arms = names
             .iter()
             .zip(&role_names)
@@ -305,6 +338,15 @@ impl Gen<'_> {
                 }
 
                 pub fn handle_msg<E: Effects<Self, Delta>>(&self, id: Id, state: &mut Cow<'_, State>, src: Id, msg: Msg, fx: &mut E) {
+                    // A caller that owns the state (the runtime) has it changed
+                    // in place: no copy, however large the state.
+                    if let Cow::Owned(owned) = state {
+                        match (self, owned) {
+                            #(#owned_msg_arms)*
+                            // Clients take the borrowed path below.
+                            _ => {}
+                        }
+                    }
                     match (self, &**state) {
                         #msg_arms
                         #client_msg
@@ -313,6 +355,13 @@ impl Gen<'_> {
                 }
 
                 pub fn handle_timeout<E: Effects<Self, Delta>>(&self, id: Id, state: &mut Cow<'_, State>, timer: &Timer, fx: &mut E) {
+                    if let Cow::Owned(owned) = state {
+                        match (self, owned, timer) {
+                            #(#owned_timeout_arms)*
+                            // Clients take the borrowed path below.
+                            _ => {}
+                        }
+                    }
                     match (self, &**state, timer) {
                         #(#timeout_arms)*
                         #client_timeout
@@ -321,6 +370,13 @@ impl Gen<'_> {
                 }
 
                 pub fn handle_random<E: Effects<Self, Delta>>(&self, id: Id, state: &mut Cow<'_, State>, random: &Random, fx: &mut E) {
+                    if let Cow::Owned(owned) = state {
+                        match (self, owned, random) {
+                            #(#owned_random_arms)*
+                            // Clients take the borrowed path below.
+                            _ => {}
+                        }
+                    }
                     match (self, &**state, random) {
                         #(#random_arms)*
                         #client_random
@@ -582,15 +638,15 @@ impl Gen<'_> {
             let n = ident(&role.name);
             let mut fields: Vec<TokenStream> = Vec::new();
             if !role.states.is_empty() {
-                fields.push(quote!(("state", format!("{:?}", s.phase))));
+                fields.push(quote!(("state", #s::debug(&s.phase))));
             }
             for v in &role.vars {
                 let f = ident(&v.name);
                 let name = &v.name;
-                fields.push(quote!((#name, format!("{:?}", s.#f))));
+                fields.push(quote!((#name, #s::debug(&s.#f))));
             }
             quote!(State::#n(s) => {
-                let mut out = vec![#(#fields),*];
+                let mut out = Vec::from([#(#fields),*]);
                 if let Some(e) = &s.failure {
                     out.push(("failure", e.to_string()));
                 }
@@ -732,7 +788,7 @@ impl Gen<'_> {
                 fn describe_fields(state: &State) -> Vec<(&'static str, String)> {
                     match state {
                         #(#field_arms)*
-                        State::Client(s) => vec![("sent", s.sent.to_string()), ("awaiting", format!("{:?}", s.awaiting))],
+                        State::Client(s) => Vec::from([("sent", s.sent.to_string()), ("awaiting", #s::debug(&s.awaiting))]),
                     }
                 }
 
@@ -901,7 +957,7 @@ impl Gen<'_> {
                 #s::CheckConfig {
                     name: #name.to_string(),
                     index: #i,
-                    servers: vec![#(#servers),*],
+                    servers: Vec::from([#(#servers),*]),
                     clients: #clients,
                     network: #s::NetworkKind::#network,
                     lossy: #lossy,
@@ -918,7 +974,7 @@ impl Gen<'_> {
                 }
             }
         });
-        quote!(vec![#(#cs),*])
+        quote!(Vec::from([#(#cs),*]))
     }
 
     fn workloads(&self) -> TokenStream {
@@ -928,7 +984,7 @@ impl Gen<'_> {
             quote! {
                 #i => {
                     let #l: u64 = client;
-                    Ok(vec![#(#reqs),*])
+                    Ok(Vec::from([#(#reqs),*]))
                 }
             }
         });

@@ -500,14 +500,19 @@ impl Gen<'_> {
         let name = self.handler_name(r, state, i, h);
         let args: Vec<Ident> = self.handler_params(h).into_iter().map(|l| self.local_name(l)).collect();
         let sc = Scope::Handler(r);
-        let guard = match &h.guard {
-            Some(g) => self.expr_owned(g, sc),
-            None => quote!(true),
-        };
-        let run = quote! {
-            if #guard {
-                break 'handled self.#name(me, st, fx, dirty, #(#args.clone()),*)?;
+        // The bound values move into the handler: the dispatcher does not
+        // use them once it has decided to run it.
+        let call = quote!(break 'handled self.#name(me, st, fx, dirty, #(#args),*)?;);
+        let run = match &h.guard {
+            Some(g) => {
+                let guard = self.expr_owned(g, sc);
+                quote! {
+                    if #guard {
+                        #call
+                    }
+                }
             }
+            None => call,
         };
         match &h.event {
             Event::Msg { msg, bind, from } => {
@@ -530,7 +535,12 @@ impl Gen<'_> {
                 };
                 let from = from.map(|l| {
                     let n = self.local_name(l);
-                    quote!(let #n: Id = src;)
+                    // `from src` binds the parameter itself.
+                    if n == "src" {
+                        quote!()
+                    } else {
+                        quote!(let #n: Id = src;)
+                    }
                 });
                 quote! {
                     if let Msg::#m(__m) = &msg {
@@ -564,10 +574,11 @@ impl Gen<'_> {
             }
             Event::Request {
                 req,
-                args: pats,
+                args: pats_ir,
                 bind_any,
                 client,
             } => {
+                let pats = pats_ir;
                 let c = self.local_name(*client);
                 let bind_client = quote!(let #c = Client { node: src, request_id: *__rid };);
                 match req {
@@ -592,8 +603,15 @@ impl Gen<'_> {
                             quote!(Request::#v { #(#fields: #tmp),* })
                         };
                         let pats: Vec<TokenStream> = pats.iter().map(|p| self.pat(p)).collect();
+                        let simple = pats_simple(pats_ir);
                         let bind_args = if pats.is_empty() {
                             run
+                        } else if simple {
+                            // Plain names: bind them and go on.
+                            quote! {
+                                #(let #pats = #tmp.clone();)*
+                                #run
+                            }
                         } else {
                             quote! {
                                 #[allow(irrefutable_let_patterns)]
@@ -613,6 +631,11 @@ impl Gen<'_> {
             }
         }
     }
+}
+
+/// Whether every pattern is a plain binding or `_` (so `let` suffices).
+fn pats_simple(pats: &[Pat]) -> bool {
+    pats.iter().all(|p| matches!(p, Pat::Bind(_) | Pat::Wildcard))
 }
 
 fn pat_locals(p: &Pat, out: &mut Vec<usize>) {

@@ -41,6 +41,10 @@ use std::fmt::Write;
 use std::hash::{BuildHasherDefault, Hash};
 use std::time::{Duration, Instant};
 
+/// Successors of a graph node as `(edge, target)` pairs, filtered by the caller's
+/// restriction (a component, a refinement of it).
+type Succ<'a> = dyn Fn(u32, &mut Vec<(u32, u32)>) + 'a;
+
 const NONE: u32 = u32::MAX;
 /// Fairness class of actions that never occur in calm states.
 const NO_CLASS: u32 = u32::MAX;
@@ -427,7 +431,7 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
             }
         }
     };
-    let Some(m0) = monitor(0, false) else { return None };
+    let m0 = monitor(0, false)?;
     // BFS over the product from the start: reachable nodes and parents.
     let mut parent = vec![NONE; 2 * n];
     let mut seen = vec![false; 2 * n];
@@ -502,12 +506,7 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
 
 /// The classes enabled in every state of a component, and whether each is
 /// taken by an edge inside it.
-fn required_classes(
-    g: &Graph,
-    comp: &[u32],
-    inside: &dyn Fn(u32) -> bool,
-    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
-) -> (Vec<u32>, Vec<u32>) {
+fn required_classes(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> (Vec<u32>, Vec<u32>) {
     let mut required: Option<Vec<u32>> = None;
     let mut taken: Vec<u32> = Vec::new();
     let mut buf = Vec::new();
@@ -539,19 +538,14 @@ fn required_classes(
 /// Whether a non-trivial component's cycle through all of it is fair: every
 /// weakly fair class enabled throughout it, and every strongly fair class
 /// enabled anywhere in it, is taken inside it.
-fn fair(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> bool {
+fn fair(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> bool {
     unfair_strong(g, comp, cand, succ).is_some_and(|bad| bad.is_empty())
 }
 
 /// `None` if a weakly fair class is enabled throughout `comp` but never taken
 /// inside it (no cycle inside can be fair); otherwise the strongly fair
 /// classes enabled somewhere in `comp` but never taken inside it.
-fn unfair_strong(
-    g: &Graph,
-    comp: &[u32],
-    cand: &dyn Fn(u32) -> bool,
-    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
-) -> Option<Vec<u32>> {
+fn unfair_strong(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Option<Vec<u32>> {
     let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
     let inside = |y: u32| cand(y) && members.contains(&y);
     let (required, taken) = required_classes(g, comp, &inside, succ);
@@ -573,12 +567,7 @@ fn unfair_strong(
 /// refinement for strong fairness): while a strongly fair class is enabled
 /// somewhere but never taken, drop the states that enable it and look again
 /// in what remains.
-fn fair_part(
-    g: &Graph,
-    comp: Vec<u32>,
-    cand: &dyn Fn(u32) -> bool,
-    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
-) -> Option<Vec<u32>> {
+fn fair_part(g: &Graph, comp: Vec<u32>, cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Option<Vec<u32>> {
     let mut work = vec![comp];
     while let Some(comp) = work.pop() {
         let mut buf = Vec::new();
@@ -610,7 +599,7 @@ fn fair_part(
 /// product nodes after `entry`. The shortest loop is used when it is fair on
 /// its own; otherwise the loop walks through an edge of every class the
 /// whole component requires.
-fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &dyn Fn(u32, &mut Vec<(u32, u32)>)) -> Vec<u32> {
+fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &Succ<'_>) -> Vec<u32> {
     let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
     let inside = |y: u32| members.contains(&y);
     if let Some(short) = bfs_path(entry, &inside, succ, |y, _| y == entry) {
@@ -653,7 +642,7 @@ fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &dyn Fn(u32, &mut Vec<(
 fn bfs_path(
     from: u32,
     inside: &dyn Fn(u32) -> bool,
-    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
+    succ: &Succ<'_>,
     done: impl Fn(u32, u32) -> bool,
 ) -> Option<Vec<u32>> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
@@ -687,12 +676,7 @@ fn bfs_path(
 
 /// Iterative Tarjan from `roots` over the nodes (below `n`) for which `cand`
 /// holds.
-fn tarjan(
-    n: usize,
-    roots: &[u32],
-    cand: &dyn Fn(u32) -> bool,
-    succ: &dyn Fn(u32, &mut Vec<(u32, u32)>),
-) -> Vec<Vec<u32>> {
+fn tarjan(n: usize, roots: &[u32], cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Vec<Vec<u32>> {
     let mut index = vec![NONE; n];
     let mut low = vec![0u32; n];
     let mut on_stack = vec![false; n];

@@ -529,17 +529,17 @@ impl<P: Protocol> Loop<P> {
         if self.failed.is_some() {
             return;
         }
-        let mut cow = Cow::Borrowed(&self.state);
+        // The state is handed over owned, so the generated handler changes
+        // it in place: a handler's CPU cost follows what it changes, not the
+        // size of the state (a long log is not copied per append).
+        let mut cow: Cow<'_, P::NodeState> = Cow::Owned(std::mem::take(&mut self.state));
         match input {
             Input::Msg(src, msg) => self.actor.handle_msg(self.id, &mut cow, src, msg, &mut self.fx),
             Input::Timeout(t) => self.actor.handle_timeout(self.id, &mut cow, &t, &mut self.fx),
             Input::Random(r) => self.actor.handle_random(self.id, &mut cow, &r, &mut self.fx),
         }
-        let changed = matches!(cow, Cow::Owned(_));
-        if let Cow::Owned(s) = cow {
-            self.state = s;
-        }
-        self.after_handler(changed);
+        self.state = cow.into_owned();
+        self.after_handler(true);
     }
 
     /// Persists, schedules and routes one handler's effects.

@@ -31,6 +31,11 @@ pub use stateright::actor::Id;
 pub type Map<K, V> = std::collections::BTreeMap<K, V>;
 pub type Set<T> = std::collections::BTreeSet<T>;
 
+/// `format!("{:?}", x)`, as a function so generated code stays formattable.
+pub fn debug<T: std::fmt::Debug>(x: &T) -> String {
+    format!("{x:?}")
+}
+
 /// How a generated handler body ends: stay in the current state, or `goto`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow<S> {

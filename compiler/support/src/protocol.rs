@@ -201,7 +201,18 @@ pub trait Protocol:
     + 'static
 {
     type Message: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
-    type NodeState: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
+    type NodeState: Clone
+        + Debug
+        + Default
+        + Eq
+        + Hash
+        + Ord
+        + Serialize
+        + DeserializeOwned
+        + Rewrite
+        + Send
+        + Sync
+        + 'static;
     type TimerKind: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
     type Choice: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
     type Durable: Clone + Debug + Eq + Hash + Ord + Serialize + DeserializeOwned + Rewrite + Send + Sync + 'static;
