@@ -76,6 +76,7 @@ impl Builder {
             ),
         };
         let out = out_dir.join(format!("{module}.rs"));
+        forget_renamed_module(&out_dir, &spec, &module)?;
         let code = pretty(&tokens);
         // Write only on change, so an untouched spec does not force a rebuild.
         if std::fs::read_to_string(&out).ok().as_deref() != Some(code.as_str()) {
@@ -83,4 +84,46 @@ impl Builder {
         }
         Ok(out)
     }
+}
+
+/// The file in `OUT_DIR` that remembers which module each spec generated.
+const MANIFEST: &str = "smelt-modules.txt";
+
+/// When a spec's protocol is renamed, its module file changes name too. The
+/// old `OUT_DIR/<old>.rs` would otherwise stay behind, and an `include!` of it
+/// would keep compiling against stale code; deleting it turns the rename into
+/// a clear "file not found" error at the `include!`. The manifest holds one
+/// `spec path <TAB> module` line per spec built into this `OUT_DIR`.
+fn forget_renamed_module(out_dir: &Path, spec: &Path, module: &str) -> Result<(), String> {
+    let manifest = out_dir.join(MANIFEST);
+    let key = spec.display().to_string();
+    let old = std::fs::read_to_string(&manifest).unwrap_or_default();
+    let mut lines: Vec<(String, String)> = old
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(s, m)| (s.to_string(), m.to_string()))
+        .collect();
+    let mut changed = true;
+    match lines.iter().position(|(s, _)| *s == key) {
+        Some(i) if lines[i].1 == module => changed = false,
+        Some(i) => {
+            let previous = std::mem::replace(&mut lines[i].1, module.to_string());
+            // Another spec may legitimately generate the old module name;
+            // only delete a file no other entry still claims.
+            if !lines.iter().any(|(_, other)| *other == previous) {
+                let stale = out_dir.join(format!("{previous}.rs"));
+                match std::fs::remove_file(&stale) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("error: cannot remove stale {}: {e}", stale.display())),
+                }
+            }
+        }
+        None => lines.push((key, module.to_string())),
+    }
+    if changed {
+        let text: String = lines.iter().map(|(s, m)| format!("{s}\t{m}\n")).collect();
+        std::fs::write(&manifest, text).map_err(|e| format!("error: cannot write {}: {e}", manifest.display()))?;
+    }
+    Ok(())
 }

@@ -166,12 +166,11 @@ fn build_script_reruns_when_the_spec_changes() {
     );
 }
 
-/// Renaming the protocol renames the generated file (`OUT_DIR/<module>.rs`),
-/// but the file generated before the rename stays in `OUT_DIR`: a crate
-/// that still `include!`s the old name keeps building against the stale
-/// module instead of failing.
+/// Renaming the protocol renames the generated file (`OUT_DIR/<module>.rs`).
+/// The file generated before the rename must not stay in `OUT_DIR`: a crate
+/// that still `include!`s the old name has to fail to build rather than
+/// keep compiling against the stale module.
 #[test]
-#[ignore = "bug: smelt_compiler::build leaves the previous OUT_DIR/<module>.rs after a protocol rename, so include! silently uses stale code"]
 fn build_script_protocol_rename_does_not_leave_a_stale_module() {
     let name = "rebuild_rename";
     let krate = Crate::new(
