@@ -610,6 +610,10 @@ impl Gen<'_> {
                 _ => None,
             });
         let checks = self.checks();
+        let bound_arms = self.spec.checks.iter().enumerate().filter_map(|(i, c)| {
+            let body = self.expr_owned(c.bound.as_ref()?, Scope::Property);
+            Some(quote!(#i => Ok(#body),))
+        });
         let workloads = self.workloads();
         let server_arms = names.iter().enumerate().map(|(r, n)| {
             quote!(Some(#r) => Some(#p::#n(#n {
@@ -753,6 +757,13 @@ impl Gen<'_> {
                 fn eval<V: View<Self>>(property: usize, view: &V) -> Result<bool, HandlerError> {
                     match property {
                         #(#eval_arms)*
+                        _ => Ok(true),
+                    }
+                }
+
+                fn eval_bound<V: View<Self>>(check: usize, view: &V) -> Result<bool, HandlerError> {
+                    match check {
+                        #(#bound_arms)*
                         _ => Ok(true),
                     }
                 }
@@ -953,6 +964,19 @@ impl Gen<'_> {
                 ir::Expect::Ok => quote!(#s::Expect::Ok),
                 ir::Expect::Violation(p) => quote!(#s::Expect::Violation(#p.to_string())),
             };
+            let skip = &c.skip;
+            let bound = match &c.bound {
+                Some(b) => {
+                    let text = self
+                        .file
+                        .snippet(b.span)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    quote!(Some(#text))
+                }
+                None => quote!(None),
+            };
             quote! {
                 #s::CheckConfig {
                     name: #name.to_string(),
@@ -971,6 +995,8 @@ impl Gen<'_> {
                     threads: #threads,
                     timing: #s::Timing::#timing,
                     expect: #expect,
+                    bound: #bound,
+                    skip: Vec::from([#(#skip.to_string()),*]),
                 }
             }
         });

@@ -594,6 +594,8 @@ pub enum CheckEntryKind {
     Strategy(Ident),
     Threads(u128),
     Timing(Ident),
+    Bound(Expr),
+    Skip(Vec<Ident>),
     ExpectOk,
     ExpectViolation(Ident),
     Unknown(Ident),

@@ -786,6 +786,11 @@ pub struct Check {
     pub threads: Option<u64>,
     pub timing: Timing,
     pub expect: Expect,
+    /// A state constraint: the search does not enter states where it is
+    /// false (a property expression over the global state).
+    pub bound: Option<Expr>,
+    /// Properties this check leaves out, by name.
+    pub skip: Vec<String>,
     pub span: Span,
 }
 

@@ -2054,6 +2054,8 @@ impl Builder {
                     Rule::ck_strategy => CheckEntryKind::Strategy(self.ident(ei.next().unwrap())),
                     Rule::ck_threads => CheckEntryKind::Threads(self.int(ei.next().unwrap())),
                     Rule::ck_timing => CheckEntryKind::Timing(self.ident(ei.next().unwrap())),
+                    Rule::ck_bound => CheckEntryKind::Bound(self.expr(ei.next().unwrap())),
+                    Rule::ck_skip => CheckEntryKind::Skip(ei.map(|i| self.ident(i)).collect()),
                     Rule::ck_expect => {
                         let x = ei.next().unwrap();
                         if x.as_rule() == Rule::expect_ok {

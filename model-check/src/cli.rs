@@ -24,9 +24,11 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   does not fire while another armed timer is declared to expire strictly
   sooner (its upper bound is below this timer's lower bound).
   `timing synchronous` is stronger: no timer fires while any message is in
-  flight anywhere (messages are faster than every timer). Random choices
-  (`choose`) are strongly fair: an option offered infinitely often is
-  eventually taken, as a random draw would.
+  flight anywhere (messages are faster than every timer). Timers and random
+  choices are strongly fair: a timer enabled again and again (say between
+  messages in flight to its node) eventually fires, since time passes; an
+  option of a `choose` offered infinitely often is eventually taken, as a
+  random draw would.
   `eventually P` fails if some fair behaviour never reaches P; `leads_to P ~> Q`
   fails if some fair behaviour reaches P and never reaches Q afterwards.
   Violations are found as reachable cycles in the state graph (lassos),
@@ -215,6 +217,8 @@ fn default_config<P: Protocol>() -> RunConfig {
         threads: None,
         timing: smelt_support::Timing::Any,
         expect: smelt_support::Expect::Unspecified,
+        bound: None,
+        skip: Vec::new(),
     })
 }
 
@@ -372,7 +376,7 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
     search.progress = progress;
     let stats = search.run();
     let discoveries = search.discoveries.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let props = safety_verdicts::<P>(&discoveries, &stats, search.props.linearizable, |id, d| {
+    let props = safety_verdicts::<P>(&cfg, &discoveries, &stats, search.props.linearizable, |id, d| {
         let Some(trace) = reconstruct(&search, d.fp) else {
             return (None, None, Some("the counterexample could not be rebuilt".into()));
         };
@@ -433,7 +437,10 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
         check: cfg.name.clone(),
         mode: "safety",
         config: cfg,
-        stats: StatsReport::from(&stats),
+        stats: StatsReport {
+            bound_cut: sys.cut.load(std::sync::atomic::Ordering::Relaxed),
+            ..StatsReport::from(&stats)
+        },
         properties: props,
         assumptions: Vec::new(),
         expected: None,

@@ -31,6 +31,11 @@ pub struct RunConfig {
     pub synchronous: bool,
     /// Clients resend on a timer (needed for progress with loss or crashes).
     pub client_retry: bool,
+    /// The check's state constraint, as written (evaluated by the
+    /// protocol's `eval_bound` for check `workload_index`).
+    pub bound: Option<String>,
+    /// Properties this check leaves out, by name.
+    pub skip: Vec<String>,
     #[serde(skip)]
     pub expect: Expect,
 }
@@ -56,8 +61,15 @@ impl RunConfig {
             partial_synchrony: matches!(c.timing, Timing::PartialSynchrony | Timing::Synchronous),
             synchronous: c.timing == Timing::Synchronous,
             client_retry: liveness && (c.drops > 0 || c.crash > 0 || c.lossy),
+            bound: c.bound.map(String::from),
+            skip: c.skip.clone(),
             expect: c.expect.clone(),
         }
+    }
+
+    /// Whether spec property `name` is left out of this check (`skip`).
+    pub fn skips(&self, name: &str) -> bool {
+        self.skip.iter().any(|s| s == name)
     }
 
     /// One line describing the configuration, for reports.
@@ -81,6 +93,12 @@ impl RunConfig {
         }
         if let Some(d) = self.max_depth {
             parts.push(format!("max_depth {d}"));
+        }
+        if let Some(b) = &self.bound {
+            parts.push(format!("bound `{b}`"));
+        }
+        if !self.skip.is_empty() {
+            parts.push(format!("skip {}", self.skip.join(", ")));
         }
         parts.push(format!("{:?}", self.strategy).to_lowercase());
         parts.join(", ")

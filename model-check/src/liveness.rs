@@ -10,7 +10,9 @@
 //! one node's recovery; one pending choice) that is enabled in every state
 //! of an infinite behaviour's suffix is taken infinitely often. "Enabled"
 //! means the action changes something (a delivery the node ignores is not
-//! an enabled action).
+//! an enabled action). Timers and random choices are strongly fair: enabled
+//! infinitely often, taken infinitely often (a timer blocked now and then by
+//! messages in flight to its node still fires: time passes).
 //!
 //! The search explores the whole graph once, storing for each state its
 //! fingerprint, BFS parent, property bits and outgoing edges (target, fairness
@@ -96,7 +98,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
     let sys = System::<P>::new(cfg.clone())?;
     let start = Instant::now();
     let goals = goals::<P>(&sys)?;
-    if goals.len() + reachables::<P>().len() > 64 {
+    if goals.len() + reachables::<P>(&sys.cfg).len() > 64 {
         return Err("too many liveness property instances (at most 64 per check)".into());
     }
     let (graph, reached) = explore(&sys, &goals, progress, start)?;
@@ -121,6 +123,11 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
             trace: None,
             trace_text: None,
         };
+        if sys.cfg.skips(p.name) {
+            r.detail = Some("left out by this check (`skip`)".into());
+            props.push(r);
+            continue;
+        }
         match p.kind {
             PropertyKind::Eventually | PropertyKind::LeadsTo => {
                 r.verdict = Verdict::Holds;
@@ -165,7 +172,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
         cfg.drops, cfg.crash
     )];
     assumptions.push(
-        "weak fairness after the faults: a message that stays deliverable is delivered, an armed timer fires, a crashed node recovers, a pending choice is made"
+        "fairness after the faults: a message that stays deliverable is delivered, a crashed node recovers, a pending choice is made; a timer enabled infinitely often fires (strong fairness)"
             .into(),
     );
     if cfg.synchronous {
@@ -190,7 +197,10 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
         check: cfg.name.clone(),
         mode: "liveness",
         config: cfg,
-        stats: StatsReport::from(&stats),
+        stats: StatsReport {
+            bound_cut: sys.cut.load(std::sync::atomic::Ordering::Relaxed),
+            ..StatsReport::from(&stats)
+        },
         properties: props,
         assumptions,
         expected: None,
@@ -199,11 +209,11 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
     })
 }
 
-fn reachables<P: Protocol>() -> Vec<usize> {
+fn reachables<P: Protocol>(cfg: &RunConfig) -> Vec<usize> {
     P::properties()
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.kind == PropertyKind::Reachable)
+        .filter(|(_, p)| p.kind == PropertyKind::Reachable && !cfg.skips(p.name))
         .map(|(i, _)| i)
         .collect()
 }
@@ -211,8 +221,11 @@ fn reachables<P: Protocol>() -> Vec<usize> {
 /// Every instance of every liveness property, with its bits.
 fn goals<P: Protocol>(sys: &System<P>) -> Result<Vec<Goal>, String> {
     let mut out = Vec::new();
-    let mut bit = reachables::<P>().len() as u32;
+    let mut bit = reachables::<P>(&sys.cfg).len() as u32;
     for (i, p) in P::properties().iter().enumerate() {
+        if sys.cfg.skips(p.name) {
+            continue;
+        }
         match p.kind {
             PropertyKind::Eventually => {
                 out.push(Goal {
@@ -295,7 +308,7 @@ fn explore<P: Protocol>(
 ) -> Result<(Graph, HashMap<usize, u32>), String> {
     let cache = Cache::default();
     let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
-    let reach = reachables::<P>();
+    let reach = reachables::<P>(&sys.cfg);
     let mut index: FpIndex = FpIndex::default();
     let mut g = Graph {
         fps: vec![],
@@ -365,7 +378,15 @@ fn explore<P: Protocol>(
                     let n = classes.len() as u32;
                     let c = *classes.entry(h).or_insert(n);
                     if c == n {
-                        g.strong.push(matches!(a, Action::Choose { .. }));
+                        // Timers are strongly fair too: a timer enabled again
+                        // and again (between messages in flight to its node)
+                        // fires. Otherwise a client bouncing between servers
+                        // with redirects could block every election forever
+                        // by keeping one message in flight — a Zeno behaviour
+                        // (infinitely many deliveries before a timeout) that
+                        // real time excludes.
+                        g.strong
+                            .push(matches!(a, Action::Choose { .. } | Action::Timeout { .. }));
                     }
                     c
                 }

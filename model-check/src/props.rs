@@ -1,5 +1,6 @@
 //! Which properties a run checks, and their evaluation on one state.
 
+use crate::config::RunConfig;
 use crate::history::Cache;
 use crate::system::{SysState, System};
 use smelt_support::{HandlerError, PropertyKind, Protocol};
@@ -43,11 +44,14 @@ pub struct SafetyProps {
 }
 
 impl SafetyProps {
-    pub fn of<P: Protocol>() -> SafetyProps {
+    pub fn of<P: Protocol>(cfg: &RunConfig) -> SafetyProps {
         let mut always = vec![PropId::HandlerError];
         let mut sometimes = Vec::new();
         let mut linearizable = false;
         for (i, p) in P::properties().iter().enumerate() {
+            if cfg.skips(p.name) {
+                continue;
+            }
             match p.kind {
                 PropertyKind::Invariant => always.push(PropId::Spec(i)),
                 PropertyKind::Reachable => sometimes.push(PropId::Spec(i)),

@@ -50,6 +50,8 @@ pub struct StatsReport {
     pub peak_rss_bytes: Option<u64>,
     pub complete: bool,
     pub stopped: Option<String>,
+    /// Steps not taken because they would leave the check's `bound`.
+    pub bound_cut: u64,
 }
 
 impl From<&Stats> for StatsReport {
@@ -64,6 +66,7 @@ impl From<&Stats> for StatsReport {
             peak_rss_bytes: s.peak_rss_bytes,
             complete: s.complete,
             stopped: s.stopped.clone(),
+            bound_cut: 0,
         }
     }
 }
@@ -114,6 +117,7 @@ impl CheckReport {
 
 /// Verdicts of a safety run from its discoveries.
 pub fn safety_verdicts<P: Protocol>(
+    cfg: &RunConfig,
     discoveries: &BTreeMap<PropId, Discovery>,
     stats: &Stats,
     linearizable: bool,
@@ -150,6 +154,11 @@ pub fn safety_verdicts<P: Protocol>(
                 trace_text: None,
             };
             let found = discoveries.get(&id);
+            if cfg.skips(&r.name) {
+                r.verdict = Verdict::Skipped;
+                r.detail = Some("left out by this check (`skip`)".into());
+                return r;
+            }
             match kind {
                 PropertyKind::Eventually | PropertyKind::LeadsTo => {
                     r.verdict = Verdict::Skipped;
@@ -206,6 +215,13 @@ pub fn render_summary(r: &CheckReport) -> String {
     );
     if let Some(why) = &s.stopped {
         let _ = writeln!(out, "  search incomplete: {why}");
+    }
+    if let Some(b) = &r.config.bound {
+        let _ = writeln!(
+            out,
+            "  bounded by `{b}`: {} steps out of the bound not taken",
+            s.bound_cut
+        );
     }
     for a in &r.assumptions {
         let _ = writeln!(out, "  assuming: {a}");

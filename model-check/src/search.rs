@@ -160,7 +160,7 @@ impl<'a, P: Protocol> Search<'a, P> {
     pub fn new(sys: &'a System<P>) -> Self {
         Search {
             sys,
-            props: SafetyProps::of::<P>(),
+            props: SafetyProps::of::<P>(&sys.cfg),
             cache: Cache::default(),
             table: Table::default(),
             discoveries: Mutex::new(BTreeMap::new()),

@@ -198,7 +198,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
     }
     let sys = System::<P>::new(cfg.clone())?;
     let start = Instant::now();
-    let props = SafetyProps::of::<P>();
+    let props = SafetyProps::of::<P>(&sys.cfg);
     let cache = Cache::default();
     let mut reached = BTreeMap::new();
     let mut steps_run = 0u64;
@@ -242,6 +242,10 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
             trace_text: None,
         };
         match kind {
+            _ if sys.cfg.skips(p.name) => {
+                r.verdict = Verdict::Skipped;
+                r.detail = Some("left out by this check (`skip`)".into());
+            }
             smelt_support::PropertyKind::Reachable => {
                 if let Some(d) = reached.get(&id) {
                     r.verdict = Verdict::Reached;
@@ -337,7 +341,10 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
         check: cfg.name.clone(),
         mode: "simulation",
         config: cfg,
-        stats: StatsReport::from(&stats),
+        stats: StatsReport {
+            bound_cut: sys.cut.load(std::sync::atomic::Ordering::Relaxed),
+            ..StatsReport::from(&stats)
+        },
         properties: reports.into_iter().map(|(_, r)| r).collect(),
         assumptions: vec![],
         expected: None,

@@ -73,6 +73,17 @@ fn client_spec(mut args: Vec<String>) -> Result<(std::path::PathBuf, Vec<String>
 }
 
 pub fn main() -> i32 {
+    // `smelt check --help` without a spec: the options are the harness's, but
+    // they do not depend on the spec, so print them without building one.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("check")
+        && matches!(argv.get(2).map(String::as_str), None | Some("--help" | "-h"))
+    {
+        use clap::CommandFactory;
+        let mut cmd = smelt_model_check::cli::Args::command().override_usage("smelt check <SPEC> [OPTIONS]");
+        println!("{}", cmd.render_long_help());
+        return if argv.len() == 2 { 2 } else { 0 };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -94,6 +94,11 @@ pub struct CheckConfig {
     pub threads: Option<u64>,
     pub timing: Timing,
     pub expect: Expect,
+    /// The check's state constraint (`bound <expr>`), as written: the search
+    /// does not enter states where it is false. See `Protocol::eval_bound`.
+    pub bound: Option<&'static str>,
+    /// Properties this check leaves out (`skip A, B`), by name.
+    pub skip: Vec<String>,
 }
 
 /// Which node ids belong to which role in a configuration: roles in order,
@@ -252,6 +257,8 @@ pub trait Protocol:
 
     /// Evaluates an invariant, reachable or eventually property.
     fn eval<V: View<Self>>(property: usize, view: &V) -> Result<bool, HandlerError>;
+    /// Evaluates check `check`'s state constraint (true when it has none).
+    fn eval_bound<V: View<Self>>(check: usize, view: &V) -> Result<bool, HandlerError>;
     /// Evaluates one side of a leads-to property for one binding of its
     /// quantifiers (actor indices).
     fn eval_leads_to<V: View<Self>>(

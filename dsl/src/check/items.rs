@@ -605,6 +605,8 @@ impl Checker<'_> {
             threads: None,
             timing: Timing::Any,
             expect: Expect::Unspecified,
+            bound: None,
+            skip: vec![],
             span: c.span,
         };
         let mut timing_given = false;
@@ -768,6 +770,20 @@ impl Checker<'_> {
                         }
                     }
                 }
+                CE::Bound(x) => {
+                    let b = self.in_ctx(Ctx::Property, |this| this.prop_bool(x));
+                    k.bound = Some(b);
+                }
+                CE::Skip(names) => {
+                    for p in names {
+                        if !self.spec.properties.iter().any(|x| x.name == p.name) {
+                            let cands = self.spec.properties.iter().map(|x| x.name.clone()).collect();
+                            self.unknown("property", p, cands, None);
+                        } else if !k.skip.contains(&p.name) {
+                            k.skip.push(p.name.clone());
+                        }
+                    }
+                }
                 CE::ExpectOk => k.expect = Expect::Ok,
                 CE::ExpectViolation(p) => {
                     let builtin = ["handler_error", "linearizable"];
@@ -798,6 +814,8 @@ impl Checker<'_> {
                         "max_states",
                         "strategy",
                         "threads",
+                        "bound",
+                        "skip",
                         "timing",
                         "expect",
                     ];
@@ -878,6 +896,8 @@ fn entry_key(k: &CE) -> &'static str {
         CE::Strategy(_) => "strategy",
         CE::Threads(_) => "threads",
         CE::Timing(_) => "timing",
+        CE::Bound(_) => "bound",
+        CE::Skip(_) => "skip",
         CE::ExpectOk | CE::ExpectViolation(_) => "expect",
         CE::Unknown(_) => "unknown",
     }
