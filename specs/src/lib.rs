@@ -6,6 +6,9 @@
 smelt::protocol!("paxos.sm");
 smelt::protocol!("two_phase_commit.sm");
 smelt::protocol!("abd.sm");
+smelt::protocol!("raft.sm");
+smelt::protocol!("chain_replication.sm");
+smelt::protocol!("primary_backup.sm");
 
 /// Liveness demonstrations.
 pub mod liveness {
@@ -19,4 +22,11 @@ pub mod buggy {
     smelt::protocol!("buggy/paxos_accept_lower_ballot.sm");
     smelt::protocol!("buggy/two_phase_commit_majority.sm");
     smelt::protocol!("buggy/abd_early_reply.sm");
+    smelt::protocol!("buggy/raft_42_commit_by_mode.sm");
+    smelt::protocol!("buggy/raft_45_duplicate_votes.sm");
+    smelt::protocol!("buggy/raft_46_stale_vote.sm");
+    smelt::protocol!("buggy/raft_56_forget_vote.sm");
+    smelt::protocol!("buggy/raft_58a_early_commands.sm");
+    smelt::protocol!("buggy/raft_62_volatile_vote.sm");
+    smelt::protocol!("buggy/raft_66_truncate_on_stale.sm");
 }

@@ -90,6 +90,37 @@ fn abd() {
 }
 
 #[test]
+fn raft() {
+    check_all::<smelt_specs::raft::Raft>(&[
+        ("replication", States::AtLeast(2_000_000)),
+        ("two_clients", States::AtLeast(10_000)),
+        ("elections_race", States::AtLeast(10_000)),
+        ("crash", States::AtLeast(500_000)),
+        ("progress", States::AtLeast(1_000)),
+    ]);
+}
+
+#[test]
+fn chain_replication() {
+    check_all::<smelt_specs::chain_replication::ChainReplication>(&[
+        ("concurrent", States::AtLeast(500)),
+        ("three_clients", States::AtLeast(100_000)),
+        ("long_chain", States::AtLeast(2_000)),
+        ("restart", States::AtLeast(2_000)),
+        ("progress", States::AtLeast(100_000)),
+    ]);
+}
+
+#[test]
+fn primary_backup() {
+    check_all::<smelt_specs::primary_backup::PrimaryBackup>(&[
+        ("crash", States::AtLeast(100_000)),
+        ("three_backups", States::AtLeast(4_000)),
+        ("progress", States::AtLeast(50_000)),
+    ]);
+}
+
+#[test]
 fn liveness_cycle_found_and_fixed() {
     let rs = check_all::<smelt_specs::liveness::cycle::Cycle>(&[("walk", States::Exactly(3))]);
     insta::assert_snapshot!("cycle_lasso", counterexample(&rs[0]));
@@ -116,6 +147,15 @@ fn buggy_paxos_accepts_a_lower_ballot() {
 
 mod knobs {
     smelt::protocol!("tests/data/stream.sm");
+}
+
+mod dup_timer {
+    smelt::protocol!("tests/data/dup_timer.sm");
+}
+
+#[test]
+fn partial_synchrony_on_a_duplicating_network_lets_timers_fire() {
+    check_all::<dup_timer::dup_timer::DupTimer>(&[("dup", States::AtLeast(5)), ("nondup", States::AtLeast(5))]);
 }
 
 #[test]
@@ -187,6 +227,46 @@ fn buggy_register_replies_before_the_write_is_replicated() {
     let rs = check_all::<smelt_specs::buggy::abd_early_reply::AbdEarlyReply>(&[("small", States::AtLeast(10))]);
     insta::assert_snapshot!("abd_early_reply", counterexample(&rs[0]));
 }
+
+/// Each akka-raft bug of the DEMi study, as a variant of raft.sm, fails
+/// the property its config names; the shortest counterexample is pinned.
+macro_rules! raft_bug {
+    ($test:ident, $module:ident :: $proto:ident, $check:literal) => {
+        #[test]
+        fn $test() {
+            let rs = check_all::<smelt_specs::buggy::$module::$proto>(&[($check, States::AtLeast(100))]);
+            insta::assert_snapshot!(stringify!($test), counterexample(&rs[0]));
+        }
+    };
+}
+
+raft_bug!(
+    raft_42_commit_by_mode,
+    raft_commit_by_mode::RaftCommitByMode,
+    "commit_by_mode"
+);
+raft_bug!(
+    raft_45_duplicate_votes,
+    raft_duplicate_votes::RaftDuplicateVotes,
+    "duplicate_votes"
+);
+raft_bug!(raft_46_stale_vote, raft_stale_vote::RaftStaleVote, "stale_vote");
+raft_bug!(raft_56_forget_vote, raft_forget_vote::RaftForgetVote, "forget_vote");
+raft_bug!(
+    raft_58a_early_commands,
+    raft_early_commands::RaftEarlyCommands,
+    "early_commands"
+);
+raft_bug!(
+    raft_62_volatile_vote,
+    raft_volatile_vote::RaftVolatileVote,
+    "volatile_vote"
+);
+raft_bug!(
+    raft_66_truncate_on_stale,
+    raft_truncate_on_stale::RaftTruncateOnStale,
+    "truncate_on_stale"
+);
 
 #[test]
 fn simulation_finds_a_bug_by_seed_and_replays_it() {
