@@ -27,6 +27,7 @@ pub mod buggy {
     smelt::protocol!("buggy/raft_46_stale_vote.sm");
     smelt::protocol!("buggy/raft_56_forget_vote.sm");
     smelt::protocol!("buggy/raft_58a_early_commands.sm");
+    smelt::protocol!("buggy/raft_58b_zero_indexed.sm");
     smelt::protocol!("buggy/raft_62_volatile_vote.sm");
     smelt::protocol!("buggy/raft_66_truncate_on_stale.sm");
 }

@@ -258,6 +258,11 @@ raft_bug!(
     "early_commands"
 );
 raft_bug!(
+    raft_58b_zero_indexed,
+    raft_zero_indexed::RaftZeroIndexed,
+    "zero_indexed"
+);
+raft_bug!(
     raft_62_volatile_vote,
     raft_volatile_vote::RaftVolatileVote,
     "volatile_vote"
