@@ -243,6 +243,7 @@ fn main() {
         ("specs/paxos.sm", "small"),
         ("specs/abd.sm", "concurrent"),
         ("specs/two_phase_commit.sm", "lossy"),
+        ("specs/raft.sm", "elections_race"),
     ] {
         let bin = harness(spec);
         for mode in ["safety", "liveness"] {

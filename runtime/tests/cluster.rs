@@ -241,3 +241,70 @@ fn two_phase_commit_reaches_one_outcome() {
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn raft_log_len(cluster: &smelt_runtime::cluster::Cluster, id: u64, data: &std::path::Path) -> Option<usize> {
+    let r = durable::<raft::Raft>(cluster, id, data).ok()?;
+    let raft::Storage::Server(s) = r.storage?;
+    Some(s.log.len())
+}
+
+/// raft.sm's key-value store on three real nodes: a write and a read through
+/// whichever node leads (the client follows redirects), `kill -9` of the
+/// leader, a new leader that still has the acknowledged write, and the old
+/// leader restarting from its disk and catching up.
+#[test]
+fn raft_kv_survives_the_leader_kill9() {
+    let dir = scratch("raft");
+    let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
+    let mut nodes: Vec<NodeProc> = (0..3).map(|i| NodeProc::start("raft", &dir, &file, i, &[])).collect();
+    wait_up(&cluster, &[0, 1, 2]);
+    let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
+
+    let (reply, leader) = c.call(raft::Request::Put { key: 1, value: 42 }).expect("put");
+    assert_eq!(reply, raft::Reply::PutOk);
+    let (reply, _) = c.call(raft::Request::Get { key: 1 }).expect("get");
+    assert_eq!(reply, raft::Reply::Value(Some(42)));
+
+    // Kill the leader: the other two elect a new one, which holds the
+    // acknowledged write (Leader Completeness) and takes new ones.
+    let leader = usize::from(leader) as u64;
+    let len_before = raft_log_len(&cluster, leader, &nodes[leader as usize].data).expect("leader's log");
+    nodes[leader as usize].kill9();
+    let (reply, second) = c
+        .call(raft::Request::Put { key: 2, value: 7 })
+        .expect("put after the kill");
+    assert_eq!(reply, raft::Reply::PutOk);
+    assert_ne!(
+        usize::from(second) as u64,
+        leader,
+        "the killed node cannot have answered"
+    );
+    let (reply, _) = c.call(raft::Request::Get { key: 1 }).expect("get after the kill");
+    assert_eq!(reply, raft::Reply::Value(Some(42)), "an acknowledged write was lost");
+
+    // The killed node's disk holds its log as it was; it restarts from it
+    // and catches up with the entries it missed.
+    assert_eq!(
+        raft_log_len(&cluster, leader, &nodes[leader as usize].data),
+        Some(len_before)
+    );
+    nodes[leader as usize] = NodeProc::start("raft", &dir, &file, leader, &[]);
+    let (reply, _) = c
+        .call(raft::Request::Put { key: 3, value: 9 })
+        .expect("put after the restart");
+    assert_eq!(reply, raft::Reply::PutOk);
+    let caught_up = eventually(Duration::from_secs(20), || {
+        let len = raft_log_len(&cluster, leader, &nodes[leader as usize].data)?;
+        (len > len_before + 1).then_some(len)
+    });
+    assert!(
+        caught_up.is_some(),
+        "the restarted node never received the entries it missed:\n{}",
+        nodes[leader as usize].log_text()
+    );
+    for n in nodes.iter_mut() {
+        assert_eq!(n.term(), Some(0), "{}", n.log_text());
+    }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}

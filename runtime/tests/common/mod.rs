@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 smelt::protocol!("../specs/paxos.sm");
 smelt::protocol!("../specs/two_phase_commit.sm");
+smelt::protocol!("../specs/raft.sm");
 smelt::protocol!("tests/specs/journal.sm");
 smelt::protocol!("tests/specs/replog.sm");
 smelt::protocol!("tests/specs/counter.sm");
@@ -36,6 +37,7 @@ pub fn node_entry() {
         .collect();
     let code = match spec.as_str() {
         "paxos" => smelt_runtime::cli::main::<paxos::Paxos>("run", args),
+        "raft" => smelt_runtime::cli::main::<raft::Raft>("run", args),
         "journal" => smelt_runtime::cli::main::<journal::Journal>("run", args),
         "replog" => smelt_runtime::cli::main::<rep_log::RepLog>("run", args),
         "counter" => smelt_runtime::cli::main::<counter::Counter>("run", args),
