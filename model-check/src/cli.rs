@@ -377,7 +377,7 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
     let stats = search.run();
     let discoveries = search.discoveries.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let props = safety_verdicts::<P>(&cfg, &discoveries, &stats, search.props.linearizable, |id, d| {
-        let Some(trace) = reconstruct(&search, d.fp) else {
+        let Some(trace) = reconstruct(&search, d) else {
             return (None, None, Some("the counterexample could not be rebuilt".into()));
         };
         let last = trace.last();

@@ -51,29 +51,47 @@ impl Hasher for IdHasher {
 }
 
 type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<IdHasher>>;
+type FpSet = std::collections::HashSet<Fp, BuildHasherDefault<IdHasher>>;
 
 const SHARDS: usize = 64;
 
 /// The visited set: fingerprint → parent fingerprint.
 pub struct Table {
     shards: Vec<Mutex<FpMap<Fp>>>,
+    /// Depth-first search keeps only fingerprints (half the memory): its
+    /// counterexamples come from the DFS path, not from parent links.
+    sets: Vec<Mutex<FpSet>>,
+    parents: bool,
 }
 
 impl Default for Table {
     fn default() -> Self {
-        Table {
-            shards: (0..SHARDS).map(|_| Mutex::new(FpMap::default())).collect(),
-        }
+        Table::new(true)
     }
 }
 
 impl Table {
+    /// A table that records each state's parent (`parents`) or only that it
+    /// was seen.
+    pub fn new(parents: bool) -> Table {
+        let n = |on: bool| if on { SHARDS } else { 0 };
+        Table {
+            shards: (0..n(parents)).map(|_| Mutex::new(FpMap::default())).collect(),
+            sets: (0..n(!parents)).map(|_| Mutex::new(FpSet::default())).collect(),
+            parents,
+        }
+    }
+
     fn shard(&self, fp: Fp) -> &Mutex<FpMap<Fp>> {
         &self.shards[(fp >> 58) as usize % SHARDS]
     }
 
     /// Inserts `fp` with its parent; `false` if it was already there.
     pub fn insert(&self, fp: Fp, parent: Fp) -> bool {
+        if !self.parents {
+            let shard = &self.sets[(fp >> 58) as usize % SHARDS];
+            return shard.lock().unwrap_or_else(|e| e.into_inner()).insert(fp);
+        }
         let mut m = self.shard(fp).lock().unwrap_or_else(|e| e.into_inner());
         match m.entry(fp) {
             std::collections::hash_map::Entry::Occupied(_) => false,
@@ -85,6 +103,9 @@ impl Table {
     }
 
     pub fn parent(&self, fp: Fp) -> Option<Fp> {
+        if !self.parents {
+            return None;
+        }
         self.shard(fp)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -93,10 +114,17 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.shards
+        let maps: usize = self
+            .shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+            .sum();
+        let sets: usize = self
+            .sets
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum();
+        maps + sets
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,6 +154,9 @@ pub struct Discovery {
     pub fp: Fp,
     pub depth: u32,
     pub eval: Eval,
+    /// DFS: the fingerprints from the initial state to `fp` (the table keeps
+    /// no parents then). BFS: `None`; the table's parent links give it.
+    pub path: Option<Vec<Fp>>,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +183,9 @@ pub struct Search<'a, P: Protocol> {
     unique: AtomicU64,
     max_depth: AtomicU64,
     found_violation: AtomicBool,
+    /// DFS: the fingerprints of the current branch (DFS is single-threaded;
+    /// the mutex only makes `Search` shareable).
+    path: Mutex<Vec<Fp>>,
     /// Progress lines on stderr every this often (`None`: quiet).
     pub progress: Option<Duration>,
 }
@@ -162,12 +196,13 @@ impl<'a, P: Protocol> Search<'a, P> {
             sys,
             props: SafetyProps::of::<P>(&sys.cfg),
             cache: Cache::default(),
-            table: Table::default(),
+            table: Table::new(sys.cfg.strategy == Strategy::Bfs),
             discoveries: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(0),
             unique: AtomicU64::new(0),
             max_depth: AtomicU64::new(0),
             found_violation: AtomicBool::new(false),
+            path: Mutex::new(Vec::new()),
             progress: None,
         }
     }
@@ -201,7 +236,12 @@ impl<'a, P: Protocol> Search<'a, P> {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .entry(p)
-                    .or_insert(Discovery { fp, depth, eval: e });
+                    .or_insert_with(|| Discovery {
+                        fp,
+                        depth,
+                        eval: e,
+                        path: self.dfs_path(fp),
+                    });
             }
         }
         for &p in &self.props.sometimes {
@@ -213,13 +253,27 @@ impl<'a, P: Protocol> Search<'a, P> {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .entry(p)
-                    .or_insert(Discovery {
+                    .or_insert_with(|| Discovery {
                         fp,
                         depth,
                         eval: Eval::Holds,
+                        path: self.dfs_path(fp),
                     });
             }
         }
+    }
+
+    /// During DFS, the path to `fp`, a state just generated from the one
+    /// being expanded (or the initial state).
+    fn dfs_path(&self, fp: Fp) -> Option<Vec<Fp>> {
+        if self.sys.cfg.strategy != Strategy::Dfs {
+            return None;
+        }
+        let mut path = self.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if path.last() != Some(&fp) {
+            path.push(fp);
+        }
+        Some(path)
     }
 
     fn limit_reached(&self) -> Option<String> {
@@ -406,6 +460,12 @@ impl<'a, P: Protocol> Search<'a, P> {
         while let Some((s, fp, depth)) = stack.pop() {
             if self.found_violation.load(Ordering::Relaxed) {
                 return (false, Some("stopped at the first violation".into()));
+            }
+            {
+                // The current branch: the states at depths 0..depth, then this one.
+                let mut path = self.path.lock().unwrap_or_else(|e| e.into_inner());
+                path.truncate(depth as usize);
+                path.push(fp);
             }
             if let Some(why) = self.limit_reached() {
                 return (false, Some(why));

@@ -11,7 +11,7 @@
 //! Node ids are printed as role names (`Server1`, `Client4`), also inside
 //! message payloads.
 
-use crate::search::{fingerprint, Fp, Search};
+use crate::search::{fingerprint, Discovery, Fp, Search};
 use crate::system::{Action, SysState, System};
 use serde::Serialize;
 use smelt_support::{Id, Protocol};
@@ -31,8 +31,11 @@ impl<P: Protocol> Trace<P> {
 }
 
 /// Rebuilds the path to `target` from the visited table.
-pub fn reconstruct<P: Protocol>(search: &Search<P>, target: Fp) -> Option<Trace<P>> {
-    let fps = search.table.path_to(target);
+pub fn reconstruct<P: Protocol>(search: &Search<P>, d: &Discovery) -> Option<Trace<P>> {
+    let fps = match &d.path {
+        Some(path) => path.clone(),
+        None => search.table.path_to(d.fp),
+    };
     replay(search.sys, &fps)
 }
 

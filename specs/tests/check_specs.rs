@@ -273,6 +273,25 @@ raft_bug!(
     "truncate_on_stale"
 );
 
+/// Depth-first search keeps only fingerprints (no parent links); its
+/// counterexample comes from the branch it was on, and must replay.
+#[test]
+fn dfs_counterexamples_come_from_the_search_path() {
+    type P = smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot;
+    let check = P::checks().into_iter().find(|c| c.name == "small").unwrap();
+    let mut cfg = RunConfig::from_check(&check);
+    cfg.strategy = smelt::support::Strategy::Dfs;
+    let r = run_check::<P>("specs/buggy/paxos_accept_lower_ballot.sm", cfg).unwrap();
+    let bug = r.properties.iter().find(|p| p.name == "Agreement").unwrap();
+    let text = bug.trace_text.as_deref().unwrap_or_default();
+    assert!(
+        text.contains("✗ invariant Agreement fails here"),
+        "{}",
+        render_summary(&r)
+    );
+    assert!(bug.steps.unwrap_or(0) >= 8, "{text}");
+}
+
 #[test]
 fn simulation_finds_a_bug_by_seed_and_replays_it() {
     use smelt::model_check::report::Verdict;
