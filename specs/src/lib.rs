@@ -9,6 +9,7 @@ smelt::protocol!("abd.sm");
 smelt::protocol!("raft.sm");
 smelt::protocol!("chain_replication.sm");
 smelt::protocol!("primary_backup.sm");
+smelt::protocol!("multipaxos.sm");
 
 /// Liveness demonstrations.
 pub mod liveness {
@@ -22,6 +23,7 @@ pub mod buggy {
     smelt::protocol!("buggy/paxos_accept_lower_ballot.sm");
     smelt::protocol!("buggy/two_phase_commit_majority.sm");
     smelt::protocol!("buggy/abd_early_reply.sm");
+    smelt::protocol!("buggy/multipaxos_long_lease.sm");
     smelt::protocol!("buggy/raft_42_commit_by_mode.sm");
     smelt::protocol!("buggy/raft_45_duplicate_votes.sm");
     smelt::protocol!("buggy/raft_46_stale_vote.sm");

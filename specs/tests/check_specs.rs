@@ -121,6 +121,44 @@ fn primary_backup() {
 }
 
 #[test]
+fn multipaxos() {
+    let rs = check_all::<smelt_specs::multi_paxos::MultiPaxos>(&[
+        ("basic", States::AtLeast(2_000_000)),
+        ("no_timing", States::AtLeast(10_000)),
+        ("crash", States::AtLeast(800_000)),
+        ("progress", States::AtLeast(100_000)),
+    ]);
+    // Without the timing rule a lease is worthless: an old master reads
+    // from its own copy after a new one chose a write.
+    insta::assert_snapshot!("multipaxos_no_timing", counterexample(&rs[1]));
+    // The crash config is checked to its depth bound, and says so.
+    assert!(
+        !rs[2].stats.complete && rs[2].stats.max_depth == 22,
+        "{}",
+        render_summary(&rs[2])
+    );
+    // A bound too small to reach every `reachable` (a new master after a
+    // chosen value takes 14 steps) does not pass as "ok up to depth 10".
+    let check = smelt_specs::multi_paxos::MultiPaxos::checks()
+        .into_iter()
+        .find(|c| c.name == "crash")
+        .expect("crash config");
+    let mut cfg = RunConfig::from_check(&check);
+    cfg.max_depth = Some(10);
+    let r = run_check::<smelt_specs::multi_paxos::MultiPaxos>("specs/multipaxos.sm", cfg).expect("runs");
+    assert!(!r.violated() && r.as_expected == Some(false), "{}", render_summary(&r));
+}
+
+#[test]
+fn buggy_multipaxos_lease_outlasts_the_guard() {
+    let rs = check_all::<smelt_specs::buggy::multi_paxos_long_lease::MultiPaxosLongLease>(&[(
+        "long_lease",
+        States::AtLeast(10_000),
+    )]);
+    insta::assert_snapshot!("multipaxos_long_lease", counterexample(&rs[0]));
+}
+
+#[test]
 fn liveness_cycle_found_and_fixed() {
     let rs = check_all::<smelt_specs::liveness::cycle::Cycle>(&[("walk", States::Exactly(3))]);
     insta::assert_snapshot!("cycle_lasso", counterexample(&rs[0]));
