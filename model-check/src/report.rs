@@ -5,6 +5,7 @@ use crate::props::{Eval, PropId};
 use crate::search::{format_bytes, Discovery, Stats};
 use crate::trace::JsonStep;
 use serde::Serialize;
+use smelt_support::Strategy;
 use smelt_support::{Expect, PropertyKind, Protocol};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -94,11 +95,42 @@ impl CheckReport {
         self.properties.iter().any(|p| p.verdict == Verdict::Violated)
     }
 
+    /// A breadth-first safety search that stopped only because it reached
+    /// `max_depth`: exhaustive up to that depth, and nothing beyond it.
+    fn depth_bounded(&self) -> bool {
+        !self.stats.complete
+            && self.mode == "safety"
+            && self.config.strategy == Strategy::Bfs
+            && self.config.max_depth.is_some()
+            && self
+                .stats
+                .stopped
+                .as_deref()
+                .is_some_and(|w| w.starts_with("reached max_depth"))
+    }
+
     /// Compares the outcome with the config's `expect`.
     pub fn judge(&mut self, expect: &Expect) {
         let (text, met) = match expect {
             Expect::Unspecified => return,
             // A simulation never claims completeness: finding nothing is its "ok".
+            Expect::Ok if self.depth_bounded() => {
+                // Bounded model checking: a breadth-first search that stopped
+                // only at `max_depth` has seen every state within that many
+                // steps, so "ok" means "no violation within the bound" -- and
+                // says so. Every `reachable` must still be reached inside the
+                // bound, so a bound too small to reach the interesting states
+                // does not pass.
+                let reached_all = self
+                    .properties
+                    .iter()
+                    .filter(|p| p.kind == PropertyKind::Reachable)
+                    .all(|p| matches!(p.verdict, Verdict::Reached | Verdict::Skipped));
+                (
+                    format!("ok up to depth {}", self.config.max_depth.unwrap_or(0)),
+                    !self.violated() && reached_all,
+                )
+            }
             Expect::Ok => (
                 "ok".to_string(),
                 !self.violated() && (self.stats.complete || self.mode == "simulation"),
@@ -189,7 +221,14 @@ pub fn safety_verdicts<P: Protocol>(
                         });
                     }
                     None if stats.complete => r.verdict = Verdict::Holds,
-                    None => r.detail = Some("no violation before the search stopped".into()),
+                    None => {
+                        r.detail = Some(match &stats.stopped {
+                            Some(w) if w.starts_with("reached max_depth") && cfg.strategy == Strategy::Bfs => {
+                                format!("no violation within {} steps", cfg.max_depth.unwrap_or(0))
+                            }
+                            _ => "no violation before the search stopped".into(),
+                        })
+                    }
                 },
             }
             r
