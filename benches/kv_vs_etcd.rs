@@ -13,9 +13,9 @@
 //! smelt (A B A B) for each client count. The machine is shared and noisy:
 //! the load average is printed beside each run. The `1st s → last s` column
 //! gives the puts that completed in the first and in the last whole second
-//! of a run: a store that slows down as it grows shows there. Before the
-//! runs, the physical floor is measured in the same place: an fsync and a
-//! loopback round trip.
+//! of a run: a store that slows down as it grows shows there. Before and
+//! after the runs, the physical floor is measured in the same place: an
+//! fsync and a loopback round trip.
 //!
 //! Environment:
 //! - `SMELT_BENCH_ROUNDS` (default 2): A B pairs per client count.
@@ -62,15 +62,15 @@ fn run(system: System, harness: &Path, clients: usize, secs: f64, value: &[u8]) 
     };
     match system {
         System::Etcd => {
-            let mut cluster = etcd::Etcd::start().expect("start etcd");
+            let mut cluster = etcd::Etcd::start().unwrap_or_else(|e| panic!("starting etcd: {e}"));
             let sample = go(&cluster);
-            cluster.check_alive().expect("etcd members still running");
+            cluster.check_alive().unwrap_or_else(|e| panic!("after the run: {e}"));
             sample
         }
         System::Smelt => {
-            let mut cluster = smelt::SmeltRaft::start(harness).expect("start smelt");
+            let mut cluster = smelt::SmeltRaft::start(harness).unwrap_or_else(|e| panic!("starting smelt: {e}"));
             let sample = go(&cluster);
-            cluster.check_alive().expect("smelt nodes still running");
+            cluster.check_alive().unwrap_or_else(|e| panic!("after the run: {e}"));
             sample
         }
     }
@@ -86,6 +86,43 @@ struct Stat {
 
 /// One round for one client count: etcd's run and smelt's.
 type Pair = [Stat; 2];
+
+/// Measures the physical floor in the data dirs' place and prints it; returns
+/// the sequential floors (ms) with one fsync and with two.
+fn floor_table(when: &str) -> (f64, f64) {
+    let probe = Scratch::new("floor");
+    let f = floor::measure(&probe.0);
+    drop(probe);
+    let (rtt, append, overwrite) = (f.loopback_rtt, f.fsync_append, f.fsync_overwrite);
+    let one_fsync = 2.0 * ms(rtt.p50) + ms(overwrite.p50);
+    let two_fsyncs = 2.0 * ms(rtt.p50) + 2.0 * ms(append.p50);
+    println!();
+    println!(
+        "## physical floor {when} (same disk as the data dirs; load {})",
+        uptime()
+    );
+    println!();
+    println!("| what                                               | p50 ms | p90 ms | sequential puts/s at p50 |");
+    println!("|----------------------------------------------------|-------:|-------:|-------------------------:|");
+    let row = |what: &str, p50: f64, p90: Option<f64>| {
+        let p90 = p90.map(|v| format!("{v:.3}")).unwrap_or_default();
+        println!("| {what:<50} | {p50:>6.3} | {p90:>6} | {:>24.0} |", 1e3 / p50);
+    };
+    row("loopback TCP round trip (100 B)", ms(rtt.p50), Some(ms(rtt.p90)));
+    row(
+        "append 100 B + fdatasync (growing file)",
+        ms(append.p50),
+        Some(ms(append.p90)),
+    );
+    row(
+        "overwrite 100 B + fdatasync (preallocated)",
+        ms(overwrite.p50),
+        Some(ms(overwrite.p90)),
+    );
+    row("floor: 2 RTT + 1 fsync (leader fsync overlapped)", one_fsync, None);
+    row("floor: 2 RTT + 2 fsyncs (leader fsync first)", two_fsyncs, None);
+    (one_fsync, two_fsyncs)
+}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -116,28 +153,7 @@ fn main() {
     println!("building raft.sm's harness (smelt run specs/raft.sm) ...");
     let harness = smelt::harness(SMELT);
 
-    let probe = Scratch::new("floor");
-    let f = floor::measure(&probe.0);
-    drop(probe);
-    let one_fsync = 2.0 * ms(f.loopback_rtt) + ms(f.fsync_overwrite);
-    let two_fsyncs = 2.0 * ms(f.loopback_rtt) + 2.0 * ms(f.fsync_append);
-    println!();
-    println!(
-        "## physical floor (medians, same disk as the data dirs; load {})",
-        uptime()
-    );
-    println!();
-    println!("| what                                               |     ms | sequential puts/s |");
-    println!("|----------------------------------------------------|-------:|------------------:|");
-    for (what, v) in [
-        ("loopback TCP round trip (100 B)", ms(f.loopback_rtt)),
-        ("append 100 B + fdatasync (growing file)", ms(f.fsync_append)),
-        ("overwrite 100 B + fdatasync (preallocated)", ms(f.fsync_overwrite)),
-        ("floor: 2 RTT + 1 fsync (leader fsync overlapped)", one_fsync),
-        ("floor: 2 RTT + 2 fsyncs (leader fsync first)", two_fsyncs),
-    ] {
-        println!("| {what:<50} | {v:>6.3} | {:>17.0} |", 1e3 / v);
-    }
+    let floor_before = floor_table("before the runs");
 
     let value = load::value(value_bytes);
     println!();
@@ -216,9 +232,11 @@ fn main() {
         );
     }
     println!();
+    let floor_after = floor_table("after the runs");
+    println!();
     println!(
-        "floor for one sequential put: {one_fsync:.2} ms (2 RTT + 1 fsync) / {two_fsyncs:.2} ms (2 RTT + 2 fsyncs); \
-         load at the end: {}",
-        uptime()
+        "floor for one sequential put, before / after the runs: {:.2} / {:.2} ms (2 RTT + 1 fsync), \
+         {:.2} / {:.2} ms (2 RTT + 2 fsyncs)",
+        floor_before.0, floor_after.0, floor_before.1, floor_after.1
     );
 }

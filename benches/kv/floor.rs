@@ -10,20 +10,30 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// The median and 90th percentile of a probe's times.
+#[derive(Clone, Copy)]
+pub struct Dist {
+    pub p50: Duration,
+    pub p90: Duration,
+}
+
 pub struct Floor {
     /// Append 100 bytes to a growing file, then fdatasync (what the smelt
     /// runtime's log does: the size changes, so metadata is flushed too).
-    pub fsync_append: Duration,
+    pub fsync_append: Dist,
     /// Overwrite 100 bytes of a preallocated file, then fdatasync (what
     /// etcd's WAL does: segments are preallocated).
-    pub fsync_overwrite: Duration,
+    pub fsync_overwrite: Dist,
     /// A 100-byte ping-pong over a loopback TCP connection (TCP_NODELAY).
-    pub loopback_rtt: Duration,
+    pub loopback_rtt: Dist,
 }
 
-fn median(mut xs: Vec<Duration>) -> Duration {
+fn dist(mut xs: Vec<Duration>) -> Dist {
     xs.sort_unstable();
-    xs[xs.len() / 2]
+    Dist {
+        p50: xs[xs.len() / 2],
+        p90: xs[xs.len() * 9 / 10],
+    }
 }
 
 pub fn measure(dir: &Path) -> Floor {
@@ -31,7 +41,7 @@ pub fn measure(dir: &Path) -> Floor {
     let path = dir.join("fsync-floor");
 
     let mut f = std::fs::File::create(&path).expect("create the fsync probe file");
-    let fsync_append = median(
+    let fsync_append = dist(
         (0..300)
             .map(|_| {
                 let t = Instant::now();
@@ -44,7 +54,7 @@ pub fn measure(dir: &Path) -> Floor {
 
     f.set_len(1 << 20).expect("preallocate");
     f.sync_all().expect("fsync");
-    let fsync_overwrite = median(
+    let fsync_overwrite = dist(
         (0..300u64)
             .map(|i| {
                 let t = Instant::now();
@@ -73,7 +83,7 @@ pub fn measure(dir: &Path) -> Floor {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let _ = s.set_nodelay(true);
     let mut buf = [0u8; 100];
-    let loopback_rtt = median(
+    let loopback_rtt = dist(
         (0..3000)
             .map(|_| {
                 let t = Instant::now();
