@@ -8,10 +8,11 @@
 //!   `smelt run specs/raft.sm` runs, puts through the runtime's client (see
 //!   `kv/smelt.rs`; `smelt_put` there is the one place a Put is built).
 //!
-//! Each run starts a fresh cluster of one system, sends one warm-up put per
-//! client, then measures for a fixed time; runs alternate etcd, smelt, etcd,
-//! smelt (A B A B) for each client count. The machine is shared and noisy:
-//! the load average is printed beside each run. The `1st s → last s` column
+//! Each run starts a fresh cluster of one system (after a `sync` and a
+//! pause, so that the previous run's writeback is out of the way), sends
+//! one warm-up put per client, then measures for a fixed time; runs
+//! alternate etcd, smelt, etcd, smelt (A B A B) for each client count. The
+//! machine is shared and noisy: the load average is printed beside each run. The `1st s → last s` column
 //! gives the puts that completed in the first and in the last whole second
 //! of a run: a store that slows down as it grows shows there. Before and
 //! after the runs, the physical floor is measured in the same place: an
@@ -28,7 +29,7 @@
 mod kv;
 
 use kv::load::{self, Backend, Sample};
-use kv::{etcd, floor, smelt, uptime, Scratch};
+use kv::{etcd, floor, settle, smelt, uptime, Scratch};
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ impl System {
 /// One run: a fresh three-member cluster, `clients` closed loops for `secs`.
 fn run(system: System, harness: &Path, clients: usize, secs: f64, value: &[u8]) -> Sample {
     let duration = Duration::from_secs_f64(secs);
+    settle();
     let go = |backend: &dyn Backend| {
         load::closed_loop(backend, clients, duration, value)
             .unwrap_or_else(|e| panic!("{} with {clients} clients: {e}", system.name()))
@@ -90,6 +92,7 @@ type Pair = [Stat; 2];
 /// Measures the physical floor in the data dirs' place and prints it; returns
 /// the sequential floors (ms) with one fsync and with two.
 fn floor_table(when: &str) -> (f64, f64) {
+    settle();
     let probe = Scratch::new("floor");
     let f = floor::measure(&probe.0);
     drop(probe);
