@@ -166,7 +166,7 @@ fn main() {
     );
     println!();
     println!(
-        "values: etcd {value_bytes} B ({}-byte PutRequest); smelt {} (raft.sm's Put(u64, u64))",
+        "values: etcd {value_bytes} B ({}-byte PutRequest); smelt {} (built by smelt_put in benches/kv/smelt.rs)",
         etcd::put_request(b"client-0-1", &value).len(),
         smelt::put_description(&value)
     );
