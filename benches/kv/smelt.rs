@@ -1,0 +1,183 @@
+//! The smelt side: `specs/raft.sm`'s key-value store on three nodes, each the
+//! spec's harness binary running `run` (what `smelt run specs/raft.sm` runs),
+//! driven through the runtime's blocking client, which follows redirects to
+//! the leader and then stays there.
+
+use super::load::{Backend, KvClient};
+use super::{free_port, retry, Procs, Scratch};
+use smelt::runtime::client::{Client, ClientOptions};
+use smelt::runtime::cluster::{Cluster, NodeEntry};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+smelt::protocol!("specs/raft.sm");
+
+const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/specs/raft.sm");
+
+// ------------------------------------------------------------------------
+// THE ONE PLACE where the benchmark builds smelt's Put request.
+//
+// raft.sm's service is `Put(key: u64, value: u64)` today, so only the first
+// 8 bytes of the generator's value go out, as a u64. Once the DSL has a
+// `Bytes` type and raft.sm's Put takes `value: Bytes`, the body becomes
+// `raft::Request::Put { key, value: value.to_vec() }` (or whatever `Bytes`
+// is built from), and the table header reports the new value type and frame
+// size by itself.
+pub fn smelt_put(key: u64, value: &[u8]) -> raft::Request {
+    raft::Request::Put {
+        key,
+        value: u64::from_le_bytes(value[..8].try_into().expect("values have at least 8 bytes")),
+    }
+}
+// ------------------------------------------------------------------------
+
+/// What a Put carries, for the table header: the Rust type of its value
+/// field and the size of its request frame on the wire.
+pub fn put_description(value: &[u8]) -> String {
+    fn type_of<T>(_: &T) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    let request = smelt_put(key(0, 1), value);
+    let frame = smelt::runtime::frame::encode(
+        smelt::runtime::frame::Kind::Request,
+        0,
+        0,
+        &(0u64, &request),
+        usize::MAX,
+    )
+    .map(|f| f.len())
+    .unwrap_or(0);
+    match &request {
+        raft::Request::Put { value, .. } => format!("`{}` value, {frame}-byte request frame", type_of(value)),
+        _ => unreachable!("smelt_put builds a Put"),
+    }
+}
+
+/// raft.sm's keys are u64: client in the high 32 bits, sequence number in
+/// the low ones (fresh keys, like etcd's `client-i-seq`).
+fn key(client: usize, seq: u64) -> u64 {
+    ((client as u64) << 32) | (seq & 0xffff_ffff)
+}
+
+/// Builds raft.sm's harness binary (through `smelt run`, so exactly the
+/// binary `smelt run specs/raft.sm` runs) and returns its path.
+pub fn harness(smelt_bin: &str) -> PathBuf {
+    // <target>/release/smelt -> <target>/smelt-harness
+    let target = Path::new(smelt_bin)
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir");
+    let root = target.join("smelt-harness");
+    // `--help` makes the built harness print its usage and exit; smelt's own
+    // progress and cargo's errors go to stderr.
+    let status = Command::new(smelt_bin)
+        .args(["run", SPEC, "--help"])
+        .env("SMELT_HARNESS_DIR", &root)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run smelt");
+    assert!(status.success(), "building raft.sm's harness failed");
+    // The harness crate whose main.rs names our spec; its binary is named
+    // after the crate's directory (see src/cli/harness.rs).
+    let spec = std::fs::canonicalize(SPEC).expect("specs/raft.sm");
+    let needle = format!("{:?}", spec.display().to_string());
+    let dir = std::fs::read_dir(&root)
+        .expect("harness dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|d| std::fs::read_to_string(d.join("src/main.rs")).is_ok_and(|m| m.contains(&needle)))
+        .expect("the harness crate of specs/raft.sm");
+    let name = dir.file_name().expect("dir name").to_string_lossy().to_lowercase();
+    let bin = root.join("target/release").join(format!("smelt-harness-{name}"));
+    assert!(bin.exists(), "no harness binary at {}", bin.display());
+    bin
+}
+
+/// Three raft.sm nodes on 127.0.0.1 with fresh data directories.
+pub struct SmeltRaft {
+    cluster: Cluster,
+    _procs: Procs,
+    _dir: Scratch,
+}
+
+impl SmeltRaft {
+    pub fn start(harness: &Path) -> Result<SmeltRaft, String> {
+        let dir = Scratch::new("smelt");
+        let nodes: Vec<NodeEntry> = (0..3)
+            .map(|id| NodeEntry {
+                id,
+                role: "Server".into(),
+                address: format!("127.0.0.1:{}", free_port()),
+                client_address: Some(format!("127.0.0.1:{}", free_port())),
+            })
+            .collect();
+        let cluster = Cluster {
+            cluster_id: format!("kv-bench-{}", std::process::id()),
+            spec: Some(PathBuf::from(SPEC)),
+            nodes,
+        };
+        let file = dir.0.join("cluster.toml");
+        std::fs::write(&file, cluster.to_toml()).map_err(|e| e.to_string())?;
+        let mut procs = Procs::default();
+        for id in 0..3 {
+            let mut cmd = Command::new(harness);
+            cmd.arg("run")
+                .args(["--id", &id.to_string()])
+                .arg("--cluster")
+                .arg(&file)
+                .arg("--data-dir")
+                .arg(dir.0.join(format!("node-{id}")))
+                .env("SMELT_LOG", "warn");
+            procs.spawn(
+                &format!("smelt node {id}"),
+                &mut cmd,
+                &dir.0.join(format!("node-{id}.log")),
+            );
+        }
+        let me = SmeltRaft {
+            cluster,
+            _procs: procs,
+            _dir: dir,
+        };
+        // Up once a put goes through (a leader is elected and has a majority).
+        // (Its key, client u32::MAX, is outside the load's.)
+        let mut c = me.client()?;
+        retry(Duration::from_secs(30), || c.put(u32::MAX as usize, 0, &[0; 8]))?;
+        Ok(me)
+    }
+
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        self._procs.check_alive()
+    }
+
+    fn client(&self) -> Result<SmeltClient, String> {
+        let opts = ClientOptions {
+            attempt_timeout_ms: 2000,
+            attempts_max: 10,
+            ..ClientOptions::default()
+        };
+        let client = Client::<raft::Raft>::new(&self.cluster, opts).map_err(|e| e.to_string())?;
+        Ok(SmeltClient(client))
+    }
+}
+
+impl Backend for SmeltRaft {
+    fn clients(&self, n: usize) -> Result<Vec<Box<dyn KvClient>>, String> {
+        (0..n)
+            .map(|_| self.client().map(|c| Box::new(c) as Box<dyn KvClient>))
+            .collect()
+    }
+}
+
+/// One connection per client (the runtime's client is blocking).
+struct SmeltClient(Client<raft::Raft>);
+
+impl KvClient for SmeltClient {
+    fn put(&mut self, client: usize, seq: u64, value: &[u8]) -> Result<(), String> {
+        match self.0.call(smelt_put(key(client, seq), value)) {
+            Ok((raft::Reply::PutOk, _)) => Ok(()),
+            Ok((other, _)) => Err(format!("unexpected reply {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
