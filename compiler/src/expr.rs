@@ -53,6 +53,14 @@ pub fn reset_labels() {
 }
 
 impl Gen<'_> {
+    /// A parameter of a spec function whose type is not `Copy` is passed
+    /// by reference: `term_at(log, i)` must not copy a whole log per call.
+    /// Inside the function its place is `(*name)`, so every use reads
+    /// exactly as it would for an owned local of the same type.
+    pub fn by_ref_param(&self, l: usize) -> bool {
+        self.spec.fns.iter().any(|f| f.params.contains(&l)) && !self.is_copy(&self.spec.locals[l].ty)
+    }
+
     pub fn local_name(&self, l: usize) -> proc_macro2::Ident {
         local(&self.spec.locals[l].name)
     }
@@ -84,6 +92,10 @@ impl Gen<'_> {
     fn place(&self, e: &Expr, sc: Scope) -> Option<TokenStream> {
         let s = &self.s;
         Some(match &e.kind {
+            K::Local(l) if self.by_ref_param(*l) => {
+                let n = self.local_name(*l);
+                quote!((*#n))
+            }
             K::Local(l) => {
                 let n = self.local_name(*l);
                 quote!(#n)
@@ -390,7 +402,14 @@ impl Gen<'_> {
             K::Builtin { f, args } => self.builtin(*f, args, e, sc),
             K::Call { f, args } => {
                 let n = format_ident!("{}", self.spec.fns[*f].name);
-                let args = args.iter().map(|a| self.expr_owned(a, sc));
+                let params = &self.spec.fns[*f].params;
+                let args = args.iter().zip(params).map(|(a, p)| {
+                    if self.by_ref_param(*p) {
+                        self.expr_ref(a, sc)
+                    } else {
+                        self.expr_owned(a, sc)
+                    }
+                });
                 quote!(spec_fns::#n(#(#args),*)?)
             }
             K::Cast { expr, to } => {

@@ -80,7 +80,11 @@ impl Gen<'_> {
             let params = f.params.iter().map(|p| {
                 let l = self.local_name(*p);
                 let t = self.ty(&self.spec.locals[*p].ty);
-                quote!(#l: #t)
+                if self.by_ref_param(*p) {
+                    quote!(#l: &#t)
+                } else {
+                    quote!(#l: #t)
+                }
             });
             let ret = self.ty(&f.ret);
             let lets = f.lets.iter().map(|(p, e)| {

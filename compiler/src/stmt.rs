@@ -12,14 +12,89 @@
 use crate::expr::Scope;
 use crate::names::{camel, ident};
 use crate::Gen;
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote};
-use smelt_dsl::ir::{Mutation, Stmt, StmtKind as S, Target, TargetElem, TargetRoot, Ty};
+use smelt_dsl::ir::{Builtin, ExprKind, Mutation, Pat, Stmt, StmtKind as S, Target, TargetElem, TargetRoot, Ty};
 
 impl Gen<'_> {
     pub fn stmts(&self, stmts: &[Stmt], sc: Scope) -> TokenStream {
-        let ss = stmts.iter().map(|s| self.stmt(s, sc));
-        quote!(#(#ss)*)
+        let mut out = TokenStream::new();
+        let mut i = 0;
+        while i < stmts.len() {
+            if let Some(fused) = self.apply_in_place(stmts, i, sc) {
+                out.extend(fused);
+                i += 2;
+            } else {
+                out.extend(self.stmt(&stmts[i], sc));
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// `let (next, out) = apply(kv, r)` directly followed by `kv = next`,
+    /// with `next` not used again, is how a spec applies a request to a
+    /// service-typed variable. Taken literally it copies the whole service
+    /// state (a key-value map) per request, which made a raft.sm node's cost
+    /// per commit grow with the number of keys. When the handler already
+    /// owns its state -- always on the runtime, and in the checker once
+    /// the handler has changed something -- the pair becomes one in-place
+    /// `apply`. A borrowed state keeps the copy-and-compare form, so a
+    /// request that changes nothing (a read) still leaves the state
+    /// borrowed and the checker still sees a no-op. Durable variables keep
+    /// the general form, which reports their delta.
+    fn apply_in_place(&self, stmts: &[Stmt], i: usize, sc: Scope) -> Option<TokenStream> {
+        let Scope::Handler(role) = sc else { return None };
+        let S::Let {
+            pat: Pat::Tuple(pats),
+            value,
+        } = &stmts[i].kind
+        else {
+            return None;
+        };
+        let [Pat::Bind(next), reply_pat] = pats.as_slice() else {
+            return None;
+        };
+        let ExprKind::Builtin {
+            f: Builtin::Apply,
+            args,
+        } = &value.kind
+        else {
+            return None;
+        };
+        let [svc, req] = args.as_slice() else { return None };
+        let ExprKind::Var(v) = svc.kind else { return None };
+        let S::Assign { target, value: back } = &stmts.get(i + 1)?.kind else {
+            return None;
+        };
+        let same_var = matches!(target.root, TargetRoot::Var(t) if t == v) && target.path.is_empty();
+        if !same_var || !matches!(back.kind, ExprKind::Local(l) if l == *next) {
+            return None;
+        }
+        let var = &self.spec.roles[role].vars[v];
+        // A name can only be over-approximated here (another local may
+        // share it), which at worst keeps the general form.
+        if var.durable || mentions(&self.stmts(&stmts[i + 2..], sc), &self.local_name(*next)) {
+            return None;
+        }
+        let n = ident(&var.name);
+        let p = self.pat(reply_pat);
+        let r = self.expr_owned(req, sc);
+        Some(quote!(
+            let #p = {
+                let __req = #r;
+                if let ::std::borrow::Cow::Owned(__st) = &mut *st {
+                    __st.#n.apply(&__req)?
+                } else {
+                    let mut __service = st.#n.clone();
+                    let __reply = __service.apply(&__req)?;
+                    if st.#n != __service {
+                        st.to_mut().#n = __service;
+                    }
+                    __reply
+                }
+            };
+        ))
     }
 
     fn stmt(&self, st: &Stmt, sc: Scope) -> TokenStream {
@@ -414,4 +489,13 @@ fn parent_type(g: &Gen, t: &Target, upto: usize, sc: Scope) -> Ty {
         };
     }
     ty
+}
+
+/// Whether `ts` contains the identifier `id` anywhere.
+fn mentions(ts: &TokenStream, id: &Ident) -> bool {
+    ts.clone().into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == *id,
+        TokenTree::Group(g) => mentions(&g.stream(), id),
+        _ => false,
+    })
 }
