@@ -77,6 +77,7 @@ fn two_phase_commit() {
         ("small", States::AtLeast(100)),
         ("crashes", States::AtLeast(100)),
         ("lossy", States::AtLeast(100)),
+        ("progress", States::AtLeast(1_000)),
     ]);
 }
 
@@ -86,6 +87,7 @@ fn abd() {
         ("small", States::AtLeast(1_000)),
         ("concurrent", States::AtLeast(10_000)),
         ("crash", States::AtLeast(10_000)),
+        ("progress", States::AtLeast(10_000)),
     ]);
 }
 
