@@ -1,11 +1,13 @@
 //! Exhaustive search: BFS (shortest counterexamples) and DFS (less memory).
 //!
 //! States are identified by a 64-bit fingerprint (ahash with fixed seeds).
-//! The visited table maps each fingerprint to its parent's, which is all a
-//! counterexample needs: the path is rebuilt by replaying actions from the
-//! initial state (`trace.rs`). With symmetry on, every generated state is
-//! replaced by its canonical representative before it is fingerprinted, so
-//! the reduction applies to every strategy.
+//! The visited table (`visited.rs`) maps each fingerprint to its parent's
+//! under BFS, which is all a counterexample needs: the path is rebuilt by
+//! replaying actions from the initial state (`trace.rs`). DFS keeps only the
+//! fingerprints and takes a counterexample from its current branch. With
+//! symmetry on, every generated state is replaced by its canonical
+//! representative before it is fingerprinted, so the reduction applies to
+//! every strategy.
 //!
 //! BFS is level-synchronous: each level is split across threads, which
 //! insert into a sharded table. A violation found at depth d is therefore a
@@ -17,15 +19,17 @@ use crate::props::{eval, Eval, PropId, SafetyProps};
 use crate::symmetry::canonical;
 use crate::system::{Action, SysState, System};
 use smelt_support::{Protocol, Strategy};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A fingerprint; never zero (zero marks "no parent").
-pub type Fp = u64;
+pub use crate::visited::{Fp, Table};
 
+/// A state's fingerprint. Never zero: the visited set uses 0 for an empty
+/// slot and a parent of 0 for "initial state", so a zero hash becomes 1
+/// (which merges it with a hash of 1, as any collision would).
 pub fn fingerprint<T: Hash>(t: &T) -> Fp {
     ahash::RandomState::with_seeds(0x736d_656c, 0x7420_6670, 0x2020_7374, 0x6174_6573)
         .hash_one(t)
@@ -47,103 +51,6 @@ impl Hasher for IdHasher {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
-    }
-}
-
-type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<IdHasher>>;
-type FpSet = std::collections::HashSet<Fp, BuildHasherDefault<IdHasher>>;
-
-const SHARDS: usize = 64;
-
-/// The visited set: fingerprint → parent fingerprint.
-pub struct Table {
-    shards: Vec<Mutex<FpMap<Fp>>>,
-    /// Depth-first search keeps only fingerprints (half the memory): its
-    /// counterexamples come from the DFS path, not from parent links.
-    sets: Vec<Mutex<FpSet>>,
-    parents: bool,
-}
-
-impl Default for Table {
-    fn default() -> Self {
-        Table::new(true)
-    }
-}
-
-impl Table {
-    /// A table that records each state's parent (`parents`) or only that it
-    /// was seen.
-    pub fn new(parents: bool) -> Table {
-        let n = |on: bool| if on { SHARDS } else { 0 };
-        Table {
-            shards: (0..n(parents)).map(|_| Mutex::new(FpMap::default())).collect(),
-            sets: (0..n(!parents)).map(|_| Mutex::new(FpSet::default())).collect(),
-            parents,
-        }
-    }
-
-    fn shard(&self, fp: Fp) -> &Mutex<FpMap<Fp>> {
-        &self.shards[(fp >> 58) as usize % SHARDS]
-    }
-
-    /// Inserts `fp` with its parent; `false` if it was already there.
-    pub fn insert(&self, fp: Fp, parent: Fp) -> bool {
-        if !self.parents {
-            let shard = &self.sets[(fp >> 58) as usize % SHARDS];
-            return shard.lock().unwrap_or_else(|e| e.into_inner()).insert(fp);
-        }
-        let mut m = self.shard(fp).lock().unwrap_or_else(|e| e.into_inner());
-        match m.entry(fp) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(parent);
-                true
-            }
-        }
-    }
-
-    pub fn parent(&self, fp: Fp) -> Option<Fp> {
-        if !self.parents {
-            return None;
-        }
-        self.shard(fp)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&fp)
-            .copied()
-    }
-
-    pub fn len(&self) -> usize {
-        let maps: usize = self
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum();
-        let sets: usize = self
-            .sets
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum();
-        maps + sets
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The fingerprints from an initial state to `fp`.
-    pub fn path_to(&self, fp: Fp) -> Vec<Fp> {
-        let mut out = vec![fp];
-        let mut cur = fp;
-        while let Some(p) = self.parent(cur) {
-            if p == 0 || out.len() > 1_000_000 {
-                break;
-            }
-            out.push(p);
-            cur = p;
-        }
-        out.reverse();
-        out
     }
 }
 
