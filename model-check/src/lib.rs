@@ -16,6 +16,7 @@ pub mod simulate;
 pub mod symmetry;
 pub mod system;
 pub mod trace;
+pub mod visited;
 
 pub use config::RunConfig;
 pub use search::Search;

@@ -1,31 +1,36 @@
 //! Exhaustive search: BFS (shortest counterexamples) and DFS (less memory).
 //!
 //! States are identified by a 64-bit fingerprint (ahash with fixed seeds).
-//! The visited table maps each fingerprint to its parent's, which is all a
-//! counterexample needs: the path is rebuilt by replaying actions from the
-//! initial state (`trace.rs`). With symmetry on, every generated state is
-//! replaced by its canonical representative before it is fingerprinted, so
-//! the reduction applies to every strategy.
+//! The visited table (`visited.rs`) maps each fingerprint to its parent's
+//! under BFS, which is all a counterexample needs: the path is rebuilt by
+//! replaying actions from the initial state (`trace.rs`). DFS keeps only the
+//! fingerprints and takes a counterexample from its current branch. With
+//! symmetry on, every generated state is replaced by its canonical
+//! representative before it is fingerprinted, so the reduction applies to
+//! every strategy.
 //!
-//! BFS is level-synchronous: each level is split across threads, which
-//! insert into a sharded table. A violation found at depth d is therefore a
-//! shortest one, whatever the thread count; the search finishes the level
-//! and stops. DFS is single-threaded.
+//! BFS is level-synchronous: each level is split between the calling thread
+//! and helper threads that live for the whole search, which insert into a
+//! sharded table. A violation found at depth d is therefore a shortest one,
+//! whatever the thread count; the search finishes the level and stops. DFS
+//! is single-threaded.
 
 use crate::history::Cache;
 use crate::props::{eval, Eval, PropId, SafetyProps};
 use crate::symmetry::canonical;
 use crate::system::{Action, SysState, System};
 use smelt_support::{Protocol, Strategy};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A fingerprint; never zero (zero marks "no parent").
-pub type Fp = u64;
+pub use crate::visited::{Fp, Table};
 
+/// A state's fingerprint. Never zero: the visited set uses 0 for an empty
+/// slot and a parent of 0 for "initial state", so a zero hash becomes 1
+/// (which merges it with a hash of 1, as any collision would).
 pub fn fingerprint<T: Hash>(t: &T) -> Fp {
     ahash::RandomState::with_seeds(0x736d_656c, 0x7420_6670, 0x2020_7374, 0x6174_6573)
         .hash_one(t)
@@ -50,102 +55,12 @@ impl Hasher for IdHasher {
     }
 }
 
-type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<IdHasher>>;
-type FpSet = std::collections::HashSet<Fp, BuildHasherDefault<IdHasher>>;
+/// States with their fingerprints: a BFS level, or a share of one.
+type Level<P> = Vec<(SysState<P>, Fp)>;
 
-const SHARDS: usize = 64;
-
-/// The visited set: fingerprint → parent fingerprint.
-pub struct Table {
-    shards: Vec<Mutex<FpMap<Fp>>>,
-    /// Depth-first search keeps only fingerprints (half the memory): its
-    /// counterexamples come from the DFS path, not from parent links.
-    sets: Vec<Mutex<FpSet>>,
-    parents: bool,
-}
-
-impl Default for Table {
-    fn default() -> Self {
-        Table::new(true)
-    }
-}
-
-impl Table {
-    /// A table that records each state's parent (`parents`) or only that it
-    /// was seen.
-    pub fn new(parents: bool) -> Table {
-        let n = |on: bool| if on { SHARDS } else { 0 };
-        Table {
-            shards: (0..n(parents)).map(|_| Mutex::new(FpMap::default())).collect(),
-            sets: (0..n(!parents)).map(|_| Mutex::new(FpSet::default())).collect(),
-            parents,
-        }
-    }
-
-    fn shard(&self, fp: Fp) -> &Mutex<FpMap<Fp>> {
-        &self.shards[(fp >> 58) as usize % SHARDS]
-    }
-
-    /// Inserts `fp` with its parent; `false` if it was already there.
-    pub fn insert(&self, fp: Fp, parent: Fp) -> bool {
-        if !self.parents {
-            let shard = &self.sets[(fp >> 58) as usize % SHARDS];
-            return shard.lock().unwrap_or_else(|e| e.into_inner()).insert(fp);
-        }
-        let mut m = self.shard(fp).lock().unwrap_or_else(|e| e.into_inner());
-        match m.entry(fp) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(parent);
-                true
-            }
-        }
-    }
-
-    pub fn parent(&self, fp: Fp) -> Option<Fp> {
-        if !self.parents {
-            return None;
-        }
-        self.shard(fp)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&fp)
-            .copied()
-    }
-
-    pub fn len(&self) -> usize {
-        let maps: usize = self
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum();
-        let sets: usize = self
-            .sets
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum();
-        maps + sets
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The fingerprints from an initial state to `fp`.
-    pub fn path_to(&self, fp: Fp) -> Vec<Fp> {
-        let mut out = vec![fp];
-        let mut cur = fp;
-        while let Some(p) = self.parent(cur) {
-            if p == 0 || out.len() > 1_000_000 {
-                break;
-            }
-            out.push(p);
-            cur = p;
-        }
-        out.reverse();
-        out
-    }
-}
+/// A BFS helper thread as the calling thread sees it: where to send a share
+/// of a level (with its depth) and where its successors come back.
+type Helper<P> = (mpsc::Sender<(Level<P>, u32)>, mpsc::Receiver<Level<P>>);
 
 /// Where a property was decided: a violation of an `always` property or a
 /// witness of a `sometimes` one.
@@ -367,11 +282,52 @@ impl<'a, P: Protocol> Search<'a, P> {
         self.sys.cfg.max_depth.is_none_or(|m| (depth as u64) < m)
     }
 
+    /// Expands a share of a BFS level, dropping each state once expanded.
+    fn expand_all(&self, part: Level<P>, depth: u32, actions: &mut Vec<Action<P>>) -> Level<P> {
+        let mut out = Vec::new();
+        for (s, fp) in part {
+            self.expand(&s, fp, depth, actions, &mut out);
+        }
+        out
+    }
+
     /// Returns (complete, why stopped).
     fn bfs(&self) -> (bool, Option<String>) {
         let Some(init) = self.seed() else { return (true, None) };
         let threads = self.sys.cfg.threads.max(1);
+        // The helper threads live for the whole search rather than one set
+        // per level: each thread's allocator heap then keeps reusing the
+        // memory of the states it freed, where a thread that exits leaves
+        // its partly used pages behind (with mimalloc, 0.4 MiB of the peak
+        // on the 2-client paxos benchmark). The calling thread expands a
+        // share too. A helper that panics closes its result channel, and
+        // the search panics instead of losing that share's states.
+        std::thread::scope(|scope| {
+            let helpers: Vec<Helper<P>> = (1..threads)
+                .map(|_| {
+                    let (job_tx, job_rx) = mpsc::channel::<(Level<P>, u32)>();
+                    let (out_tx, out_rx) = mpsc::channel();
+                    scope.spawn(move || {
+                        let mut actions = Vec::new();
+                        for (part, depth) in job_rx {
+                            if out_tx.send(self.expand_all(part, depth, &mut actions)).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    (job_tx, out_rx)
+                })
+                .collect();
+            // Returning drops the senders, which ends the helpers.
+            self.bfs_levels(init, &helpers)
+        })
+    }
+
+    /// The levels of a BFS, split between the calling thread and `helpers`
+    /// (each a job sender and a result receiver).
+    fn bfs_levels(&self, init: (SysState<P>, Fp), helpers: &[Helper<P>]) -> (bool, Option<String>) {
         let mut frontier = vec![init];
+        let mut actions = Vec::new();
         let mut depth = 0u32;
         let mut truncated = false;
         while !frontier.is_empty() {
@@ -392,37 +348,23 @@ impl<'a, P: Protocol> Search<'a, P> {
             // Each state is dropped as soon as it is expanded, so the peak is
             // not two full levels but the unexpanded rest of this one plus
             // the part of the next found so far.
-            let next: Vec<(SysState<P>, Fp)> = if threads == 1 || frontier.len() < 64 {
-                let mut out = Vec::new();
-                let mut actions = Vec::new();
-                for (s, fp) in frontier.drain(..) {
-                    self.expand(&s, fp, depth, &mut actions, &mut out);
-                }
-                out
+            let next: Level<P> = if helpers.is_empty() || frontier.len() < 64 {
+                self.expand_all(std::mem::take(&mut frontier), depth, &mut actions)
             } else {
-                let chunk = frontier.len().div_ceil(threads);
-                let mut parts = Vec::new();
-                while frontier.len() > chunk {
-                    let tail = frontier.split_off(frontier.len() - chunk);
-                    parts.push(tail);
+                // Each helper takes a share from the end; this thread keeps
+                // the first share. The next level is the helpers' results in
+                // that order, then this thread's.
+                let chunk = frontier.len().div_ceil(helpers.len() + 1);
+                for (jobs, _) in helpers {
+                    let part = frontier.split_off(frontier.len().saturating_sub(chunk));
+                    jobs.send((part, depth)).expect("a BFS helper thread stopped");
                 }
-                parts.push(std::mem::take(&mut frontier));
-                let outs: Vec<Vec<(SysState<P>, Fp)>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = parts
-                        .into_iter()
-                        .map(|part| {
-                            scope.spawn(move || {
-                                let mut out = Vec::new();
-                                let mut actions = Vec::new();
-                                for (s, fp) in part {
-                                    self.expand(&s, fp, depth, &mut actions, &mut out);
-                                }
-                                out
-                            })
-                        })
-                        .collect();
-                    handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-                });
+                let mine = self.expand_all(std::mem::take(&mut frontier), depth, &mut actions);
+                let mut outs: Vec<_> = helpers
+                    .iter()
+                    .map(|(_, results)| results.recv().expect("a BFS helper thread panicked"))
+                    .collect();
+                outs.push(mine);
                 let mut next = Vec::with_capacity(outs.iter().map(Vec::len).sum());
                 for o in outs {
                     next.extend(o);

@@ -332,6 +332,40 @@ fn dfs_counterexamples_come_from_the_search_path() {
     assert!(bug.steps.unwrap_or(0) >= 8, "{text}");
 }
 
+/// BFS splits each level between the calling thread and helper threads;
+/// the states it finds, and the length of the shortest counterexample, do
+/// not depend on how many there are.
+#[test]
+fn bfs_with_helper_threads_matches_one_thread() {
+    type P = smelt_specs::paxos::Paxos;
+    let check = P::checks().into_iter().find(|c| c.name == "small").unwrap();
+    let mut cfg = RunConfig::from_check(&check);
+    cfg.strategy = smelt::support::Strategy::Bfs;
+    cfg.threads = 3;
+    let r = run_check::<P>("specs/paxos.sm", cfg).unwrap();
+    assert_eq!(r.as_expected, Some(true), "{}", render_summary(&r));
+    assert_eq!(r.stats.unique_states, 16_668);
+
+    type B = smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot;
+    let check = B::checks().into_iter().find(|c| c.name == "small").unwrap();
+    let steps = |threads: usize| {
+        let mut cfg = RunConfig::from_check(&check);
+        cfg.strategy = smelt::support::Strategy::Bfs;
+        cfg.threads = threads;
+        let r = run_check::<B>("specs/buggy/paxos_accept_lower_ballot.sm", cfg).unwrap();
+        let bug = r.properties.iter().find(|p| p.name == "Agreement").unwrap();
+        assert!(
+            bug.trace_text
+                .as_deref()
+                .is_some_and(|t| t.contains("✗ invariant Agreement fails here")),
+            "{}",
+            render_summary(&r)
+        );
+        bug.steps.unwrap()
+    };
+    assert_eq!(steps(3), steps(1));
+}
+
 #[test]
 fn simulation_finds_a_bug_by_seed_and_replays_it() {
     use smelt::model_check::report::Verdict;
