@@ -98,15 +98,7 @@ impl CheckReport {
     /// A breadth-first safety search that stopped only because it reached
     /// `max_depth`: exhaustive up to that depth, and nothing beyond it.
     fn depth_bounded(&self) -> bool {
-        !self.stats.complete
-            && self.mode == "safety"
-            && self.config.strategy == Strategy::Bfs
-            && self.config.max_depth.is_some()
-            && self
-                .stats
-                .stopped
-                .as_deref()
-                .is_some_and(|w| w.starts_with("reached max_depth"))
+        self.mode == "safety" && stopped_only_by_depth(&self.config, self.stats.stopped.as_deref())
     }
 
     /// Compares the outcome with the config's `expect`.
@@ -145,6 +137,15 @@ impl CheckReport {
         self.expected = Some(text);
         self.as_expected = Some(met);
     }
+}
+
+/// Whether a search that stopped for `stopped` (None: it completed) was a
+/// breadth-first search cut only by `max_depth`, so that it saw every state
+/// within that many steps.
+fn stopped_only_by_depth(cfg: &RunConfig, stopped: Option<&str>) -> bool {
+    cfg.strategy == Strategy::Bfs
+        && cfg.max_depth.is_some()
+        && stopped.is_some_and(|w| w.starts_with("reached max_depth"))
 }
 
 /// Verdicts of a safety run from its discoveries.
@@ -222,11 +223,10 @@ pub fn safety_verdicts<P: Protocol>(
                     }
                     None if stats.complete => r.verdict = Verdict::Holds,
                     None => {
-                        r.detail = Some(match &stats.stopped {
-                            Some(w) if w.starts_with("reached max_depth") && cfg.strategy == Strategy::Bfs => {
-                                format!("no violation within {} steps", cfg.max_depth.unwrap_or(0))
-                            }
-                            _ => "no violation before the search stopped".into(),
+                        r.detail = Some(if stopped_only_by_depth(cfg, stats.stopped.as_deref()) {
+                            format!("no violation within {} steps", cfg.max_depth.unwrap_or(0))
+                        } else {
+                            "no violation before the search stopped".into()
                         })
                     }
                 },

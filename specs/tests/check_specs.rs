@@ -17,12 +17,20 @@ enum States {
 }
 
 fn run<P: Protocol>(name: &str) -> CheckReport {
+    run_with::<P>(name, |_| {})
+}
+
+/// Runs check `name` of `P` with its config changed by `edit` (as a
+/// command-line override would).
+fn run_with<P: Protocol>(name: &str, edit: impl FnOnce(&mut RunConfig)) -> CheckReport {
     let check = P::checks()
         .into_iter()
         .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("{} has no check `{name}`", P::NAME));
     let spec = format!("specs/{}", P::SPEC.trim_start_matches("specs/"));
-    run_check::<P>(&spec, RunConfig::from_check(&check)).unwrap_or_else(|e| panic!("{} `{name}`: {e}", P::NAME))
+    let mut cfg = RunConfig::from_check(&check);
+    edit(&mut cfg);
+    run_check::<P>(&spec, cfg).unwrap_or_else(|e| panic!("{} `{name}`: {e}", P::NAME))
 }
 
 /// Runs every check of `P` and compares each with its expectation.
@@ -141,13 +149,7 @@ fn multipaxos() {
     );
     // A bound too small to reach every `reachable` (a new master after a
     // chosen value takes 14 steps) does not pass as "ok up to depth 10".
-    let check = smelt_specs::multi_paxos::MultiPaxos::checks()
-        .into_iter()
-        .find(|c| c.name == "crash")
-        .expect("crash config");
-    let mut cfg = RunConfig::from_check(&check);
-    cfg.max_depth = Some(10);
-    let r = run_check::<smelt_specs::multi_paxos::MultiPaxos>("specs/multipaxos.sm", cfg).expect("runs");
+    let r = run_with::<smelt_specs::multi_paxos::MultiPaxos>("crash", |c| c.max_depth = Some(10));
     assert!(!r.violated() && r.as_expected == Some(false), "{}", render_summary(&r));
 }
 
