@@ -5,7 +5,7 @@
 //! (exact counts where we have an independent reference).
 
 use smelt::model_check::cli::run_check;
-use smelt::model_check::report::{render_summary, CheckReport};
+use smelt::model_check::report::{render_summary, CheckReport, Verdict};
 use smelt::model_check::RunConfig;
 use smelt::support::Protocol;
 
@@ -16,6 +16,13 @@ enum States {
     AtLeast(u64),
 }
 
+/// The raft searches with every fault at once (`all_faults`) take up to
+/// 8 GiB each: they run one at a time.
+fn one_deep_raft_search_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static DEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEEP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn run<P: Protocol>(name: &str) -> CheckReport {
     run_with::<P>(name, |_| {})
 }
@@ -23,6 +30,7 @@ fn run<P: Protocol>(name: &str) -> CheckReport {
 /// Runs check `name` of `P` with its config changed by `edit` (as a
 /// command-line override would).
 fn run_with<P: Protocol>(name: &str, edit: impl FnOnce(&mut RunConfig)) -> CheckReport {
+    let _deep = (name == "all_faults").then(one_deep_raft_search_at_a_time);
     let check = P::checks()
         .into_iter()
         .find(|c| c.name == name)
@@ -99,15 +107,32 @@ fn abd() {
     ]);
 }
 
+/// Steps of the shortest counterexample a run found.
+fn violation_steps(r: &CheckReport) -> Option<usize> {
+    r.properties
+        .iter()
+        .filter(|p| p.verdict == Verdict::Violated)
+        .filter_map(|p| p.steps)
+        .min()
+}
+
 #[test]
 fn raft() {
-    check_all::<smelt_specs::raft::Raft>(&[
+    let rs = check_all::<smelt_specs::raft::Raft>(&[
         ("replication", States::AtLeast(2_000_000)),
         ("two_clients", States::AtLeast(10_000)),
         ("elections_race", States::AtLeast(10_000)),
         ("crash", States::AtLeast(500_000)),
         ("progress", States::AtLeast(1_000)),
+        ("all_faults", States::AtLeast(5_000_000)),
     ]);
+    // Every fault at once is checked to its depth bound, and says so.
+    let all = rs.iter().find(|r| r.check == "all_faults").expect("all_faults");
+    assert!(
+        !all.stats.complete && all.stats.max_depth == 13,
+        "{}",
+        render_summary(all)
+    );
 }
 
 #[test]
@@ -271,13 +296,20 @@ fn buggy_register_replies_before_the_write_is_replicated() {
 }
 
 /// Each akka-raft bug of the DEMi study, as a variant of raft.sm, fails
-/// the property its config names; the shortest counterexample is pinned.
+/// the property its own config names; the shortest counterexample of that
+/// config is pinned. The three-server variants also carry raft.sm's
+/// `all_faults` check (every fault at once, depth 13) and fail it too, in
+/// the number of steps given.
 macro_rules! raft_bug {
-    ($test:ident, $module:ident :: $proto:ident, $check:literal) => {
+    ($test:ident, $module:ident :: $proto:ident, $sizes:expr $(, all_faults in $steps:literal steps)?) => {
         #[test]
         fn $test() {
-            let rs = check_all::<smelt_specs::buggy::$module::$proto>(&[($check, States::AtLeast(100))]);
+            let rs = check_all::<smelt_specs::buggy::$module::$proto>($sizes);
             insta::assert_snapshot!(stringify!($test), counterexample(&rs[0]));
+            $(
+                let all = rs.iter().find(|r| r.check == "all_faults").expect("all_faults");
+                assert_eq!(violation_steps(all), Some($steps), "{}", render_summary(all));
+            )?
         }
     };
 }
@@ -285,34 +317,70 @@ macro_rules! raft_bug {
 raft_bug!(
     raft_42_commit_by_mode,
     raft_commit_by_mode::RaftCommitByMode,
-    "commit_by_mode"
+    &[
+        ("commit_by_mode", States::AtLeast(100)),
+        ("all_faults", States::AtLeast(5_000_000))
+    ],
+    all_faults in 13 steps
 );
 raft_bug!(
     raft_45_duplicate_votes,
     raft_duplicate_votes::RaftDuplicateVotes,
-    "duplicate_votes"
+    &[("duplicate_votes", States::AtLeast(100))]
 );
-raft_bug!(raft_46_stale_vote, raft_stale_vote::RaftStaleVote, "stale_vote");
-raft_bug!(raft_56_forget_vote, raft_forget_vote::RaftForgetVote, "forget_vote");
+raft_bug!(
+    raft_46_stale_vote,
+    raft_stale_vote::RaftStaleVote,
+    &[
+        ("stale_vote", States::AtLeast(100)),
+        ("all_faults", States::AtLeast(10_000))
+    ],
+    all_faults in 7 steps
+);
+raft_bug!(
+    raft_56_forget_vote,
+    raft_forget_vote::RaftForgetVote,
+    &[
+        ("forget_vote", States::AtLeast(100)),
+        ("all_faults", States::AtLeast(10_000))
+    ],
+    all_faults in 8 steps
+);
 raft_bug!(
     raft_58a_early_commands,
     raft_early_commands::RaftEarlyCommands,
-    "early_commands"
+    &[
+        ("early_commands", States::AtLeast(100)),
+        ("all_faults", States::AtLeast(1_000))
+    ],
+    all_faults in 5 steps
 );
 raft_bug!(
     raft_58b_zero_indexed,
     raft_zero_indexed::RaftZeroIndexed,
-    "zero_indexed"
+    &[
+        ("zero_indexed", States::AtLeast(100)),
+        ("all_faults", States::AtLeast(5_000_000))
+    ],
+    all_faults in 13 steps
 );
 raft_bug!(
     raft_62_volatile_vote,
     raft_volatile_vote::RaftVolatileVote,
-    "volatile_vote"
+    &[
+        ("volatile_vote", States::AtLeast(100)),
+        ("all_faults", States::AtLeast(10_000))
+    ],
+    all_faults in 8 steps
 );
 raft_bug!(
     raft_66_truncate_on_stale,
     raft_truncate_on_stale::RaftTruncateOnStale,
-    "truncate_on_stale"
+    &[
+        ("truncate_on_stale", States::AtLeast(100)),
+        ("all_faults", States::AtLeast(2_000_000))
+    ],
+    all_faults in 12 steps
 );
 
 /// Depth-first search keeps only fingerprints (no parent links); its
@@ -370,7 +438,6 @@ fn bfs_with_helper_threads_matches_one_thread() {
 
 #[test]
 fn simulation_finds_a_bug_by_seed_and_replays_it() {
-    use smelt::model_check::report::Verdict;
     use smelt::model_check::simulate::{run, SimOptions};
     type P = smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot;
     let check = P::checks().into_iter().find(|c| c.name == "small").unwrap();
