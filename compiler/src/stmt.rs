@@ -106,8 +106,8 @@ impl Gen<'_> {
                 let v = self.expr_owned(value, sc);
                 quote!(let #p = #v;)
             }
-            S::Assign { target, value } => self.assign(target, value, sc),
-            S::Mutate { target, op, args } => self.mutate(target, *op, args, sc),
+            S::Assign { target, value } => self.ghost_guard(target, sc, self.assign(target, value, sc)),
+            S::Mutate { target, op, args } => self.ghost_guard(target, sc, self.mutate(target, *op, args, sc)),
             S::If { cond, then, els } => {
                 let c = self.expr_owned(cond, sc);
                 let t = self.stmts(then, sc);
@@ -318,6 +318,28 @@ impl Gen<'_> {
             _ => whole,
         };
         quote!(if E::DELTAS { #d })
+    }
+
+    /// A write to a `ghost` variable runs only where `E::GHOST` (the
+    /// checker, which evaluates the properties that read it); the runtime
+    /// compiles it away. The language guarantees protocol code never reads
+    /// ghost state, so skipping the write changes nothing else.
+    fn ghost_guard(&self, t: &Target, sc: Scope, code: TokenStream) -> TokenStream {
+        match self.target_var(t, sc) {
+            Some((role, var)) if self.spec.roles[role].vars[var].ghost => {
+                // `assign` yields one `{ ... }` block: reuse its braces.
+                let mut it = code.clone().into_iter();
+                match (it.next(), it.next()) {
+                    (Some(proc_macro2::TokenTree::Group(g)), None)
+                        if g.delimiter() == proc_macro2::Delimiter::Brace =>
+                    {
+                        quote!(if E::GHOST #code)
+                    }
+                    _ => quote!(if E::GHOST { #code }),
+                }
+            }
+            _ => code,
+        }
     }
 
     fn assign(&self, t: &Target, value: &smelt_dsl::ir::Expr, sc: Scope) -> TokenStream {

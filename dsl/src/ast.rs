@@ -183,6 +183,9 @@ pub struct RoleDecl {
 #[derive(Clone, Debug, Serialize)]
 pub struct VarDecl {
     pub durable: bool,
+    /// `ghost`: state for properties only (see `ir::Var::ghost`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ghost: bool,
     pub name: Ident,
     pub ty: TypeExpr,
     pub init: Expr,

@@ -286,6 +286,13 @@ pub struct Var {
     pub name: String,
     pub ty: Ty,
     pub durable: bool,
+    /// A `ghost` variable exists for properties (history variables such as
+    /// the log a leader had): handlers may assign it, but only ghost
+    /// assignments and properties read it, so it cannot change what the
+    /// protocol does. The checker keeps it in the state; the runtime skips
+    /// its assignments (`Effects::GHOST`), so it costs nothing deployed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ghost: bool,
     pub init: Expr,
     pub span: Span,
 }

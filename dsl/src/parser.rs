@@ -235,6 +235,7 @@ const KEYWORDS: &[&str] = &[
     "state",
     "initial",
     "durable",
+    "ghost",
     "var",
     "timer",
     "choice",
@@ -279,7 +280,9 @@ const KEYWORDS: &[&str] = &[
     "as",
     "count",
 ];
-const ROLE_MEMBER_KEYWORDS: &[&str] = &["durable", "var", "timer", "choice", "init", "initial", "state", "on"];
+const ROLE_MEMBER_KEYWORDS: &[&str] = &[
+    "durable", "ghost", "var", "timer", "choice", "init", "initial", "state", "on",
+];
 const STATE_MEMBER_KEYWORDS: &[&str] = &["entry", "exit", "on"];
 const SERVICE_MEMBER_KEYWORDS: &[&str] = &["var", "request"];
 
@@ -300,6 +303,7 @@ const NAME_FOLLOWS: &[&str] = &[
     "state",
     "initial",
     "durable",
+    "ghost",
     "var",
     "timer",
     "choice",
@@ -1367,12 +1371,14 @@ impl Builder {
     fn var_decl(&self, p: P) -> VarDecl {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let durable = it.next().unwrap().as_str() == "durable";
+        let kind = it.next().unwrap().as_str();
+        let (durable, ghost) = (kind == "durable", kind == "ghost");
         let name = self.ident(it.next().unwrap());
         let ty = self.ty(it.next().unwrap());
         let init = self.expr(it.next().unwrap());
         VarDecl {
             durable,
+            ghost,
             name,
             ty,
             init,

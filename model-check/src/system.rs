@@ -356,6 +356,7 @@ impl<P: Protocol> Default for ModelFx<P> {
 impl<P: Protocol> Effects<P, P::Delta> for ModelFx<P> {
     const DELTAS: bool = false;
     const FULL_SAVE: bool = true;
+    const GHOST: bool = true;
 
     fn send(&mut self, dst: Id, msg: P::Message) {
         self.cmds.push(Cmd::Send(dst, msg));

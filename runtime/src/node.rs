@@ -329,6 +329,8 @@ pub struct Fx<P: Protocol> {
 impl<P: Protocol> Effects<P, P::Delta> for Fx<P> {
     const DELTAS: bool = true;
     const FULL_SAVE: bool = false;
+    // Nothing evaluates properties here: ghost writes are compiled away.
+    const GHOST: bool = false;
 
     fn send(&mut self, dst: Id, msg: P::Msg) {
         self.effects.push(Effect::Send(dst, msg));

@@ -100,6 +100,7 @@ impl<A: Actor, D> Recorder<A, D> {
 impl<A: Actor, D> Effects<A, D> for Recorder<A, D> {
     const DELTAS: bool = true;
     const FULL_SAVE: bool = false;
+    const GHOST: bool = false;
 
     fn send(&mut self, dst: Id, msg: A::Msg) {
         self.events.push(Event::Send(dst, msg));
@@ -497,6 +498,24 @@ fn journal_push_reports_a_push_delta_not_the_list() {
 }
 
 #[test]
+fn journal_ghost_state_is_kept_by_the_checker_and_skipped_by_the_runtime() {
+    let j: journal::Journal = node(&[1], 0);
+    // Runtime-like effects (`GHOST = false`): the protocol state changes,
+    // the ghost variables keep their initial values.
+    let mut fx = Recorder::new();
+    let mut cow = Cow::Owned(j.handle_start(Id::from(0), None, &mut fx));
+    j.handle_msg(Id::from(0), &mut cow, Id::from(3), append(5), &mut fx);
+    let s = journal_server(&cow);
+    assert_eq!((s.log.clone(), s.appended.clone(), s.appends), (vec![5], vec![], 0));
+
+    // The checker's effects (`Out`): the ghost assignments run.
+    let mut state = cow.into_owned();
+    deliver(&j, 0, &mut state, 3, append(6));
+    let s = journal_server(&state);
+    assert_eq!((s.log.clone(), s.appended.clone(), s.appends), (vec![5, 6], vec![6], 1));
+}
+
+#[test]
 fn journal_overflow_rolls_back_the_push_the_send_and_the_delta() {
     let j: journal::Journal = node(&[1], 0);
     let mut fx = Recorder::new();
@@ -518,7 +537,7 @@ fn journal_overflow_rolls_back_the_push_the_send_and_the_delta() {
             .unwrap_or_default(),
     };
     assert_eq!(journal::Journal::failure(&failed), Some(&expected));
-    assert_eq!(expected.to_string().split(':').next(), Some("integer overflow at 17"));
+    assert_eq!(expected.to_string().split(':').next(), Some("integer overflow at 23"));
     let s = journal_server(&failed);
     assert_eq!((&s.log, s.total), (&before.log, before.total), "the push is undone");
 

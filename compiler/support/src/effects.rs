@@ -17,6 +17,9 @@ pub trait Effects<A: Actor, D> {
     const DELTAS: bool;
     /// Whether handlers should report full storage snapshots (`save`).
     const FULL_SAVE: bool;
+    /// Whether handlers should update `ghost` variables: yes where
+    /// properties are evaluated (the checker), no on the runtime.
+    const GHOST: bool;
 
     fn send(&mut self, dst: Id, msg: A::Msg);
     fn set_timer(&mut self, timer: A::Timer, range: Range<Duration>);
@@ -33,6 +36,7 @@ pub trait Effects<A: Actor, D> {
 impl<A: Actor, D> Effects<A, D> for Out<A> {
     const DELTAS: bool = false;
     const FULL_SAVE: bool = true;
+    const GHOST: bool = true;
 
     #[inline]
     fn send(&mut self, dst: Id, msg: A::Msg) {

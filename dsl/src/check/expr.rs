@@ -736,11 +736,30 @@ impl Checker<'_> {
     /// role is still sound, but `peers`/`servers` being role-agnostic is fine.
     fn mark_asymmetric_if_multi_role(&mut self) {}
 
+    /// A read of ghost variable `v` outside ghost code is an error (the
+    /// runtime never updates ghost state, so protocol code must not see
+    /// it): returns the error expression then.
+    fn ghost_read(&mut self, role: usize, v: usize, span: Span) -> Option<ir::Expr> {
+        let decl = &self.spec.roles[role].vars[v];
+        if !decl.ghost || self.ghost_ok {
+            return None;
+        }
+        let d = Diagnostic::error(span, format!("ghost variable `{}` is read by protocol code", decl.name))
+            .label("ghost state")
+            .secondary(decl.span, "declared `ghost` here")
+            .note("ghost variables exist for properties: only properties and assignments to ghost variables may read them, so they cannot change what the protocol does");
+        self.error(d);
+        Some(err_expr(span))
+    }
+
     /// A role or service variable read, respecting initialization order.
     fn var_read(&mut self, name: &Ident, span: Span) -> Option<ir::Expr> {
         match self.ctx {
             Ctx::Handler { role, .. } => {
                 let v = self.spec.roles[role].vars.iter().position(|x| x.name == name.name)?;
+                if let Some(e) = self.ghost_read(role, v, span) {
+                    return Some(e);
+                }
                 let ty = self.spec.roles[role].vars[v].ty.clone();
                 Some(mk(K::Var(v), ty, span))
             }
@@ -763,7 +782,10 @@ impl Checker<'_> {
                     self.error(d);
                     return Some(err_expr(span));
                 }
-                let ty = decl.ty.clone();
+                if let Some(e) = self.ghost_read(role, v, span) {
+                    return Some(e);
+                }
+                let ty = self.spec.roles[role].vars[v].ty.clone();
                 Some(mk(K::Var(v), ty, span))
             }
             Ctx::Service => {

@@ -57,6 +57,7 @@ impl Checker<'_> {
                     name: v.name.name.clone(),
                     ty,
                     durable: v.durable,
+                    ghost: v.ghost,
                     init: placeholder(v.span),
                     span: v.span,
                 });
@@ -243,7 +244,9 @@ impl Checker<'_> {
                         durable: v.durable,
                     },
                     |this| {
+                        this.ghost_ok = v.ghost;
                         let e = this.expr(&v.init, Some(&ty));
+                        this.ghost_ok = false;
                         this.coerce(e, &ty)
                     },
                 );

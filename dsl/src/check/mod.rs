@@ -80,6 +80,10 @@ struct Checker<'a> {
     /// Set while checking the direct argument of an order-insensitive
     /// aggregate (`max`, `len`, ...), so `m.values()` there is symmetric.
     order_insensitive: bool,
+    /// Set while checking ghost code (the value of an assignment to a
+    /// `ghost` variable, or its initializer): only there may handlers read
+    /// ghost variables.
+    ghost_ok: bool,
     /// Parts of the file did not parse; usage warnings would be guesses.
     syntax_errors: bool,
     diags: Vec<Diagnostic>,
@@ -119,6 +123,7 @@ impl<'a> Checker<'a> {
             file,
             src,
             order_insensitive: false,
+            ghost_ok: false,
             syntax_errors: false,
             diags: Vec::new(),
             spec: ir::Spec {

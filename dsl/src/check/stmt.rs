@@ -87,7 +87,9 @@ impl Checker<'_> {
             }
             S::Assign { place, op, value } => {
                 let target = self.target(place)?;
+                self.ghost_ok = self.is_ghost(&target);
                 let v = self.expr(value, Some(&target.ty));
+                self.ghost_ok = false;
                 let v = self.coerce(v, &target.ty);
                 let v = match op {
                     AssignOp::Set => v,
@@ -680,6 +682,7 @@ impl Checker<'_> {
             self.error(d);
             return None;
         }
+        self.ghost_ok = self.is_ghost(&target);
         let args = args
             .iter()
             .zip(&tys)
@@ -688,7 +691,16 @@ impl Checker<'_> {
                 self.coerce(x, t)
             })
             .collect();
+        self.ghost_ok = false;
         Some(I::Mutate { target, op, args })
+    }
+
+    /// Does this assignment change a `ghost` variable of the handler's role?
+    pub(super) fn is_ghost(&self, target: &Target) -> bool {
+        match (target.root.clone(), self.ctx) {
+            (TargetRoot::Var(v), Ctx::Handler { role, .. }) => self.spec.roles[role].vars[v].ghost,
+            _ => false,
+        }
     }
 }
 

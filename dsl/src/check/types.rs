@@ -452,10 +452,18 @@ impl Checker<'_> {
                         .note("a service is a sequential specification; durability belongs to the roles that implement it"),
                 );
             }
+            if v.ghost {
+                self.error(
+                    Diagnostic::error(v.span, "service variables cannot be `ghost`")
+                        .label("use `var`")
+                        .note("ghost variables record history for properties; declare them in a role"),
+                );
+            }
             service.vars.push(ir::Var {
                 name: v.name.name.clone(),
                 ty,
                 durable: false,
+                ghost: false,
                 init: placeholder(v.span),
                 span: v.span,
             });

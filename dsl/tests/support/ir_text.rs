@@ -142,7 +142,13 @@ impl Printer<'_> {
             self.role = Some(ri);
             self.line(0, format!("role {}", r.name));
             for v in &r.vars {
-                let kind = if v.durable { "durable" } else { "var" };
+                let kind = if v.durable {
+                    "durable"
+                } else if v.ghost {
+                    "ghost"
+                } else {
+                    "var"
+                };
                 let text = format!("{kind} {}: {} = {}", v.name, self.ty(&v.ty), self.expr(&v.init));
                 self.line(1, text);
             }
