@@ -72,6 +72,20 @@ impl Procs {
         self.0.push((name.to_string(), child, log.to_path_buf()));
     }
 
+    /// Kills (SIGKILL) and reaps the process called `name`.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(i) = self.0.iter().position(|(n, _, _)| n == name) {
+            let (_, mut child, _) = self.0.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The process id of the process called `name`.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.0.iter().find(|(n, _, _)| n == name).map(|(_, c, _)| c.id())
+    }
+
     /// Fails (with the end of its log) if any process has exited.
     pub fn check_alive(&mut self) -> Result<(), String> {
         for (name, child, log) in &mut self.0 {

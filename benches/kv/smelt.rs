@@ -96,8 +96,11 @@ pub fn harness(smelt_bin: &str) -> PathBuf {
 /// Three raft.sm nodes on 127.0.0.1 with fresh data directories.
 pub struct SmeltRaft {
     cluster: Cluster,
-    _procs: Procs,
-    _dir: Scratch,
+    harness: PathBuf,
+    procs: Procs,
+    dir: Scratch,
+    /// Restarts so far (each restart logs to a new file).
+    restarts: usize,
 }
 
 impl SmeltRaft {
@@ -118,27 +121,16 @@ impl SmeltRaft {
         };
         let file = dir.0.join("cluster.toml");
         std::fs::write(&file, cluster.to_toml()).map_err(|e| e.to_string())?;
-        let mut procs = Procs::default();
-        for id in 0..3 {
-            let mut cmd = Command::new(harness);
-            cmd.arg("run")
-                .args(["--id", &id.to_string()])
-                .arg("--cluster")
-                .arg(&file)
-                .arg("--data-dir")
-                .arg(dir.0.join(format!("node-{id}")))
-                .env("SMELT_LOG", "warn");
-            procs.spawn(
-                &format!("smelt node {id}"),
-                &mut cmd,
-                &dir.0.join(format!("node-{id}.log")),
-            );
-        }
-        let me = SmeltRaft {
+        let mut me = SmeltRaft {
             cluster,
-            _procs: procs,
-            _dir: dir,
+            harness: harness.to_path_buf(),
+            procs: Procs::default(),
+            dir,
+            restarts: 0,
         };
+        for id in 0..3 {
+            me.spawn(id, "warn", &format!("node-{id}.log"));
+        }
         // Up once a put goes through (a leader is elected and has a majority).
         // (Its key, client u32::MAX, is outside the load's.)
         let mut c = me.client()?;
@@ -147,9 +139,54 @@ impl SmeltRaft {
     }
 
     pub fn check_alive(&mut self) -> Result<(), String> {
-        self._procs.check_alive()
+        self.procs.check_alive()
     }
 
+    fn spawn(&mut self, id: usize, log_level: &str, log: &str) {
+        let mut cmd = Command::new(&self.harness);
+        cmd.arg("run")
+            .args(["--id", &id.to_string()])
+            .arg("--cluster")
+            .arg(self.dir.0.join("cluster.toml"))
+            .arg("--data-dir")
+            .arg(self.data_dir(id))
+            .env("SMELT_LOG", log_level);
+        self.procs
+            .spawn(&format!("smelt node {id}"), &mut cmd, &self.dir.0.join(log));
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: usize) -> PathBuf {
+        self.dir.0.join(format!("node-{id}"))
+    }
+
+    /// Node `id`'s process id, while it runs.
+    pub fn pid(&self, id: usize) -> Option<u32> {
+        self.procs.pid(&format!("smelt node {id}"))
+    }
+
+    /// Kills node `id` with SIGKILL, starts it again on the same data
+    /// directory and returns how long it took from the start of the new
+    /// process until the node had recovered its state and started serving
+    /// (its `node starting` log line, written after recovery).
+    pub fn restart(&mut self, id: usize) -> Result<Duration, String> {
+        self.procs.kill(&format!("smelt node {id}"));
+        self.restarts += 1;
+        let log = format!("node-{id}-restart-{}.log", self.restarts);
+        let begin = std::time::Instant::now();
+        self.spawn(id, "info", &log);
+        let path = self.dir.0.join(&log);
+        loop {
+            if std::fs::read_to_string(&path).is_ok_and(|t| t.contains("node starting")) {
+                return Ok(begin.elapsed());
+            }
+            self.procs.check_alive()?;
+            if begin.elapsed() > Duration::from_secs(600) {
+                return Err(format!("node {id} did not start within 10 minutes"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
     fn client(&self) -> Result<SmeltClient, String> {
         let opts = ClientOptions {
             attempt_timeout_ms: 2000,

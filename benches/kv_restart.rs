@@ -1,0 +1,148 @@
+//! The restart test at scale (issue 8): raft.sm's key-value store on three
+//! `smelt run` nodes takes a million puts (fresh keys, 64 closed-loop
+//! clients), and at checkpoints along the way one node is killed with
+//! SIGKILL and restarted on its data directory. Printed per checkpoint:
+//! puts so far, the load's throughput, each node's disk use (write-ahead
+//! log and snapshot) and resident memory, and the restarted node's restart
+//! time — from the start of the new process until it has recovered its
+//! state (newest snapshot plus the log after it) and started serving.
+//!
+//! `cargo bench --bench kv_restart`. Environment:
+//! - `SMELT_RESTART_PUTS` (default 1,000,000): puts in all.
+//! - `SMELT_RESTART_CLIENTS` (default 64): concurrent clients.
+//! - `SMELT_BENCH_VALUE_BYTES` (default 100): the generator's value size.
+//!
+//! Checkpoints are at 1/10, 1/4, 1/2 and all of the puts, so the table
+//! shows how disk use and restart time grow with the number of puts.
+
+#[allow(dead_code)]
+mod kv;
+
+use kv::load::KvClient;
+use kv::load::{self, Backend};
+use kv::smelt::{self, SmeltRaft};
+use kv::uptime;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const SMELT: &str = env!("CARGO_BIN_EXE_smelt");
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Puts number `from..to` (each a fresh key) through `clients` closed loops;
+/// returns the puts that failed (after the client's own retries).
+fn load(clients: Vec<Box<dyn KvClient>>, from: u64, to: u64, value: &[u8]) -> u64 {
+    let next = AtomicU64::new(from);
+    let failed = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for (i, mut c) in clients.into_iter().enumerate() {
+            let (next, failed) = (&next, &failed);
+            s.spawn(move || loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= to {
+                    break;
+                }
+                // The key (client `i`, sequence `n`) is fresh: `n` is unique.
+                if c.put(i, n, value).is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    failed.into_inner()
+}
+
+/// Bytes of the files in `dir` whose names start with `prefix`.
+fn bytes_of(dir: &Path, prefix: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Resident memory of process `pid` (MiB), from /proc.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
+    // only check that the benchmark builds.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let total: u64 = env_or("SMELT_RESTART_PUTS", 1_000_000);
+    let clients: usize = env_or("SMELT_RESTART_CLIENTS", 64);
+    let value = load::value(env_or("SMELT_BENCH_VALUE_BYTES", 100));
+    let harness = smelt::harness(SMELT);
+    println!("# raft.sm restart at scale: {total} puts, {clients} clients");
+    println!();
+    println!("Put: {}", smelt::put_description(&value));
+    println!();
+    println!(
+        "| puts | load puts/s | failed | node | WAL MiB | snapshot MiB | RSS MiB | restarted | restart ms | load |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+
+    let mut cluster = SmeltRaft::start(&harness).unwrap_or_else(|e| panic!("starting smelt: {e}"));
+    let mut done = 0u64;
+    for (k, fraction) in [0.1, 0.25, 0.5, 1.0].into_iter().enumerate() {
+        let to = ((total as f64) * fraction) as u64;
+        let conns = cluster.clients(clients).unwrap_or_else(|e| panic!("clients: {e}"));
+        let begin = Instant::now();
+        let failed = load(conns, done, to, &value);
+        let rate = (to - done) as f64 / begin.elapsed().as_secs_f64();
+        done = to;
+        cluster
+            .check_alive()
+            .unwrap_or_else(|e| panic!("after {done} puts: {e}"));
+        // Let the followers catch up before measuring them.
+        std::thread::sleep(Duration::from_secs(2));
+        let victim = k % 3;
+        for id in 0..3 {
+            let dir = cluster.data_dir(id);
+            let (wal, snap) = (bytes_of(&dir, "wal-"), bytes_of(&dir, "snap-"));
+            let rss = cluster.pid(id).map_or(f64::NAN, rss_mib);
+            let restart = if id == victim {
+                let took = cluster
+                    .restart(id)
+                    .unwrap_or_else(|e| panic!("restarting node {id} after {done} puts: {e}"));
+                format!("yes | {:.0}", took.as_secs_f64() * 1e3)
+            } else {
+                "no | ".to_string()
+            };
+            let (puts, rate, failed) = if id == 0 {
+                (done.to_string(), format!("{rate:.0}"), failed.to_string())
+            } else {
+                (String::new(), String::new(), String::new())
+            };
+            println!(
+                "| {puts} | {rate} | {failed} | {id} | {:.1} | {:.1} | {rss:.1} | {restart} | {} |",
+                mib(wal),
+                mib(snap),
+                if id == 0 { uptime() } else { String::new() }
+            );
+        }
+    }
+    cluster.check_alive().unwrap_or_else(|e| panic!("at the end: {e}"));
+}
