@@ -795,7 +795,9 @@ fn lasso_trace<P: Protocol>(
     let Some(mut trace) = replay(sys, &fps) else {
         return (None, Some("  (the counterexample could not be rebuilt)\n".into()));
     };
-    trace.loop_start = Some(prefix.len());
+    // A deadlock has no loop to go back to: its trace ends in the stuck
+    // state (marked below), not in a "back to step" line.
+    trace.loop_start = (!cycle.is_empty()).then_some(prefix.len());
     let mut text = String::new();
     let kind = if cycle.is_empty() { "deadlock" } else { "lasso" };
     let _ = writeln!(
@@ -815,7 +817,12 @@ fn lasso_trace<P: Protocol>(
             "  ---- stuck: no action is enabled, and the goal never holds ----"
         );
     }
-    let _ = writeln!(text, "    node states at the loop:");
+    let at = if cycle.is_empty() {
+        "where it is stuck"
+    } else {
+        "at the loop"
+    };
+    let _ = writeln!(text, "    node states {at}:");
     text.push_str(&crate::trace::render_nodes(sys, trace.last()));
     (Some(steps(sys, &trace)), Some(text))
 }

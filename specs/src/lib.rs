@@ -15,6 +15,7 @@ smelt::protocol!("multipaxos.sm");
 pub mod liveness {
     smelt::protocol!("liveness/cycle.sm");
     smelt::protocol!("liveness/no_cycle.sm");
+    smelt::protocol!("liveness/stuck.sm");
     smelt::protocol!("liveness/paxos_dueling.sm");
 }
 

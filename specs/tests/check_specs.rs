@@ -195,6 +195,17 @@ fn liveness_cycle_found_and_fixed() {
 }
 
 #[test]
+fn liveness_deadlock_ends_in_the_stuck_state() {
+    let rs = check_all::<smelt_specs::liveness::stuck::Stuck>(&[("walk", States::Exactly(2))]);
+    let trace = counterexample(&rs[0]);
+    assert!(
+        trace.contains("(deadlock)") && !trace.contains("back to step"),
+        "{trace}"
+    );
+    insta::assert_snapshot!("stuck_deadlock", trace);
+}
+
+#[test]
 fn liveness_dueling_proposers() {
     let rs = check_all::<smelt_specs::liveness::dueling_paxos::DuelingPaxos>(&[
         ("dueling", States::AtLeast(100)),
