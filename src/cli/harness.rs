@@ -158,6 +158,12 @@ const fn mimalloc_instance() -> smelt::harness::Allocator {{
     smelt::harness::MIMALLOC
 }}
 
+// Sets the allocator's options before the first allocation.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = smelt::harness::configure_allocator;
+
 fn main() {{
     std::process::exit(smelt::harness::main::<{module}::{protocol}>())
 }}
