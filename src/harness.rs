@@ -16,7 +16,7 @@
 //! without default features: it links the checker only, not the runtime
 //! (tokio — whose scheduler also loads libm —, toml, tracing, postcard) nor
 //! the front end. It builds in about half the CPU time, and its code and
-//! read-only data are 2.2 MB instead of 3.7. That matters for memory: the
+//! read-only data are 2.2 MB instead of 3.6. That matters for memory: the
 //! pages of the binary a run touches (the kernel maps them 64 KiB at a
 //! time) count towards its resident set, and in a small check they are
 //! most of it — paxos with 2 clients under DFS peaked at 5.0 MiB with the
