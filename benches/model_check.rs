@@ -115,7 +115,8 @@ fn stateright_paxos() -> PathBuf {
     target.join("release").join("examples").join("paxos")
 }
 
-/// Builds (if needed) the harness for a spec and returns its binary.
+/// Builds (if needed) the harness `smelt check` uses for a spec (the
+/// check-only one, `...-check`) and returns its binary.
 fn harness(spec: &str) -> PathBuf {
     let out = Command::new(SMELT)
         .args(["check", spec, "--max-states", "1", "--progress", "0"])
@@ -134,7 +135,7 @@ fn harness(spec: &str) -> PathBuf {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
             let n = p.file_name().unwrap().to_string_lossy().to_string();
-            n.starts_with(&format!("smelt-harness-{stem}-")) && !n.ends_with(".d")
+            n.starts_with(&format!("smelt-harness-{stem}-")) && n.ends_with("-check")
         })
         .expect("harness binary")
 }

@@ -14,4 +14,5 @@ pub use smelt_support as support;
 
 pub mod harness;
 pub use smelt_model_check as model_check;
+#[cfg(feature = "runtime")]
 pub use smelt_runtime as runtime;

@@ -78,13 +78,15 @@ pub fn harness(smelt_bin: &str) -> PathBuf {
         .status()
         .expect("run smelt");
     assert!(status.success(), "building raft.sm's harness failed");
-    // The harness crate whose main.rs names our spec; its binary is named
-    // after the crate's directory (see src/cli/harness.rs).
+    // The harness crate whose main.rs names our spec, and not the check-only
+    // one (`...-check`, built by `smelt check`); its binary is named after
+    // the crate's directory (see src/cli/harness.rs).
     let spec = std::fs::canonicalize(SPEC).expect("specs/raft.sm");
     let needle = format!("{:?}", spec.display().to_string());
     let dir = std::fs::read_dir(&root)
         .expect("harness dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| !d.to_string_lossy().ends_with("-check"))
         .find(|d| std::fs::read_to_string(d.join("src/main.rs")).is_ok_and(|m| m.contains(&needle)))
         .expect("the harness crate of specs/raft.sm");
     let name = dir.file_name().expect("dir name").to_string_lossy().to_lowercase();
