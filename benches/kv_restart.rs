@@ -15,7 +15,6 @@
 //! Checkpoints are at 1/10, 1/4, 1/2 and all of the puts, so the table
 //! shows how disk use and restart time grow with the number of puts.
 
-#[allow(dead_code)]
 mod kv;
 
 use kv::load::KvClient;

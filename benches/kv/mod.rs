@@ -6,6 +6,10 @@
 //! - [`smelt`]: runs raft.sm on three `smelt run` nodes and puts through the
 //!   runtime's client.
 //! - [`floor`]: the physical floor: an fsync and a loopback round trip.
+//!
+//! Two benchmarks share these modules (`kv_vs_etcd` and `kv_restart`), and
+//! each uses only part of them.
+#![allow(dead_code)]
 
 pub mod etcd;
 pub mod floor;
