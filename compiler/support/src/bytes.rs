@@ -75,7 +75,9 @@ impl Bytes {
                 Some('t') => b'\t',
                 Some('0') => 0,
                 Some('x') => {
-                    let hex = text.get(i + 2..i + 4).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+                    let hex = text
+                        .get(i + 2..i + 4)
+                        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
                     match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                         Some(b) => {
                             chars.next();
@@ -203,7 +205,11 @@ impl FromStr for Bytes {
                 .collect::<Result<Vec<u8>, String>>()?;
             return Ok(Bytes::from(bytes));
         }
-        if let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|_| s.len() >= 2) {
+        if let Some(inner) = s
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|_| s.len() >= 2)
+        {
             return Bytes::from_escaped(inner).map_err(|e| format!("in {s}: {e}"));
         }
         Ok(Bytes::from(s))
