@@ -139,7 +139,7 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
 fn main() {
     let rounds: usize = env_or("SMELT_BENCH_ROUNDS", 2);
     let secs: f64 = env_or("SMELT_BENCH_SECS", 10.0);
-    let value_bytes: usize = env_or("SMELT_BENCH_VALUE_BYTES", 100).max(8);
+    let value_bytes: usize = env_or("SMELT_BENCH_VALUE_BYTES", 100);
     let client_counts: Vec<usize> = std::env::var("SMELT_BENCH_CLIENTS")
         .unwrap_or_else(|_| "1,16,64".into())
         .split(',')

@@ -16,18 +16,13 @@ smelt::protocol!("specs/raft.sm");
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/specs/raft.sm");
 
 // ------------------------------------------------------------------------
-// THE ONE PLACE where the benchmark builds smelt's Put request.
-//
-// raft.sm's service is `Put(key: u64, value: u64)` today, so only the first
-// 8 bytes of the generator's value go out, as a u64. Once the DSL has a
-// `Bytes` type and raft.sm's Put takes `value: Bytes`, the body becomes
-// `raft::Request::Put { key, value: value.to_vec() }` (or whatever `Bytes`
-// is built from), and the table header reports the new value type and frame
-// size by itself.
+// THE ONE PLACE where the benchmark builds smelt's Put request: raft.sm's
+// service is `Put(key: u64, value: Bytes)`, so the generator's value goes
+// out whole, as etcd's does.
 pub fn smelt_put(key: u64, value: &[u8]) -> raft::Request {
     raft::Request::Put {
         key,
-        value: u64::from_le_bytes(value[..8].try_into().expect("values have at least 8 bytes")),
+        value: smelt::support::Bytes::from(value),
     }
 }
 // ------------------------------------------------------------------------
@@ -49,7 +44,7 @@ pub fn put_description(value: &[u8]) -> String {
     .map(|f| f.len())
     .unwrap_or(0);
     match &request {
-        raft::Request::Put { value, .. } => format!("`{}` value, {frame}-byte request frame", type_of(value)),
+        raft::Request::Put { value: v, .. } => format!("{} B as `{}`, {frame}-byte request frame", v.len(), type_of(v)),
         _ => unreachable!("smelt_put builds a Put"),
     }
 }

@@ -179,6 +179,7 @@ impl Gen<'_> {
         match &e.kind {
             K::Int(v) => self.int_lit(*v, &e.ty),
             K::Bool(b) => quote!(#b),
+            K::Bytes(b) => bytes_lit(b),
             K::SelfNode => quote!(me),
             K::ServiceInitial => {
                 let n = ident(&self.spec.service.as_ref().map(|s| s.name.clone()).unwrap_or_default());
@@ -761,6 +762,13 @@ impl Gen<'_> {
             }
         }
     }
+}
+
+/// A `Bytes` literal: `Bytes::from_static(b"...")`, which allocates nothing
+/// (and is a constant expression).
+pub fn bytes_lit(b: &[u8]) -> TokenStream {
+    let l = Literal::byte_string(b);
+    quote!(Bytes::from_static(#l))
 }
 
 /// The name of field `index` of a record or message type.

@@ -37,7 +37,7 @@ impl Gen<'_> {
             )]
             pub mod #modname {
                 use #s::stateright::actor::{Actor, Id, Out};
-                use #s::{Client, ClientActor, ClientState, ClientTimer, Effects, Flow, HandlerError, Rewrite, View};
+                use #s::{Bytes, Client, ClientActor, ClientState, ClientTimer, Effects, Flow, HandlerError, Rewrite, View};
                 use std::borrow::Cow;
                 use std::collections::{BTreeMap, BTreeSet};
                 use std::time::Duration;
@@ -67,6 +67,7 @@ impl Gen<'_> {
                     let l = proc_macro2::Literal::i128_unsuffixed(*i);
                     quote!(#l)
                 }
+                ConstValue::Bytes(b) => crate::expr::bytes_lit(b),
             };
             quote!(pub const #n: #t = #v;)
         });
@@ -895,7 +896,7 @@ impl Gen<'_> {
                 let f = ident(&l.name);
                 let pname = &l.name;
                 let parse = match l.ty.resolved() {
-                    ir::Ty::Int(_) | ir::Ty::Bool => {
+                    ir::Ty::Int(_) | ir::Ty::Bool | ir::Ty::Bytes => {
                         quote!(words[#i + 1].parse().map_err(|e| format!("`{}`: {}", #pname, e))?)
                     }
                     _ => quote!(return Err(format!("parameter `{}` cannot be given on the command line", #pname))),

@@ -30,6 +30,7 @@ impl Gen<'_> {
             Ty::Int(i) => int_ty(*i),
             Ty::Node => quote!(Id),
             Ty::Client => quote!(Client),
+            Ty::Bytes => quote!(Bytes),
             Ty::Option(t) => {
                 let t = self.ty(t);
                 quote!(Option<#t>)

@@ -385,6 +385,8 @@ pub enum PatternKind {
     Wildcard,
     Int(u128),
     Bool(bool),
+    /// A string literal; refused by the checker (compare with `==`).
+    Bytes(Vec<u8>),
     Tuple(Vec<Pattern>),
     /// A constructor (`Some(x)`, `Vote::Yes`, `GetOk(v)`) or, when `path` is a
     /// single name that is not a constructor and `args` is `None`, a binding.
@@ -466,6 +468,8 @@ pub enum Binder {
 pub enum ExprKind {
     Int(u128),
     Bool(bool),
+    /// A string literal `"..."`, escapes decoded: a `Bytes` value.
+    Bytes(Vec<u8>),
     /// A duration literal, in microseconds.
     Duration(u64),
     SelfNode,

@@ -110,6 +110,9 @@ pub enum Ty {
     Node,
     /// A handle on one client request: who asked and under which request id.
     Client,
+    /// An immutable byte string (`"..."` literals); compared bytewise,
+    /// ordered lexicographically.
+    Bytes,
     Option(Box<Ty>),
     Tuple(Vec<Ty>),
     List(Box<Ty>),
@@ -195,6 +198,7 @@ pub struct Const {
 pub enum ConstValue {
     Int(i128),
     Bool(bool),
+    Bytes(Vec<u8>),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -459,6 +463,8 @@ pub enum Binder {
 pub enum ExprKind {
     Int(i128),
     Bool(bool),
+    /// A string literal's bytes.
+    Bytes(Vec<u8>),
     Const(usize),
     Local(LocalId),
     /// The handler's own role variable.

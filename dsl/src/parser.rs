@@ -137,9 +137,10 @@ fn tree_limits(pairs: pest::iterators::Pairs<'_, Rule>) -> Option<(usize, String
 }
 
 /// Rejects pathological nesting before pest or the tree builders recurse on
-/// it. Counts brackets and runs of prefix operators outside comments. Also
-/// refuses a block comment that is never closed: pest would report it at
-/// the end of the file, far from the `/*` that is the mistake.
+/// it. Counts brackets and runs of prefix operators outside comments and
+/// string literals. Also refuses a block comment or a string literal that is
+/// never closed: pest would report it further on, far from the `/*` or `"`
+/// that is the mistake.
 fn check_nesting(src: &str) -> Option<Diagnostic> {
     let bytes = src.as_bytes();
     let mut depth = 0usize;
@@ -167,6 +168,24 @@ fn check_nesting(src: &str) -> Option<Diagnostic> {
             }
             i += 2;
             continue;
+        }
+        if c == b'"' {
+            match string_end(bytes, i) {
+                Some(end) => {
+                    i = end;
+                    prefix_run = 0;
+                    continue;
+                }
+                None => {
+                    let line_end = src[i..].find('\n').map_or(src.len(), |k| i + k);
+                    let end = i + src[i..line_end].trim_end().len();
+                    return Some(
+                        Diagnostic::error(Span::new(i, end), "unterminated string literal")
+                            .label("this string is never closed with `\"`")
+                            .note("a string literal ends on the line it starts; write a line break as `\\n`"),
+                    );
+                }
+            }
         }
         match c {
             b'(' | b'[' | b'{' => {
@@ -199,6 +218,25 @@ fn check_nesting(src: &str) -> Option<Diagnostic> {
             prefix_run = 0;
         }
         i += 1;
+    }
+    None
+}
+
+/// The offset just after the closing quote of the string literal whose
+/// opening quote is at `bytes[at]`; `None` if the line or the input ends
+/// first. The same lexing as `string_lit` in the grammar: `\\` takes the
+/// next byte unless it is a line break (a multi-byte character's other
+/// bytes are never `"`, `\\` or a line break, so they need no care).
+fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => return Some(i + 1),
+            b'\n' => return None,
+            b'\\' if bytes.get(i + 1).is_some_and(|&b| b != b'\n') => i += 2,
+            b'\\' => return None,
+            _ => i += 1,
+        }
     }
     None
 }
@@ -359,6 +397,12 @@ fn split_points(src: &str, from: usize, to: usize, keywords: &[&str]) -> Vec<usi
             i += 2;
             continue;
         }
+        if c == b'"' {
+            i = string_end(&bytes[..to], i).unwrap_or(to);
+            prev_word = None;
+            prev_char = c;
+            continue;
+        }
         match c {
             b'{' => depth += 1,
             b'}' => depth -= 1,
@@ -480,7 +524,7 @@ fn parse_chunk(src: &str, start: usize, end: usize, rule: Rule) -> (Option<Pair<
 
 /// The `{ ... }` body of a block-structured item or member in
 /// `src[start..end]`: the offset just after its `{` and the offset of the
-/// matching `}`. Braces in comments do not count. When the `{` is never
+/// matching `}`. Braces in comments and string literals do not count. When the `{` is never
 /// closed, the body runs to `end` and `diags` gets an error; text after the
 /// `}` other than a `;` is reported as unexpected (`expected` says what
 /// could have come there).
@@ -505,6 +549,10 @@ fn body_bounds(
             }
             b'/' if i + 1 < end && b[i + 1] == b'*' => {
                 i = src[i + 2..end].find("*/").map_or(end, |k| i + 2 + k + 2);
+                continue;
+            }
+            b'"' => {
+                i = string_end(&b[..end], i).unwrap_or(end);
                 continue;
             }
             b'{' => depth += 1,
@@ -771,6 +819,8 @@ fn token_span(src: &str, at: usize) -> Span {
     let mut chars = rest.char_indices();
     let len = match chars.next() {
         None => 0,
+        // A string literal is one token (to the end of its line if unclosed).
+        Some((_, '"')) => string_end(rest.as_bytes(), 0).unwrap_or_else(|| rest.find('\n').unwrap_or(rest.len())),
         Some((_, c)) if c.is_alphanumeric() || c == '_' => rest
             .char_indices()
             .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
@@ -795,6 +845,8 @@ fn describe_found(src: &str, span: Span) -> String {
     let text = &src[span.range()];
     if text.is_empty() {
         "end of file".to_string()
+    } else if text.starts_with('"') {
+        "a string literal".to_string()
     } else {
         format!("`{}`", text.escape_debug())
     }
@@ -992,7 +1044,8 @@ fn friendly_token(t: &str) -> Option<String> {
     let noise = t.is_empty()
         || t.contains(char::is_whitespace)
         || t.contains("..") && t.len() > 2
-        || matches!(t, "/*" | "//" | "\u{feff}" | "_")
+        // `"` starts a string literal, which "an expression" already covers.
+        || matches!(t, "/*" | "//" | "\u{feff}" | "_" | "\"")
         || t.starts_with('\u{feff}')
         || t.chars().count() == 1 && t.chars().all(|c| c.is_ascii_alphanumeric());
     if noise {
@@ -1001,6 +1054,8 @@ fn friendly_token(t: &str) -> Option<String> {
     Some(format!("`{t}`"))
 }
 
+const ESCAPES_NOTE: &str =
+    "the escapes are `\\\"`, `\\\\`, `\\n`, `\\r`, `\\t`, `\\0` and `\\xNN` (one byte in hex, e.g. `\\xff`)";
 const ITEM_CATEGORY: &str = "an item (`role`, `message`, ...)";
 const BLOCK_CATEGORY: &str = "a block `{ ... }`";
 
@@ -1036,8 +1091,7 @@ fn content_len(text: &str) -> usize {
     let mut t = text.trim_end();
     loop {
         let line_start = t.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        // The language has no string literals, so `//` always starts a comment.
-        if let Some(k) = t[line_start..].find("//") {
+        if let Some(k) = line_comment_at(&t[line_start..]) {
             t = t[..line_start + k].trim_end();
             continue;
         }
@@ -1049,6 +1103,21 @@ fn content_len(text: &str) -> usize {
         }
         return t.len();
     }
+}
+
+/// Where a `//` comment starts on `line`, skipping string literals (which
+/// may contain `//`).
+fn line_comment_at(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => i = string_end(b, i)?,
+            b'/' if b.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 // ------------------------------------------------------------------ pairs → AST
@@ -1145,6 +1214,81 @@ impl Builder {
                 0
             }
         }
+    }
+
+    /// The bytes of a string literal: each character stands for its UTF-8
+    /// bytes, and the escapes `\"`, `\\`, `\n`, `\r`, `\t`, `\0` and `\xNN`
+    /// (one byte, two hex digits) for one byte each. A bad escape is
+    /// reported at its own span and left out.
+    fn string(&self, p: P) -> Vec<u8> {
+        let text = p.as_str();
+        // The grammar guarantees the quotes; the body starts after the first.
+        let start = self.base + p.as_span().start() + 1;
+        let body = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
+        let mut out = Vec::with_capacity(body.len());
+        let mut chars = body.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+            let Some((j, e)) = chars.next() else { break };
+            let simple = match e {
+                '\\' => Some(b'\\'),
+                '"' => Some(b'"'),
+                'n' => Some(b'\n'),
+                'r' => Some(b'\r'),
+                't' => Some(b'\t'),
+                '0' => Some(0),
+                _ => None,
+            };
+            if let Some(b) = simple {
+                out.push(b);
+                continue;
+            }
+            let escape_end = j + e.len_utf8();
+            if e != 'x' {
+                self.error(
+                    Diagnostic::error(
+                        Span::new(start + i, start + escape_end),
+                        format!("unknown escape `{}` in a string literal", &body[i..escape_end]),
+                    )
+                    .label("not an escape")
+                    .note(ESCAPES_NOTE),
+                );
+                continue;
+            }
+            // `\x` and the next two characters, which must be hex digits.
+            let mut end = escape_end;
+            let mut digits = 0;
+            while digits < 2 {
+                match chars.peek() {
+                    Some(&(k, d)) if d.is_ascii_hexdigit() => {
+                        end = k + 1;
+                        digits += 1;
+                        chars.next();
+                    }
+                    _ => break,
+                }
+            }
+            match u8::from_str_radix(&body[escape_end..end], 16) {
+                Ok(b) if digits == 2 => out.push(b),
+                _ => {
+                    // Show the character that is not a digit, if any.
+                    let shown_end = chars.peek().map_or(end, |&(k, d)| k + d.len_utf8());
+                    self.error(
+                        Diagnostic::error(
+                            Span::new(start + i, start + shown_end),
+                            format!("`{}` is not a byte escape", &body[i..shown_end]),
+                        )
+                        .label("`\\x` takes two hex digits")
+                        .note(ESCAPES_NOTE),
+                    );
+                }
+            }
+        }
+        out
     }
 
     fn file(&self, p: P) -> File {
@@ -1708,6 +1852,7 @@ impl Builder {
                 let l = inner.into_inner().next().unwrap();
                 match l.as_rule() {
                     Rule::int_lit => PatternKind::Int(self.int(l)),
+                    Rule::string_lit => PatternKind::Bytes(self.string(l)),
                     _ => PatternKind::Bool(l.as_str() == "true"),
                 }
             }
@@ -1834,6 +1979,7 @@ impl Builder {
         let kind = match rule {
             Rule::int_lit => ExprKind::Int(self.int(p)),
             Rule::bool_lit => ExprKind::Bool(p.as_str() == "true"),
+            Rule::string_lit => ExprKind::Bytes(self.string(p)),
             Rule::duration_lit => ExprKind::Duration(self.duration_us(p)),
             Rule::kw_self => ExprKind::SelfNode,
             Rule::path_expr => ExprKind::Path(self.path(p.into_inner().next().unwrap())),

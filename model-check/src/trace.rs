@@ -137,8 +137,36 @@ pub fn node_name<P: Protocol>(sys: &System<P>, id: Id) -> String {
     }
 }
 
-/// `Debug` text with every `Id(n)` replaced by the node's name.
+/// `Debug` text with every `Id(n)` replaced by the node's name (but not
+/// inside a `Bytes` value: its text is the user's, not an id).
 pub fn names<P: Protocol>(sys: &System<P>, text: &str) -> String {
+    outside_strings(text, |t| ids_named(t, &|n| node_name(sys, Id::from(n))))
+}
+
+/// `text` with `f` applied to the parts outside string literals (`"..."`
+/// with `\`-escapes, as `Bytes` and `String` print themselves), so that
+/// bytes that happen to read `Id(1)` or `Client { node: ` stay as written.
+fn outside_strings(text: &str, f: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        out.push_str(&f(&rest[..open]));
+        let b = rest.as_bytes();
+        let mut i = open + 1;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        // `i` stops on a `"` (one byte, a char boundary) or past the end.
+        let close = (i + 1).min(rest.len());
+        out.push_str(&rest[open..close]);
+        rest = &rest[close..];
+    }
+    out.push_str(&f(rest));
+    out
+}
+
+/// Every `Id(n)` in `text` (which holds no string literal) as `name(n)`.
+fn ids_named(text: &str, name: &dyn Fn(usize) -> String) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(k) = rest.find("Id(") {
@@ -152,7 +180,7 @@ pub fn names<P: Protocol>(sys: &System<P>, text: &str) -> String {
             if prev.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                 out.push_str(&tail[..4 + digits.len()]);
             } else {
-                out.push_str(&node_name(sys, Id::from(n)));
+                out.push_str(&name(n));
             }
             rest = &tail[4 + digits.len()..];
         } else {
@@ -206,6 +234,10 @@ fn unwrap_variant(text: &str) -> String {
 
 /// `Client { node: Client3, request_id: 3 }` → `Client3#3`.
 fn compact_clients(text: &str) -> String {
+    outside_strings(text, compact_clients_plain)
+}
+
+fn compact_clients_plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     const HEAD: &str = "Client { node: ";
@@ -404,4 +436,30 @@ pub fn render_nodes<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
         let _ = writeln!(out, "      {}{}: {}", node_name(sys, id), down, body.join(", "));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_not_rewritten() {
+        let name = |n: usize| format!("Server{n}");
+        let text = r#"Put { key: Id(1), value: "Id(1) \"Id(2)\" \\" }, Id(3), "Client { node: Id(0), request_id: 1 }""#;
+        let named = outside_strings(text, |t| ids_named(t, &name));
+        assert_eq!(
+            named,
+            r#"Put { key: Server1, value: "Id(1) \"Id(2)\" \\" }, Server3, "Client { node: Id(0), request_id: 1 }""#
+        );
+        assert_eq!(
+            compact_clients(r#"Client { node: Client2, request_id: 4 } "Client { node: Client2, request_id: 4 }""#),
+            r#"Client2#4 "Client { node: Client2, request_id: 4 }""#
+        );
+        // An unclosed quote (not from `Bytes`) keeps the rest as it is.
+        assert_eq!(
+            outside_strings("Id(1) \"Id(2)", |t| ids_named(t, &name)),
+            "Server1 \"Id(2)"
+        );
+        assert_eq!(outside_strings("é\"é\\", |t| t.to_uppercase()), "É\"é\\");
+    }
 }

@@ -253,7 +253,10 @@ struct ClientArgs {
     /// Ask only this node, once.
     #[arg(long)]
     node: Option<u64>,
-    /// The request and its arguments, e.g. `put 5` or `get`.
+    /// The request and its arguments, e.g. `put 5` or `get`. A `Bytes`
+    /// argument is its text (`put 1 hello`), `0x` and hex digits
+    /// (`0x00ff`), or a literal in double quotes with the spec's escapes
+    /// (`'"\xff\n"'`, quoted for the shell), as replies print them.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     request: Vec<String>,
 }

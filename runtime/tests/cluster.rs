@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use smelt_runtime::client::{Client, ClientOptions};
-use smelt_support::Id;
+use smelt_support::{Bytes, Id, Protocol};
 use std::time::Duration;
 
 #[test]
@@ -259,11 +259,18 @@ fn raft_kv_survives_the_leader_kill9() {
     let mut nodes: Vec<NodeProc> = (0..3).map(|i| NodeProc::start("raft", &dir, &file, i, &[])).collect();
     wait_up(&cluster, &[0, 1, 2]);
     let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
+    // 100 bytes, not UTF-8.
+    let first = Bytes::from((0..100u8).map(|b| b.wrapping_mul(37) | 0x80).collect::<Vec<u8>>());
 
-    let (reply, leader) = c.call(raft::Request::Put { key: 1, value: 42 }).expect("put");
+    let (reply, leader) = c
+        .call(raft::Request::Put {
+            key: 1,
+            value: first.clone(),
+        })
+        .expect("put");
     assert_eq!(reply, raft::Reply::PutOk);
     let (reply, _) = c.call(raft::Request::Get { key: 1 }).expect("get");
-    assert_eq!(reply, raft::Reply::Value(Some(42)));
+    assert_eq!(reply, raft::Reply::Value(Some(first.clone())));
 
     // Kill the leader: the other two elect a new one, which holds the
     // acknowledged write (Leader Completeness) and takes new ones.
@@ -271,7 +278,10 @@ fn raft_kv_survives_the_leader_kill9() {
     let len_before = raft_log_len(&cluster, leader, &nodes[leader as usize].data).expect("leader's log");
     nodes[leader as usize].kill9();
     let (reply, second) = c
-        .call(raft::Request::Put { key: 2, value: 7 })
+        .call(raft::Request::Put {
+            key: 2,
+            value: Bytes::from("seven"),
+        })
         .expect("put after the kill");
     assert_eq!(reply, raft::Reply::PutOk);
     assert_ne!(
@@ -280,7 +290,7 @@ fn raft_kv_survives_the_leader_kill9() {
         "the killed node cannot have answered"
     );
     let (reply, _) = c.call(raft::Request::Get { key: 1 }).expect("get after the kill");
-    assert_eq!(reply, raft::Reply::Value(Some(42)), "an acknowledged write was lost");
+    assert_eq!(reply, raft::Reply::Value(Some(first)), "an acknowledged write was lost");
 
     // The killed node's disk holds its log as it was; it restarts from it
     // and catches up with the entries it missed.
@@ -290,7 +300,10 @@ fn raft_kv_survives_the_leader_kill9() {
     );
     nodes[leader as usize] = NodeProc::start("raft", &dir, &file, leader, &[]);
     let (reply, _) = c
-        .call(raft::Request::Put { key: 3, value: 9 })
+        .call(raft::Request::Put {
+            key: 3,
+            value: Bytes::from_static(b"nine"),
+        })
         .expect("put after the restart");
     assert_eq!(reply, raft::Reply::PutOk);
     let caught_up = eventually(Duration::from_secs(20), || {
@@ -307,4 +320,29 @@ fn raft_kv_survives_the_leader_kill9() {
     }
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `smelt client ... put 1 <value>`: a `Bytes` argument is the text itself,
+/// `0x` and hex digits, or a quoted literal with the spec's escapes.
+#[test]
+fn raft_bytes_arguments_from_the_command_line() {
+    let put = |v: &str| raft::Raft::parse_request(&["put", "1", v]);
+    let value = |v: &str| match put(v) {
+        Ok(raft::Request::Put { key: 1, value }) => value,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert_eq!(value("hello").as_slice(), b"hello");
+    assert_eq!(value("héllo wörld").as_slice(), "héllo wörld".as_bytes());
+    assert_eq!(value("0x00ff").as_slice(), &[0x00, 0xff]);
+    assert_eq!(value(r#""0x00ff""#).as_slice(), b"0x00ff");
+    assert_eq!(value(r#""a\"b\x00""#).as_slice(), b"a\"b\0");
+    assert_eq!(value("").as_slice(), b"");
+    let err = put("0xabc").unwrap_err();
+    assert!(err.contains("`value`") && err.contains("hex"), "{err}");
+    let err = put(r#""\q""#).unwrap_err();
+    assert!(err.contains("unknown escape"), "{err}");
+    // What a reply prints is a literal the command line takes back.
+    let shown = format!("{:?}", value(r#""\x01\"\\ok""#));
+    assert_eq!(shown, r#""\x01\"\\ok""#);
+    assert_eq!(value(&shown).as_slice(), b"\x01\"\\ok");
 }

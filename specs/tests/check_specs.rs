@@ -231,6 +231,18 @@ mod dup_timer {
     smelt::protocol!("tests/data/dup_timer.sm");
 }
 
+mod blobs {
+    smelt::protocol!("tests/data/blobs.sm");
+}
+
+/// `Bytes` values through the whole checker: durable across a crash,
+/// linearizable, and printed as literals in a counterexample.
+#[test]
+fn bytes_values() {
+    let rs = check_all::<blobs::blobs::Blobs>(&[("single", States::AtLeast(50)), ("copies", States::AtLeast(5))]);
+    insta::assert_snapshot!("blobs_copies", counterexample(&rs[1]));
+}
+
 #[test]
 fn partial_synchrony_on_a_duplicating_network_lets_timers_fire() {
     check_all::<dup_timer::dup_timer::DupTimer>(&[("dup", States::AtLeast(5)), ("nondup", States::AtLeast(5))]);

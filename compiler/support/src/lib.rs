@@ -9,6 +9,7 @@
 //! runtime library for generated code, and the only interface the checker
 //! and the runtime have to a protocol.
 
+pub mod bytes;
 pub mod client;
 pub mod effects;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod protocol;
 pub mod rewrite;
 
+pub use bytes::Bytes;
 pub use client::{Client, ClientActor, ClientMsg, ClientState, ClientTimer};
 pub use effects::Effects;
 pub use error::{ErrorKind, HandlerError, Loc};

@@ -65,6 +65,7 @@ noop!(
     i64,
     usize,
     String,
+    crate::Bytes,
     crate::HandlerError
 );
 

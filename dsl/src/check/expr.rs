@@ -200,6 +200,7 @@ impl Checker<'_> {
                 mk(K::Int(*v as i128), ty, span)
             }
             A::Bool(b) => mk(K::Bool(*b), Ty::Bool, span),
+            A::Bytes(b) => mk(K::Bytes(b.clone()), Ty::Bytes, span),
             A::Duration(_) => {
                 self.error(
                     Diagnostic::error(span, "durations are only allowed in `timer` declarations")
@@ -1085,10 +1086,10 @@ impl Checker<'_> {
         let elem = match (&ct, f) {
             (Ty::Error, _) => return err_expr(span),
             (Ty::List(t) | Ty::Set(t), _) => (**t).clone(),
-            (Ty::Map(..), Builtin::Len) => Ty::Error,
+            (Ty::Map(..) | Ty::Bytes, Builtin::Len) => Ty::Error,
             _ => {
                 let what = if f == Builtin::Len {
-                    "a `List`, `Set` or `Map`"
+                    "a `List`, `Set`, `Map` or `Bytes`"
                 } else {
                     "a `List` or `Set`"
                 };
@@ -1180,7 +1181,7 @@ impl Checker<'_> {
             this.coerce(x, t)
         };
         let b = |f: Builtin, args: Vec<ir::Expr>, ty: Ty| mk(K::Builtin { f, args }, ty, span);
-        if n == "len" && matches!(rt, Ty::List(_) | Ty::Set(_) | Ty::Map(..)) && arity(self, 0) {
+        if n == "len" && matches!(rt, Ty::List(_) | Ty::Set(_) | Ty::Map(..) | Ty::Bytes) && arity(self, 0) {
             return b(Builtin::Len, vec![r], Ty::Int(IntTy::U64));
         }
         let methods: &[&str] = match &rt {
@@ -1734,6 +1735,13 @@ impl Checker<'_> {
                     self.error(d);
                 }
                 Pat::Int(*v as i128)
+            }
+            PatternKind::Bytes(_) => {
+                let d = Diagnostic::error(p.span, "a string literal cannot be a pattern")
+                    .label("not a pattern")
+                    .note("compare `Bytes` with `==` instead, e.g. `if v == \"a\" { ... }`");
+                self.error(d);
+                Pat::Wildcard
             }
             PatternKind::Bool(b) => {
                 if t != Ty::Bool && !t.is_error() {

@@ -7,8 +7,8 @@ use crate::diag::Diagnostic;
 use crate::ir::{self, ConstValue, IntTy, Ty};
 
 const BUILTIN_TYPES: &[&str] = &[
-    "bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "Node", "Client", "Option", "List", "Set", "Map",
-    "Request", "Reply",
+    "bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "Node", "Client", "Bytes", "Option", "List", "Set",
+    "Map", "Request", "Reply",
 ];
 
 impl Checker<'_> {
@@ -259,6 +259,7 @@ impl Checker<'_> {
                     "bool" => return Ty::Bool,
                     "Node" => return Ty::Node,
                     "Client" => return Ty::Client,
+                    "Bytes" => return Ty::Bytes,
                     "Request" | "Reply" => {
                         if self.spec.service.is_none() && !self.types.values().any(|(d, _)| *d == TypeDef::Service) {
                             self.error(
@@ -483,6 +484,7 @@ impl Checker<'_> {
             let ty = self.resolve_type(&c.ty);
             let value = self.in_ctx(Ctx::Static, |this| {
                 let e = this.expr(&c.value, Some(&ty));
+                let e = this.coerce(e, &ty);
                 this.const_eval(&e)
             });
             let value = match (value, ty.resolved()) {
@@ -493,13 +495,13 @@ impl Checker<'_> {
                     );
                     ConstValue::Int(0)
                 }
-                (Some(v), Ty::Int(_) | Ty::Bool) => v,
+                (Some(v), Ty::Int(_) | Ty::Bool | Ty::Bytes) => v,
                 (_, Ty::Error) => ConstValue::Int(0),
-                (Some(_), _) | (None, Ty::Int(_) | Ty::Bool) => {
+                (Some(_), _) | (None, Ty::Int(_) | Ty::Bool | Ty::Bytes) => {
                     self.error(
                         Diagnostic::error(
                             c.value.span,
-                            "a constant must be an integer or boolean expression over literals and other constants",
+                            "a constant must be an integer, boolean or `Bytes` expression over literals and other constants",
                         )
                         .label("not a constant expression"),
                     );
@@ -507,7 +509,7 @@ impl Checker<'_> {
                 }
                 (None, _) => {
                     self.error(
-                        Diagnostic::error(c.ty.span, "constants must have an integer or `bool` type")
+                        Diagnostic::error(c.ty.span, "constants must have an integer, `bool` or `Bytes` type")
                             .label("unsupported constant type"),
                     );
                     ConstValue::Int(0)
@@ -531,6 +533,7 @@ impl Checker<'_> {
         Some(match &e.kind {
             K::Int(v) => ConstValue::Int(*v),
             K::Bool(b) => ConstValue::Bool(*b),
+            K::Bytes(b) => ConstValue::Bytes(b.clone()),
             K::Const(id) => self.spec.consts.get(*id)?.value.clone(),
             K::Unary { op, expr } => match (op, self.const_eval(expr)?) {
                 (UnOp::Neg, ConstValue::Int(v)) => ConstValue::Int(-v),
@@ -546,6 +549,15 @@ impl Checker<'_> {
                         BinOp::Mul => ConstValue::Int(a.checked_mul(b)?),
                         BinOp::Div => ConstValue::Int(a.checked_div(b)?),
                         BinOp::Rem => ConstValue::Int(a.checked_rem(b)?),
+                        BinOp::Eq => ConstValue::Bool(a == b),
+                        BinOp::Ne => ConstValue::Bool(a != b),
+                        BinOp::Lt => ConstValue::Bool(a < b),
+                        BinOp::Le => ConstValue::Bool(a <= b),
+                        BinOp::Gt => ConstValue::Bool(a > b),
+                        BinOp::Ge => ConstValue::Bool(a >= b),
+                        _ => return None,
+                    },
+                    (ConstValue::Bytes(a), ConstValue::Bytes(b)) => match op {
                         BinOp::Eq => ConstValue::Bool(a == b),
                         BinOp::Ne => ConstValue::Bool(a != b),
                         BinOp::Lt => ConstValue::Bool(a < b),
@@ -692,6 +704,7 @@ impl Checker<'_> {
             Ty::Int(i) => i.name().into(),
             Ty::Node => "Node".into(),
             Ty::Client => "Client".into(),
+            Ty::Bytes => "Bytes".into(),
             Ty::Option(t) => format!("Option<{}>", self.ty_name(t)),
             Ty::Tuple(ts) => format!(
                 "({})",

@@ -68,6 +68,7 @@ impl Printer<'_> {
             let v = match &c.value {
                 ir::ConstValue::Int(i) => i.to_string(),
                 ir::ConstValue::Bool(b) => b.to_string(),
+                ir::ConstValue::Bytes(b) => bytes_lit(b),
             };
             self.line(0, format!("const {}: {} = {v}", c.name, self.ty(&c.ty)));
         }
@@ -441,6 +442,7 @@ impl Printer<'_> {
             Ty::Int(i) => i.name().into(),
             Ty::Node => "Node".into(),
             Ty::Client => "Client".into(),
+            Ty::Bytes => "Bytes".into(),
             Ty::Option(t) => format!("Option<{}>", self.ty(t)),
             Ty::Tuple(ts) => format!("({})", self.tys(ts)),
             Ty::List(t) => format!("List<{}>", self.ty(t)),
@@ -535,6 +537,7 @@ impl Printer<'_> {
                 Some(i) => format!("{v}{}", i.name()),
             },
             K::Bool(b) => b.to_string(),
+            K::Bytes(b) => bytes_lit(b),
             K::Const(c) => format!("const.{}", s.consts[*c].name),
             K::Local(l) => self.local_name(*l).to_string(),
             K::Var(v) => format!("var.{}", role.map_or("?", |r| r.vars[*v].name.as_str())),
@@ -680,4 +683,21 @@ impl Printer<'_> {
             K::Cast { expr, to } => format!("{} as {}", self.operand(expr), to.name()),
         }
     }
+}
+
+/// A byte string as a spec literal: printable ASCII as itself, other
+/// bytes escaped.
+fn bytes_lit(b: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &c in b {
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            0x20..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('"');
+    out
 }
