@@ -549,23 +549,9 @@ impl Checker<'_> {
                         BinOp::Mul => ConstValue::Int(a.checked_mul(b)?),
                         BinOp::Div => ConstValue::Int(a.checked_div(b)?),
                         BinOp::Rem => ConstValue::Int(a.checked_rem(b)?),
-                        BinOp::Eq => ConstValue::Bool(a == b),
-                        BinOp::Ne => ConstValue::Bool(a != b),
-                        BinOp::Lt => ConstValue::Bool(a < b),
-                        BinOp::Le => ConstValue::Bool(a <= b),
-                        BinOp::Gt => ConstValue::Bool(a > b),
-                        BinOp::Ge => ConstValue::Bool(a >= b),
-                        _ => return None,
+                        _ => ConstValue::Bool(compare(*op, &a, &b)?),
                     },
-                    (ConstValue::Bytes(a), ConstValue::Bytes(b)) => match op {
-                        BinOp::Eq => ConstValue::Bool(a == b),
-                        BinOp::Ne => ConstValue::Bool(a != b),
-                        BinOp::Lt => ConstValue::Bool(a < b),
-                        BinOp::Le => ConstValue::Bool(a <= b),
-                        BinOp::Gt => ConstValue::Bool(a > b),
-                        BinOp::Ge => ConstValue::Bool(a >= b),
-                        _ => return None,
-                    },
+                    (ConstValue::Bytes(a), ConstValue::Bytes(b)) => ConstValue::Bool(compare(*op, &a, &b)?),
                     (ConstValue::Bool(a), ConstValue::Bool(b)) => match op {
                         BinOp::And => ConstValue::Bool(a && b),
                         BinOp::Or => ConstValue::Bool(a || b),
@@ -751,4 +737,19 @@ pub(super) fn placeholder(span: Span) -> ir::Expr {
         ty: Ty::Bool,
         span,
     }
+}
+
+/// A comparison of two constants of one ordered type (`None`: not a
+/// comparison operator).
+fn compare<T: Ord>(op: crate::ast::BinOp, a: &T, b: &T) -> Option<bool> {
+    use crate::ast::BinOp;
+    Some(match op {
+        BinOp::Eq => a == b,
+        BinOp::Ne => a != b,
+        BinOp::Lt => a < b,
+        BinOp::Le => a <= b,
+        BinOp::Gt => a > b,
+        BinOp::Ge => a >= b,
+        _ => return None,
+    })
 }
