@@ -139,6 +139,10 @@ impl Gen<'_> {
                         dvs.push((format_ident!("{}Truncate", c), Self::positional(1), false));
                         dvs.push((format_ident!("{}Set", c), Self::positional(2), false));
                         dvs.push((format_ident!("{}Extend", c), Self::positional(1), false));
+                        dvs.push((format_ident!("{}DropFirst", c), Self::positional(1), false));
+                    }
+                    smelt_dsl::ir::Ty::Service => {
+                        dvs.push((format_ident!("{}Apply", c), Self::positional(1), false));
                     }
                     smelt_dsl::ir::Ty::Set(_) => {
                         dvs.push((format_ident!("{}Insert", c), Self::positional(1), false));

@@ -199,6 +199,23 @@ impl Gen<'_> {
                         }
                     }));
                     apply.push(quote!(#dt::#ext(xs) => self.#n.extend(xs),));
+                    let drop = format_ident!("{}DropFirst", c);
+                    variants.push(quote!(#drop(u64)));
+                    apply.push(quote!(#dt::#drop(k) => {
+                        let k = usize::try_from(k).map_err(|e| e.to_string())?.min(self.#n.len());
+                        self.#n.drain(..k);
+                    }));
+                }
+                Ty::Service => {
+                    // A request applied to a durable service state is
+                    // logged as the request: replaying it through the
+                    // (deterministic) service gives the same state, and
+                    // the record is the size of the request, not the store.
+                    let a = format_ident!("{}Apply", c);
+                    variants.push(quote!(#a(Request)));
+                    apply.push(quote!(#dt::#a(r) => {
+                        self.#n.apply(&r).map_err(|e| e.to_string())?;
+                    }));
                 }
                 Ty::Set(e) => {
                     let e = self.ty(&e);

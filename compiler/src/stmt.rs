@@ -41,8 +41,9 @@ impl Gen<'_> {
     /// the handler has changed something -- the pair becomes one in-place
     /// `apply`. A borrowed state keeps the copy-and-compare form, so a
     /// request that changes nothing (a read) still leaves the state
-    /// borrowed and the checker still sees a no-op. Durable variables keep
-    /// the general form, which reports their delta.
+    /// borrowed and the checker still sees a no-op. A durable variable
+    /// reports the request as its delta; a ghost one keeps the general form
+    /// (inside its `E::GHOST` guard).
     fn apply_in_place(&self, stmts: &[Stmt], i: usize, sc: Scope) -> Option<TokenStream> {
         let Scope::Handler(role) = sc else { return None };
         let S::Let {
@@ -74,12 +75,43 @@ impl Gen<'_> {
         let var = &self.spec.roles[role].vars[v];
         // A name can only be over-approximated here (another local may
         // share it), which at worst keeps the general form.
-        if var.durable || mentions(&self.stmts(&stmts[i + 2..], sc), &self.local_name(*next)) {
+        if var.ghost || mentions(&self.stmts(&stmts[i + 2..], sc), &self.local_name(*next)) {
             return None;
         }
         let n = ident(&var.name);
         let p = self.pat(reply_pat);
         let r = self.expr_owned(req, sc);
+        if var.durable {
+            // A durable store logs the request itself (`<Var>Apply`), which
+            // the storage replays through the same `apply`. Applied in place
+            // the change is not compared (that would copy the store), so the
+            // storage counts as changed; a borrowed state still compares,
+            // so a read stays a no-op in the checker.
+            let rn = ident(&self.spec.roles[role].name);
+            let dt = self.role_ident(role, "Delta");
+            let a = format_ident!("{}Apply", camel(&var.name));
+            let delta = quote!(if E::DELTAS { fx.delta(Delta::#rn(#dt::#a(__req.clone()))); });
+            return Some(quote!(
+                let #p = {
+                    let __req = #r;
+                    if let ::std::borrow::Cow::Owned(__st) = &mut *st {
+                        let __reply = __st.#n.apply(&__req)?;
+                        *dirty = true;
+                        #delta
+                        __reply
+                    } else {
+                        let mut __service = st.#n.clone();
+                        let __reply = __service.apply(&__req)?;
+                        if st.#n != __service {
+                            st.to_mut().#n = __service;
+                            *dirty = true;
+                            #delta
+                        }
+                        __reply
+                    }
+                };
+            ));
+        }
         Some(quote!(
             let #p = {
                 let __req = #r;
@@ -414,6 +446,13 @@ impl Gen<'_> {
                     quote!(#s::ops::truncate(&mut #write, #a0);),
                 )
             }
+            Mutation::DropFirst => {
+                let s = &self.s;
+                (
+                    quote!((#a0 as u128) > 0 && !#read.is_empty()),
+                    quote!(#s::ops::drop_first(&mut #write, #a0);),
+                )
+            }
             Mutation::Extend => (quote!(!#a0.is_empty()), quote!(#write.extend(#a0);)),
             Mutation::Insert if is_map => (quote!(#read.get(&#a0) != Some(&#a1)), quote!(#write.insert(#a0, #a1);)),
             Mutation::Insert => (quote!(!#read.contains(&#a0)), quote!(#write.insert(#a0);)),
@@ -439,6 +478,10 @@ impl Gen<'_> {
                         }
                         Mutation::Truncate => {
                             let x = format_ident!("{}Truncate", c);
+                            quote!(#dt::#x(#a0 as u64))
+                        }
+                        Mutation::DropFirst => {
+                            let x = format_ident!("{}DropFirst", c);
                             quote!(#dt::#x(#a0 as u64))
                         }
                         Mutation::Extend => {

@@ -627,6 +627,8 @@ pub enum Mutation {
     Push,
     /// `list.truncate(n)`: keep the first `n` elements.
     Truncate,
+    /// `list.drop_first(n)`: remove the first `n` elements (all, if fewer).
+    DropFirst,
     /// `set.insert(x)` / `map.insert(k, v)`
     Insert,
     /// `set.remove(x)` / `map.remove(k)`

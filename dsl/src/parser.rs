@@ -1515,8 +1515,8 @@ impl Builder {
     fn var_decl(&self, p: P) -> VarDecl {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let kind = it.next().unwrap().as_str();
-        let (durable, ghost) = (kind == "durable", kind == "ghost");
+        let words: Vec<Rule> = it.next().unwrap().into_inner().map(|w| w.as_rule()).collect();
+        let (durable, ghost) = (words.contains(&Rule::durable_kw), words.contains(&Rule::ghost_kw));
         let name = self.ident(it.next().unwrap());
         let ty = self.ty(it.next().unwrap());
         let init = self.expr(it.next().unwrap());

@@ -202,6 +202,13 @@ pub fn truncate<T, I: Int>(l: &mut Vec<T>, n: I) {
     l.truncate(n);
 }
 
+/// `drop_first(n)` with a spec integer: removes the first `n` elements, or
+/// all of them if there are fewer.
+pub fn drop_first<T, I: Int>(l: &mut Vec<T>, n: I) {
+    let n = n.to_i128().clamp(0, l.len() as i128) as usize;
+    l.drain(..n);
+}
+
 /// `range(lo, hi)`: `lo..hi` as a list, at most `max_len` long.
 pub fn range<I: Int>(lo: I, hi: I, max_len: u64, at: Loc) -> Result<Vec<I>, HandlerError> {
     let (a, b) = (lo.to_i128(), hi.to_i128());

@@ -625,6 +625,7 @@ impl Checker<'_> {
         let (op, tys): (Mutation, Vec<Ty>) = match (&t, n) {
             (Ty::List(e), "push") => (Mutation::Push, vec![(**e).clone()]),
             (Ty::List(_), "truncate") => (Mutation::Truncate, vec![Ty::Int(crate::ir::IntTy::U64)]),
+            (Ty::List(_), "drop_first") => (Mutation::DropFirst, vec![Ty::Int(crate::ir::IntTy::U64)]),
             (Ty::List(_), "extend") => (Mutation::Extend, vec![t.clone()]),
             (Ty::Set(e), "insert") => (Mutation::Insert, vec![(**e).clone()]),
             (Ty::Set(e), "remove") => (Mutation::Remove, vec![(**e).clone()]),
@@ -634,7 +635,7 @@ impl Checker<'_> {
             (Ty::Error, _) => return None,
             _ => {
                 let methods: &[&str] = match t {
-                    Ty::List(_) => &["push", "truncate", "extend", "clear"],
+                    Ty::List(_) => &["push", "truncate", "drop_first", "extend", "clear"],
                     Ty::Set(_) | Ty::Map(..) => &["insert", "remove", "clear"],
                     _ => &[],
                 };

@@ -8,7 +8,7 @@
 //! churn the snapshots.
 
 use smelt_dsl::ast::{BinOp, ComprKind, UnOp};
-use smelt_dsl::ir::{self, Builtin, ExprKind as K, Pat, Spec, StmtKind as S, Ty};
+use smelt_dsl::ir::{self, Builtin, ExprKind as K, Mutation, Pat, Spec, StmtKind as S, Ty};
 use std::fmt::Write;
 
 pub fn render(spec: &Spec) -> String {
@@ -143,7 +143,9 @@ impl Printer<'_> {
             self.role = Some(ri);
             self.line(0, format!("role {}", r.name));
             for v in &r.vars {
-                let kind = if v.durable {
+                let kind = if v.durable && v.ghost {
+                    "durable ghost"
+                } else if v.durable {
                     "durable"
                 } else if v.ghost {
                     "ghost"
@@ -313,7 +315,10 @@ impl Printer<'_> {
             S::Assign { target, value } => format!("{} = {}", self.target(target), self.expr(value)),
             S::Mutate { target, op, args } => {
                 let args: Vec<String> = args.iter().map(|a| self.expr(a)).collect();
-                let op = format!("{op:?}").to_lowercase();
+                let op = match op {
+                    Mutation::DropFirst => "drop_first".to_string(),
+                    op => format!("{op:?}").to_lowercase(),
+                };
                 format!("{}.{op}({})", self.target(target), args.join(", "))
             }
             S::If { cond, then, els } => {
