@@ -406,6 +406,18 @@ raft_bug!(
     all_faults in 12 steps
 );
 
+/// Compaction without InstallSnapshot rests on SnapshotsHeldByAll: a
+/// server that compacts every applied entry breaks it (and nothing else in
+/// Figure 3 notices), so the invariant is not vacuous.
+#[test]
+fn buggy_raft_compacts_what_a_follower_still_needs() {
+    let rs = check_all::<smelt_specs::buggy::raft_compact_committed::RaftCompactCommitted>(&[(
+        "compact_committed",
+        States::AtLeast(100),
+    )]);
+    insta::assert_snapshot!("raft_compact_committed", counterexample(&rs[0]));
+}
+
 /// Depth-first search keeps only fingerprints (no parent links); its
 /// counterexample comes from the branch it was on, and must replay.
 #[test]

@@ -586,3 +586,128 @@ fn order_entry_chain_that_never_settles_is_a_handler_error() {
         "the state is rolled back"
     );
 }
+
+mod raft_storage {
+    use super::*;
+    use smelt::support::{Bytes, Client};
+    use smelt_specs::raft::{self, Raft};
+
+    fn entry(term: u64, key: u64, value: &'static [u8]) -> raft::Entry {
+        raft::Entry {
+            term,
+            command: Some(raft::Command {
+                client: Client {
+                    node: Id::from(9),
+                    request_id: key,
+                },
+                op: raft::Request::Put {
+                    key,
+                    value: Bytes::from_static(value),
+                },
+            }),
+        }
+    }
+
+    fn server(state: &raft::State) -> &raft::ServerState {
+        match state {
+            raft::State::Server(s) => s,
+            other => panic!("not a server: {other:?}"),
+        }
+    }
+
+    /// Follower 1 of 3 takes two entries from leader 0, learns that both
+    /// are committed and that the first is held by every server.
+    fn append_two(actor: &Raft, fx: &mut Recorder<Raft, raft::Delta>) -> raft::State {
+        let mut cow = Cow::Owned(actor.handle_start(Id::from(1), None, fx));
+        let m = raft::Msg::AppendEntries(raft::AppendEntries {
+            term: 1,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![entry(1, 7, b"a"), entry(1, 8, b"b")],
+            leader_commit: 2,
+            held_by_all: 1,
+        });
+        actor.handle_msg(Id::from(1), &mut cow, Id::from(0), m, fx);
+        cow.into_owned()
+    }
+
+    /// A durable store logs each applied request, not the store; the log
+    /// is compacted with a `DropFirst`, not rewritten; and replaying the
+    /// deltas gives exactly the durable state the handler left.
+    #[test]
+    fn raft_store_and_compaction_log_small_deltas_that_replay_to_the_same_storage() {
+        let actor: Raft = node(&[3], 1);
+        let mut fx = Recorder::new();
+        let state = append_two(&actor, &mut fx);
+        let s = server(&state);
+        assert_eq!((s.commit_index, s.snap_index, s.snap_term, s.log.len()), (2, 1, 1, 1));
+        assert_eq!(s.kv.data.get(&8), Some(&Bytes::from_static(b"b")));
+        // The runtime's effects skip ghost writes: no history.
+        assert!(s.history.is_empty());
+
+        let deltas: Vec<raft::Delta> = fx
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Delta(d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
+        let applied: Vec<_> = deltas
+            .iter()
+            .filter(|d| matches!(d, raft::Delta::Server(raft::ServerDelta::KvApply(_))))
+            .collect();
+        assert_eq!(applied.len(), 2, "one KvApply per applied request: {deltas:?}");
+        assert!(
+            deltas
+                .iter()
+                .any(|d| matches!(d, raft::Delta::Server(raft::ServerDelta::LogDropFirst(1)))),
+            "{deltas:?}"
+        );
+        assert!(
+            !deltas.iter().any(|d| matches!(
+                d,
+                raft::Delta::Server(raft::ServerDelta::Kv(_) | raft::ServerDelta::Log(_))
+            )),
+            "no whole-variable writes of the store or the log: {deltas:?}"
+        );
+
+        let mut storage = actor.initial_storage(Id::from(1)).expect("initial storage");
+        for d in deltas {
+            Raft::apply_delta(&mut storage, d).expect("replays");
+        }
+        assert_eq!(Some(storage), Raft::storage_of(&state));
+    }
+
+    /// The checker's effects keep the ghost `history`, which is also
+    /// durable: the whole log survives compaction (and a restart) there.
+    #[test]
+    fn raft_history_is_the_uncompacted_log_in_the_checker_and_survives_a_restart() {
+        let actor: Raft = node(&[3], 1);
+        let (state, _) = start(&actor, 1, None);
+        let mut state = state;
+        let m = raft::Msg::AppendEntries(raft::AppendEntries {
+            term: 1,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![entry(1, 7, b"a"), entry(1, 8, b"b")],
+            leader_commit: 2,
+            held_by_all: 1,
+        });
+        let (cmds, _) = deliver(&actor, 1, &mut state, 0, m);
+        let s = server(&state);
+        assert_eq!(s.history, vec![entry(1, 7, b"a"), entry(1, 8, b"b")]);
+        assert_eq!(s.log, vec![entry(1, 8, b"b")]);
+        let saved = cmds
+            .into_iter()
+            .find_map(|c| match c {
+                Event::Save(s) => Some(s),
+                _ => None,
+            })
+            .expect("a save");
+        let (restarted, _) = start(&actor, 1, Some(&saved));
+        let r = server(&restarted);
+        assert_eq!((r.history.len(), r.snap_index, r.commit_index), (2, 1, 2));
+        assert_eq!(r.kv, s.kv);
+    }
+}
