@@ -85,6 +85,25 @@ impl Procs {
         }
     }
 
+    /// Stops the process called `name` with SIGTERM (a clean stop) and
+    /// waits for it; returns its exit status.
+    pub fn stop(&mut self, name: &str) -> Result<std::process::ExitStatus, String> {
+        let i = self
+            .0
+            .iter()
+            .position(|(n, _, _)| n == name)
+            .ok_or(format!("no {name}"))?;
+        let (_, mut child, _) = self.0.remove(i);
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !sent.success() {
+            let _ = child.kill();
+        }
+        child.wait().map_err(|e| e.to_string())
+    }
+
     /// The process id of the process called `name`.
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.0.iter().find(|(n, _, _)| n == name).map(|(_, c, _)| c.id())

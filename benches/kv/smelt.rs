@@ -184,6 +184,41 @@ impl SmeltRaft {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+    /// Stops every node with SIGTERM (each flushes and exits 0).
+    pub fn stop(&mut self) -> Result<(), String> {
+        for id in 0..3 {
+            let status = self.procs.stop(&format!("smelt node {id}"))?;
+            if !status.success() {
+                return Err(format!("node {id} stopped with {status}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The durable state recovered from node `id`'s data directory, as
+    /// `smelt run --inspect` prints it (the node must be stopped).
+    pub fn inspect(&self, id: usize) -> Result<String, String> {
+        let out = Command::new(&self.harness)
+            .arg("run")
+            .args(["--id", &id.to_string()])
+            .arg("--cluster")
+            .arg(self.dir.0.join("cluster.toml"))
+            .arg("--data-dir")
+            .arg(self.data_dir(id))
+            .arg("--inspect")
+            .env("SMELT_LOG", "warn")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "inspecting node {id}: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        String::from_utf8(out.stdout).map_err(|e| e.to_string())
+    }
+
     fn client(&self) -> Result<SmeltClient, String> {
         let opts = ClientOptions {
             attempt_timeout_ms: 2000,
