@@ -631,17 +631,20 @@ mod raft_storage {
         cow.into_owned()
     }
 
-    /// A durable store logs each applied request, not the store; the log
-    /// is compacted with a `DropFirst`, not rewritten; and replaying the
-    /// deltas gives exactly the durable state the handler left.
+    /// The durable snapshot store logs each request compacted into it, not
+    /// the store; the log is compacted with a `DropFirst`, not rewritten;
+    /// the serving store (volatile) logs nothing; and replaying the deltas
+    /// gives exactly the durable state the handler left.
     #[test]
-    fn raft_store_and_compaction_log_small_deltas_that_replay_to_the_same_storage() {
+    fn raft_compaction_logs_small_deltas_that_replay_to_the_same_storage() {
         let actor: Raft = node(&[3], 1);
         let mut fx = Recorder::new();
         let state = append_two(&actor, &mut fx);
         let s = server(&state);
         assert_eq!((s.commit_index, s.snap_index, s.snap_term, s.log.len()), (2, 1, 1, 1));
         assert_eq!(s.kv.data.get(&8), Some(&Bytes::from_static(b"b")));
+        assert_eq!(s.snap_kv.data.get(&8), None, "entry 2 is not held by all yet");
+        assert_eq!(s.snap_kv.data.get(&7), Some(&Bytes::from_static(b"a")));
         // The runtime's effects skip ghost writes: no history.
         assert!(s.history.is_empty());
 
@@ -655,9 +658,9 @@ mod raft_storage {
             .collect();
         let applied: Vec<_> = deltas
             .iter()
-            .filter(|d| matches!(d, raft::Delta::Server(raft::ServerDelta::KvApply(_))))
+            .filter(|d| matches!(d, raft::Delta::Server(raft::ServerDelta::SnapKvApply(_))))
             .collect();
-        assert_eq!(applied.len(), 2, "one KvApply per applied request: {deltas:?}");
+        assert_eq!(applied.len(), 1, "one SnapKvApply per compacted request: {deltas:?}");
         assert!(
             deltas
                 .iter()
@@ -667,7 +670,7 @@ mod raft_storage {
         assert!(
             !deltas.iter().any(|d| matches!(
                 d,
-                raft::Delta::Server(raft::ServerDelta::Kv(_) | raft::ServerDelta::Log(_))
+                raft::Delta::Server(raft::ServerDelta::SnapKv(_) | raft::ServerDelta::Log(_))
             )),
             "no whole-variable writes of the store or the log: {deltas:?}"
         );
@@ -680,7 +683,8 @@ mod raft_storage {
     }
 
     /// The checker's effects keep the ghost `history`, which is also
-    /// durable: the whole log survives compaction (and a restart) there.
+    /// durable: the whole log survives compaction (and a restart) there. A
+    /// restarted server serves from its snapshot.
     #[test]
     fn raft_history_is_the_uncompacted_log_in_the_checker_and_survives_a_restart() {
         let actor: Raft = node(&[3], 1);
@@ -707,7 +711,8 @@ mod raft_storage {
             .expect("a save");
         let (restarted, _) = start(&actor, 1, Some(&saved));
         let r = server(&restarted);
-        assert_eq!((r.history.len(), r.snap_index, r.commit_index), (2, 1, 2));
-        assert_eq!(r.kv, s.kv);
+        assert_eq!((r.history.len(), r.snap_index, r.commit_index), (2, 1, 1));
+        assert_eq!((&r.kv, &r.snap_kv), (&s.snap_kv, &s.snap_kv));
+        assert_eq!(r.log, s.log);
     }
 }
