@@ -83,7 +83,7 @@ impl Default for Limits {
             held_len_max: 65536,
             unsynced_bytes_max: 64 << 20,
             local_queue_len_max: 4096,
-            snapshot_log_bytes_min: 64 << 20,
+            snapshot_log_bytes_min: 16 << 20,
             reconnect_ms_min: 20,
             reconnect_ms_max: 2000,
             connect_timeout_ms: 1000,
