@@ -242,10 +242,12 @@ fn two_phase_commit_reaches_one_outcome() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn raft_log_len(cluster: &smelt_runtime::cluster::Cluster, id: u64, data: &std::path::Path) -> Option<usize> {
+/// The index of the last entry in a raft node's durable log (the log is
+/// compacted: the entries it keeps follow its snapshot index).
+fn raft_last_index(cluster: &smelt_runtime::cluster::Cluster, id: u64, data: &std::path::Path) -> Option<u64> {
     let r = durable::<raft::Raft>(cluster, id, data).ok()?;
     let raft::Storage::Server(s) = r.storage?;
-    Some(s.log.len())
+    Some(s.snap_index + s.log.len() as u64)
 }
 
 /// raft.sm's key-value store on three real nodes: a write and a read through
@@ -275,7 +277,7 @@ fn raft_kv_survives_the_leader_kill9() {
     // Kill the leader: the other two elect a new one, which holds the
     // acknowledged write (Leader Completeness) and takes new ones.
     let leader = usize::from(leader) as u64;
-    let len_before = raft_log_len(&cluster, leader, &nodes[leader as usize].data).expect("leader's log");
+    let last_before = raft_last_index(&cluster, leader, &nodes[leader as usize].data).expect("leader's log");
     nodes[leader as usize].kill9();
     let (reply, second) = c
         .call(raft::Request::Put {
@@ -295,8 +297,8 @@ fn raft_kv_survives_the_leader_kill9() {
     // The killed node's disk holds its log as it was; it restarts from it
     // and catches up with the entries it missed.
     assert_eq!(
-        raft_log_len(&cluster, leader, &nodes[leader as usize].data),
-        Some(len_before)
+        raft_last_index(&cluster, leader, &nodes[leader as usize].data),
+        Some(last_before)
     );
     nodes[leader as usize] = NodeProc::start("raft", &dir, &file, leader, &[]);
     let (reply, _) = c
@@ -307,8 +309,8 @@ fn raft_kv_survives_the_leader_kill9() {
         .expect("put after the restart");
     assert_eq!(reply, raft::Reply::PutOk);
     let caught_up = eventually(Duration::from_secs(20), || {
-        let len = raft_log_len(&cluster, leader, &nodes[leader as usize].data)?;
-        (len > len_before + 1).then_some(len)
+        let last = raft_last_index(&cluster, leader, &nodes[leader as usize].data)?;
+        (last > last_before + 1).then_some(last)
     });
     assert!(
         caught_up.is_some(),
