@@ -130,6 +130,7 @@ impl Gen<'_> {
             });
             // Delta variants mirror `role::deltas`.
             let mut dvs = Vec::new();
+            let mut later = Vec::new();
             for v in role.vars.iter().filter(|v| v.durable) {
                 let c = camel(&v.name);
                 dvs.push((c.clone(), Self::positional(1), false));
@@ -139,10 +140,10 @@ impl Gen<'_> {
                         dvs.push((format_ident!("{}Truncate", c), Self::positional(1), false));
                         dvs.push((format_ident!("{}Set", c), Self::positional(2), false));
                         dvs.push((format_ident!("{}Extend", c), Self::positional(1), false));
-                        dvs.push((format_ident!("{}DropFirst", c), Self::positional(1), false));
+                        later.push((format_ident!("{}DropFirst", c), Self::positional(1), false));
                     }
                     smelt_dsl::ir::Ty::Service => {
-                        dvs.push((format_ident!("{}Apply", c), Self::positional(1), false));
+                        later.push((format_ident!("{}Apply", c), Self::positional(1), false));
                     }
                     smelt_dsl::ir::Ty::Set(_) => {
                         dvs.push((format_ident!("{}Insert", c), Self::positional(1), false));
@@ -155,6 +156,7 @@ impl Gen<'_> {
                     _ => {}
                 }
             }
+            dvs.extend(later);
             out.extend(self.rewrite_enum(&self.role_ident(r, "Delta"), &dvs));
             let tvs: Vec<_> = role.timers.iter().map(|t| (camel(&t.name), vec![], false)).collect();
             out.extend(self.rewrite_enum(&self.role_ident(r, "Timer"), &tvs));

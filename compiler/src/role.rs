@@ -167,6 +167,10 @@ impl Gen<'_> {
     fn deltas(&self, role: &Role) -> (Vec<TokenStream>, Vec<TokenStream>) {
         let dt = format_ident!("{}Delta", role.name);
         let mut variants = Vec::new();
+        // postcard encodes an enum variant by its position, so variants
+        // added after the log format was first written go after all the
+        // others: an older data directory's records keep their meaning.
+        let mut later = Vec::new();
         let mut apply = Vec::new();
         for v in role.vars.iter().filter(|v| v.durable) {
             let n = ident(&v.name);
@@ -200,7 +204,7 @@ impl Gen<'_> {
                     }));
                     apply.push(quote!(#dt::#ext(xs) => self.#n.extend(xs),));
                     let drop = format_ident!("{}DropFirst", c);
-                    variants.push(quote!(#drop(u64)));
+                    later.push(quote!(#drop(u64)));
                     apply.push(quote!(#dt::#drop(k) => {
                         let k = usize::try_from(k).map_err(|e| e.to_string())?.min(self.#n.len());
                         self.#n.drain(..k);
@@ -212,7 +216,7 @@ impl Gen<'_> {
                     // (deterministic) service gives the same state, and
                     // the record is the size of the request, not the store.
                     let a = format_ident!("{}Apply", c);
-                    variants.push(quote!(#a(Request)));
+                    later.push(quote!(#a(Request)));
                     apply.push(quote!(#dt::#a(r) => {
                         self.#n.apply(&r).map_err(|e| e.to_string())?;
                     }));
@@ -236,6 +240,7 @@ impl Gen<'_> {
                 _ => {}
             }
         }
+        variants.extend(later);
         (variants, apply)
     }
 

@@ -710,8 +710,11 @@ impl<P: Protocol> Loop<P> {
             self.commit_tx = None;
             return;
         }
+        // A failed handler's changes to the state may be partly applied in
+        // place while its deltas were rolled back: after a failure the
+        // state is no longer what the log says, so it is never snapshotted.
         let last_snapshot = self.stats.commit.last_snapshot_bytes.load(Ordering::Relaxed);
-        if self.log_bytes >= self.ctx.limits.snapshot_log_bytes_min.max(last_snapshot) {
+        if self.failed.is_none() && self.log_bytes >= self.ctx.limits.snapshot_log_bytes_min.max(last_snapshot) {
             if let Some(storage) = P::storage_of(&self.state) {
                 let encode = Box::new(move || postcard::to_stdvec(&storage).map_err(|e| e.to_string()));
                 let _ = tx.send(Cmd::Snapshot {
