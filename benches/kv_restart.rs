@@ -94,6 +94,7 @@ fn rss_mib(pid: u32) -> f64 {
 /// digest.
 struct Recovered {
     snap_index: u64,
+    store_keys: usize,
     log_entries: usize,
     store_bytes: usize,
     store_digest: u64,
@@ -115,6 +116,8 @@ fn recovered(text: &str) -> Result<Recovered, String> {
     std::hash::Hash::hash(store, &mut h);
     Ok(Recovered {
         snap_index: number("snap_index")?,
+        // `key: "value"`: the load's values are letters, never `: "`.
+        store_keys: store.matches(": \"").count(),
         log_entries: between(" log: [", "], snap_index:")?.matches("Entry {").count(),
         store_bytes: store.len(),
         store_digest: std::hash::Hasher::finish(&h),
@@ -200,8 +203,8 @@ fn main() {
     println!();
     println!("After a clean stop, each node's data directory read back:");
     println!();
-    println!("| node | snapshot index | log entries after it | store (printed) MiB | store digest |");
-    println!("|---:|---:|---:|---:|---|");
+    println!("| node | snapshot index | log entries after it | keys | store (printed) MiB | store digest |");
+    println!("|---:|---:|---:|---:|---:|---|");
     let nodes: Vec<Recovered> = (0..3)
         .map(|id| {
             let text = cluster.inspect(id).unwrap_or_else(|e| panic!("{e}"));
@@ -210,9 +213,10 @@ fn main() {
         .collect();
     for (id, r) in nodes.iter().enumerate() {
         println!(
-            "| {id} | {} | {} | {:.1} | {:016x} |",
+            "| {id} | {} | {} | {} | {:.1} | {:016x} |",
             r.snap_index,
             r.log_entries,
+            r.store_keys,
             mib(r.store_bytes as u64),
             r.store_digest
         );
@@ -222,8 +226,25 @@ fn main() {
         nodes.iter().all(|r| (r.snap_index, r.store_digest) == first),
         "the nodes did not converge on one store"
     );
-    // Every acknowledged put is an entry (retries may add more), and all of
-    // them were compacted once the cluster was quiet.
+    // The load went through (not a run where every put failed and three
+    // empty stores agree), every acknowledged put is an entry (retries may
+    // add more), all of them were compacted once the cluster was quiet,
+    // and the store has the keys the load wrote (plus the start-up probe's).
+    assert!(failed_total * 100 <= total, "{failed_total} of {total} puts failed");
+    let expected_keys = if keys == 0 {
+        total - failed_total
+    } else {
+        keys.min(total)
+    } + 1;
+    assert!(
+        if keys == 0 {
+            nodes[0].store_keys as u64 >= expected_keys
+        } else {
+            nodes[0].store_keys as u64 == expected_keys
+        },
+        "{} keys in the store, expected {expected_keys}",
+        nodes[0].store_keys
+    );
     assert!(
         first.0 >= total - failed_total,
         "snapshot index {} after {total} puts ({failed_total} failed)",
