@@ -81,47 +81,35 @@ impl Gen<'_> {
         let n = ident(&var.name);
         let p = self.pat(reply_pat);
         let r = self.expr_owned(req, sc);
-        if var.durable {
-            // A durable store logs the request itself (`<Var>Apply`), which
-            // the storage replays through the same `apply`. Applied in place
-            // the change is not compared (that would copy the store), so the
-            // storage counts as changed; a borrowed state still compares,
-            // so a read stays a no-op in the checker.
+        // A durable store logs the request itself (`<Var>Apply`), which the
+        // storage replays through the same `apply`. Applied in place the
+        // change is not compared (that would copy the store), so the storage
+        // counts as changed; a borrowed state still compares, so a read
+        // stays a no-op in the checker.
+        let mark = if var.durable {
             let rn = ident(&self.spec.roles[role].name);
             let dt = self.role_ident(role, "Delta");
             let a = format_ident!("{}Apply", camel(&var.name));
-            let delta = quote!(if E::DELTAS { fx.delta(Delta::#rn(#dt::#a(__req.clone()))); });
-            return Some(quote!(
-                let #p = {
-                    let __req = #r;
-                    if let ::std::borrow::Cow::Owned(__st) = &mut *st {
-                        let __reply = __st.#n.apply(&__req)?;
-                        *dirty = true;
-                        #delta
-                        __reply
-                    } else {
-                        let mut __service = st.#n.clone();
-                        let __reply = __service.apply(&__req)?;
-                        if st.#n != __service {
-                            st.to_mut().#n = __service;
-                            *dirty = true;
-                            #delta
-                        }
-                        __reply
-                    }
-                };
-            ));
-        }
+            quote!(*dirty = true; if E::DELTAS { fx.delta(Delta::#rn(#dt::#a(__req.clone()))); })
+        } else {
+            quote!()
+        };
+        let owned = if var.durable {
+            quote!(let __reply = __st.#n.apply(&__req)?; #mark __reply)
+        } else {
+            quote!(__st.#n.apply(&__req)?)
+        };
         Some(quote!(
             let #p = {
                 let __req = #r;
                 if let ::std::borrow::Cow::Owned(__st) = &mut *st {
-                    __st.#n.apply(&__req)?
+                    #owned
                 } else {
                     let mut __service = st.#n.clone();
                     let __reply = __service.apply(&__req)?;
                     if st.#n != __service {
                         st.to_mut().#n = __service;
+                        #mark
                     }
                     __reply
                 }

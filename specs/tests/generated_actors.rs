@@ -615,19 +615,23 @@ mod raft_storage {
         }
     }
 
-    /// Follower 1 of 3 takes two entries from leader 0, learns that both
-    /// are committed and that the first is held by every server.
-    fn append_two(actor: &Raft, fx: &mut Recorder<Raft, raft::Delta>) -> raft::State {
-        let mut cow = Cow::Owned(actor.handle_start(Id::from(1), None, fx));
-        let m = raft::Msg::AppendEntries(raft::AppendEntries {
+    /// Two entries from leader 0 of term 1, both committed, the first held
+    /// by every server.
+    fn append_two() -> raft::Msg {
+        raft::Msg::AppendEntries(raft::AppendEntries {
             term: 1,
             prev_log_index: 0,
             prev_log_term: 0,
             entries: vec![entry(1, 7, b"a"), entry(1, 8, b"b")],
             leader_commit: 2,
             held_by_all: 1,
-        });
-        actor.handle_msg(Id::from(1), &mut cow, Id::from(0), m, fx);
+        })
+    }
+
+    /// Follower 1 of 3 takes `append_two` with the runtime's effects.
+    fn append_two_on_the_runtime(actor: &Raft, fx: &mut Recorder<Raft, raft::Delta>) -> raft::State {
+        let mut cow = Cow::Owned(actor.handle_start(Id::from(1), None, fx));
+        actor.handle_msg(Id::from(1), &mut cow, Id::from(0), append_two(), fx);
         cow.into_owned()
     }
 
@@ -639,7 +643,7 @@ mod raft_storage {
     fn raft_compaction_logs_small_deltas_that_replay_to_the_same_storage() {
         let actor: Raft = node(&[3], 1);
         let mut fx = Recorder::new();
-        let state = append_two(&actor, &mut fx);
+        let state = append_two_on_the_runtime(&actor, &mut fx);
         let s = server(&state);
         assert_eq!((s.commit_index, s.snap_index, s.snap_term, s.log.len()), (2, 1, 1, 1));
         assert_eq!(s.kv.data.get(&8), Some(&Bytes::from_static(b"b")));
@@ -688,17 +692,8 @@ mod raft_storage {
     #[test]
     fn raft_history_is_the_uncompacted_log_in_the_checker_and_survives_a_restart() {
         let actor: Raft = node(&[3], 1);
-        let (state, _) = start(&actor, 1, None);
-        let mut state = state;
-        let m = raft::Msg::AppendEntries(raft::AppendEntries {
-            term: 1,
-            prev_log_index: 0,
-            prev_log_term: 0,
-            entries: vec![entry(1, 7, b"a"), entry(1, 8, b"b")],
-            leader_commit: 2,
-            held_by_all: 1,
-        });
-        let (cmds, _) = deliver(&actor, 1, &mut state, 0, m);
+        let (mut state, _) = start(&actor, 1, None);
+        let (cmds, _) = deliver(&actor, 1, &mut state, 0, append_two());
         let s = server(&state);
         assert_eq!(s.history, vec![entry(1, 7, b"a"), entry(1, 8, b"b")]);
         assert_eq!(s.log, vec![entry(1, 8, b"b")]);
