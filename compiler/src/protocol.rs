@@ -682,6 +682,7 @@ impl Gen<'_> {
             .iter()
             .map(|n| quote!((Storage::#n(s), Delta::#n(d)) => s.apply(d),));
         let parse_request = self.parse_request();
+        let early = self.early_events();
         let client_proto = if self.spec.service.is_some() {
             quote! {
                 fn request_msg(request_id: u64, request: Request) -> Msg {
@@ -832,6 +833,7 @@ impl Gen<'_> {
                         _ => None,
                     }
                 }
+                #early
 
                 fn handle_start<E: Effects<Self, Delta>>(&self, id: Id, storage: Option<&Storage>, fx: &mut E) -> State {
                     #p::handle_start(self, id, storage, fx)
@@ -1023,6 +1025,78 @@ impl Gen<'_> {
             match check {
                 #(#arms)*
                 _ => Ok(Vec::new()),
+            }
+        }
+    }
+}
+
+impl Gen<'_> {
+    /// `Protocol::sends_early_on_msg`/`_on_other` for a spec with `send
+    /// early`: which steps the checker must also try as "crashed after the
+    /// early sends, before the durable writes". Handlers are resolved by
+    /// their event only (not by state or guard), so this over-approximates,
+    /// which costs the checker a handler run, never a missed behaviour; an
+    /// early send in `init`, `entry` or `exit` (which any step may run)
+    /// makes every step a candidate. Nothing for specs without one, so
+    /// their generated code is unchanged.
+    fn early_events(&self) -> TokenStream {
+        use crate::stmt::sends_early;
+        use smelt_dsl::ir::Event;
+        let mut everywhere = false;
+        let mut other = false;
+        let mut request = false;
+        let mut msgs = std::collections::BTreeSet::new();
+        for role in &self.spec.roles {
+            everywhere |= sends_early(&role.init);
+            everywhere |= role
+                .states
+                .iter()
+                .any(|s| sends_early(&s.entry) || sends_early(&s.exit));
+            let handlers = role.states.iter().flat_map(|s| s.handlers.iter());
+            for h in handlers.chain(role.handlers.iter()) {
+                if !sends_early(&h.body) {
+                    continue;
+                }
+                match &h.event {
+                    Event::Msg { msg, .. } => {
+                        msgs.insert(*msg);
+                    }
+                    Event::Request { .. } => request = true,
+                    Event::Timeout(_) | Event::Choose { .. } => other = true,
+                }
+            }
+        }
+        if !(everywhere || other || request || !msgs.is_empty()) {
+            return quote!();
+        }
+        let on_msg = if everywhere {
+            quote!(true)
+        } else {
+            let mut arms: Vec<TokenStream> = msgs
+                .iter()
+                .map(|m| {
+                    let n = ident(&self.spec.messages[*m].name);
+                    quote!(Msg::#n(..))
+                })
+                .collect();
+            if request {
+                arms.push(quote!(Msg::Request(..)));
+            }
+            if arms.is_empty() {
+                quote!(false)
+            } else {
+                quote!(matches!(msg, #(#arms)|*))
+            }
+        };
+        let on_other = everywhere || other;
+        quote! {
+            fn sends_early_on_msg(msg: &Msg) -> bool {
+                let _ = msg;
+                #on_msg
+            }
+
+            fn sends_early_on_other() -> bool {
+                #on_other
             }
         }
     }

@@ -159,18 +159,20 @@ impl Gen<'_> {
                     _ => {}
                 })
             }
-            S::Send { dst, msg } => {
+            S::Send { dst, msg, early } => {
                 let d = self.expr_owned(dst, sc);
                 let m = self.expr_owned(msg, sc);
-                quote!(fx.send(#d, Msg::from(#m));)
+                let send = send_fn(*early);
+                quote!(fx.#send(#d, Msg::from(#m));)
             }
-            S::Broadcast { dsts, msg } => {
+            S::Broadcast { dsts, msg, early } => {
                 let d = self.expr_ref(dsts, sc);
                 let m = self.expr_owned(msg, sc);
+                let send = send_fn(*early);
                 quote!({
                     let __msg = Msg::from(#m);
                     for __dst in (#d).iter() {
-                        fx.send(*__dst, __msg.clone());
+                        fx.#send(*__dst, __msg.clone());
                     }
                 })
             }
@@ -549,6 +551,28 @@ fn mentions(ts: &TokenStream, id: &Ident) -> bool {
     ts.clone().into_iter().any(|t| match t {
         TokenTree::Ident(i) => i == *id,
         TokenTree::Group(g) => mentions(&g.stream(), id),
+        _ => false,
+    })
+}
+
+/// The `Effects` method for a send: `send_early` lets the runtime release
+/// the message before the handler's own durable writes are on disk.
+fn send_fn(early: bool) -> Ident {
+    if early {
+        format_ident!("send_early")
+    } else {
+        format_ident!("send")
+    }
+}
+
+/// Whether any of `body` (nested blocks included) is a `send early` or
+/// `broadcast early`.
+pub(crate) fn sends_early(body: &[Stmt]) -> bool {
+    body.iter().any(|s| match &s.kind {
+        S::Send { early, .. } | S::Broadcast { early, .. } => *early,
+        S::If { then, els, .. } => sends_early(then) || sends_early(els),
+        S::For { body, .. } => sends_early(body),
+        S::Match { arms, .. } => arms.iter().any(|(_, b)| sends_early(b)),
         _ => false,
     })
 }

@@ -311,13 +311,16 @@ pub enum StmtKind {
         scrutinee: Expr,
         arms: Vec<StmtArm>,
     },
+    /// `send [early] dst msg`.
     Send {
         dst: Expr,
         msg: Expr,
+        early: bool,
     },
     Broadcast {
         dsts: Expr,
         msg: Expr,
+        early: bool,
     },
     Goto(Ident),
     Set(Ident),

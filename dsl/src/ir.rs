@@ -675,13 +675,17 @@ pub enum StmtKind {
         scrutinee: Expr,
         arms: Vec<(Pat, Vec<Stmt>)>,
     },
+    /// `early`: the message may leave before the handler's durable writes
+    /// are on disk; the checker explores a crash between the two.
     Send {
         dst: Expr,
         msg: Expr,
+        early: bool,
     },
     Broadcast {
         dsts: Expr,
         msg: Expr,
+        early: bool,
     },
     Goto(StateId),
     SetTimer(TimerId),

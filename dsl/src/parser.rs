@@ -317,6 +317,7 @@ const KEYWORDS: &[&str] = &[
     "is",
     "as",
     "count",
+    "early",
 ];
 const ROLE_MEMBER_KEYWORDS: &[&str] = &[
     "durable", "ghost", "var", "timer", "choice", "init", "initial", "state", "on",
@@ -1778,14 +1779,17 @@ impl Builder {
                     .collect();
                 StmtKind::Match { scrutinee, arms }
             }
-            Rule::send_stmt => StmtKind::Send {
-                dst: self.expr(it.next().unwrap()),
-                msg: self.expr(it.next().unwrap()),
-            },
-            Rule::broadcast_stmt => StmtKind::Broadcast {
-                dsts: self.expr(it.next().unwrap()),
-                msg: self.expr(it.next().unwrap()),
-            },
+            Rule::send_stmt | Rule::broadcast_stmt => {
+                let mut it = it.peekable();
+                let early = it.next_if(|p| p.as_rule() == Rule::early_kw).is_some();
+                let to = self.expr(it.next().unwrap());
+                let msg = self.expr(it.next().unwrap());
+                if rule == Rule::send_stmt {
+                    StmtKind::Send { dst: to, msg, early }
+                } else {
+                    StmtKind::Broadcast { dsts: to, msg, early }
+                }
+            }
             Rule::goto_stmt => StmtKind::Goto(self.ident(it.next().unwrap())),
             Rule::set_stmt => StmtKind::Set(self.ident(it.next().unwrap())),
             Rule::cancel_stmt => StmtKind::Cancel(self.ident(it.next().unwrap())),

@@ -292,7 +292,7 @@ fn class_of<P: Protocol>(sys: &System<P>, a: &Action<P>) -> Option<u64> {
         Action::Recover(n) => h(&|s| (4u8, n).hash(s)),
         // Each outcome of a random choice is its own, strongly fair, class.
         Action::Choose { node, key, value } => h(&|s| (5u8, node, key, value).hash(s)),
-        Action::Drop { .. } | Action::Crash(_) | Action::Calm => return None,
+        Action::Drop { .. } | Action::Crash(_) | Action::Torn(_) | Action::Calm => return None,
     })
 }
 

@@ -285,6 +285,11 @@ pub enum Action<P: Protocol> {
         timer: P::TimerKind,
     },
     Crash(Id),
+    /// A step that ran a `send early`, cut short by a crash: its early
+    /// messages left, then the node crashed before the step's durable
+    /// writes reached the disk. (The inner action is a delivery, timeout,
+    /// choice or recovery.)
+    Torn(Box<Action<P>>),
     Recover(Id),
     Choose {
         node: Id,
@@ -315,6 +320,7 @@ impl<P: Protocol> Action<P> {
                 timer: timer.rewrite(f),
             },
             Action::Crash(n) => Action::Crash(f(*n)),
+            Action::Torn(a) => Action::Torn(Box::new(a.rewrite_ids(f))),
             Action::Recover(n) => Action::Recover(f(*n)),
             Action::Choose { node, key, value } => Action::Choose {
                 node: f(*node),
@@ -330,6 +336,8 @@ impl<P: Protocol> Action<P> {
 #[derive(Debug)]
 pub enum Cmd<P: Protocol> {
     Send(Id, P::Message),
+    /// `send early`: like `Send`, and it also leaves in a torn step.
+    SendEarly(Id, P::Message),
     SetTimer(P::TimerKind),
     CancelTimer(P::TimerKind),
     Choose(&'static str, Vec<P::Choice>),
@@ -360,6 +368,9 @@ impl<P: Protocol> Effects<P, P::Delta> for ModelFx<P> {
 
     fn send(&mut self, dst: Id, msg: P::Message) {
         self.cmds.push(Cmd::Send(dst, msg));
+    }
+    fn send_early(&mut self, dst: Id, msg: P::Message) {
+        self.cmds.push(Cmd::SendEarly(dst, msg));
     }
     fn set_timer(&mut self, timer: P::TimerKind, _range: Range<Duration>) {
         self.cmds.push(Cmd::SetTimer(timer));
@@ -535,6 +546,33 @@ impl<P: Protocol> System<P> {
         }
         if self.cfg.liveness && !s.calm {
             out.push(Action::Calm);
+        }
+        self.torn_actions(s, out);
+    }
+
+    /// For every step that may run a `send early` (by its event, see
+    /// `Protocol::sends_early_on_msg`), the same step torn by a crash,
+    /// while the crash budget allows one (in safety mode a recovery torn
+    /// again needs none: the node was down already). Whether the step
+    /// really sends early is found out by running it (`torn`).
+    fn torn_actions(&self, s: &SysState<P>, out: &mut Vec<Action<P>>) {
+        let other = P::sends_early_on_other();
+        let crash = self.crash_allowed(s);
+        let n = out.len();
+        for k in 0..n {
+            let torn = match &out[k] {
+                Action::Deliver { dst, msg, .. } => {
+                    crash && usize::from(*dst) < self.first_client && P::sends_early_on_msg(msg)
+                }
+                Action::Timeout { node, .. } | Action::Choose { node, .. } => {
+                    crash && other && usize::from(*node) < self.first_client
+                }
+                Action::Recover(_) => other && (crash || !self.cfg.liveness),
+                _ => false,
+            };
+            if torn {
+                out.push(Action::Torn(Box::new(out[k].clone())));
+            }
         }
     }
 
@@ -735,15 +773,10 @@ impl<P: Protocol> System<P> {
                     return None;
                 }
                 let mut n = s.clone();
-                n.nodes[i].timers.clear();
-                n.nodes[i].choices.clear();
-                n.crashed |= 1 << i;
-                if self.cfg.liveness {
-                    n.crashes_used += 1;
-                    self.settle_budget(&mut n);
-                }
+                self.crash(&mut n, i);
                 Some(n)
             }
+            Action::Torn(inner) => self.torn(s, inner, sends),
             Action::Recover(node) => {
                 let i = usize::from(*node);
                 if !s.is_crashed(i) {
@@ -803,12 +836,120 @@ impl<P: Protocol> System<P> {
         }
     }
 
+    /// Node `i` crashes: timers and pending choices are gone; its storage
+    /// is whatever was last saved.
+    fn crash(&self, n: &mut SysState<P>, i: usize) {
+        n.nodes[i].timers.clear();
+        n.nodes[i].choices.clear();
+        n.crashed |= 1 << i;
+        if self.cfg.liveness {
+            n.crashes_used += 1;
+            self.settle_budget(n);
+        }
+    }
+
+    /// A torn step (`Action::Torn`): the step runs, but only its early
+    /// sends take effect; then the node crashes. The result is a crash
+    /// *before* the step (volatile state, storage and timers as they were)
+    /// plus the consumed event and the early messages — what a node that
+    /// releases early messages before its fsync leaves behind when it dies
+    /// before the fsync returns. Not enabled when the step sends nothing
+    /// early (then it is an ordinary crash, already explored).
+    fn torn(
+        &self,
+        s: &SysState<P>,
+        inner: &Action<P>,
+        sends: &mut Option<Vec<(Id, P::Message)>>,
+    ) -> Option<SysState<P>> {
+        let mut fx = ModelFx::new();
+        let i = match inner {
+            Action::Deliver { src, dst, msg } => {
+                let i = usize::from(*dst);
+                if i >= self.first_client || s.is_crashed(i) || !self.crash_allowed(s) {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
+                self.actors[i].handle_msg(*dst, &mut st, *src, msg.clone(), &mut fx);
+                i
+            }
+            Action::Timeout { node, timer } => {
+                let i = usize::from(*node);
+                if i >= self.first_client
+                    || s.is_crashed(i)
+                    || !self.crash_allowed(s)
+                    || s.nodes[i].timers.binary_search(timer).is_err()
+                {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
+                self.actors[i].handle_timeout(*node, &mut st, timer, &mut fx);
+                i
+            }
+            Action::Choose { node, key, value } => {
+                let i = usize::from(*node);
+                if i >= self.first_client
+                    || s.is_crashed(i)
+                    || !self.crash_allowed(s)
+                    || !s.nodes[i].choice(key).is_some_and(|vs| vs.contains(value))
+                {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
+                self.actors[i].handle_random(*node, &mut st, value, &mut fx);
+                i
+            }
+            Action::Recover(node) => {
+                let i = usize::from(*node);
+                if !s.is_crashed(i) || (self.cfg.liveness && !self.crash_allowed(s)) {
+                    return None;
+                }
+                self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
+                i
+            }
+            _ => return None,
+        };
+        let early: Vec<(Id, P::Message)> = fx
+            .cmds
+            .into_iter()
+            .filter_map(|c| match c {
+                Cmd::SendEarly(dst, msg) => Some((dst, msg)),
+                _ => None,
+            })
+            .collect();
+        if early.is_empty() {
+            return None;
+        }
+        let mut n = s.clone();
+        match inner {
+            Action::Deliver { src, dst, msg } => n.net.on_deliver(&Env {
+                src: *src,
+                dst: *dst,
+                msg: msg.clone(),
+            }),
+            Action::Choose { key, .. } => n.nodes[i].set_choice(key, Vec::new()),
+            _ => {}
+        }
+        let me = Id::from(i);
+        for (dst, msg) in early {
+            if let Some(v) = sends.as_mut() {
+                v.push((dst, msg.clone()));
+            }
+            n.net.send(Env { src: me, dst, msg });
+        }
+        if s.is_crashed(i) {
+            // A torn recovery: down again, with the same storage.
+            n.crashed &= !(1 << i);
+        }
+        self.crash(&mut n, i);
+        Some(n)
+    }
+
     /// Applies a handler's commands to the global state.
     fn apply(&self, n: &mut SysState<P>, i: usize, fx: ModelFx<P>, sends: &mut Option<Vec<(Id, P::Message)>>) {
         let me = Id::from(i);
         for c in fx.cmds {
             match c {
-                Cmd::Send(dst, msg) => {
+                Cmd::Send(dst, msg) | Cmd::SendEarly(dst, msg) => {
                     if let Some(v) = sends.as_mut() {
                         v.push((dst, msg.clone()));
                     }

@@ -332,6 +332,13 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
             (node_name(sys, *node), format!("timeout `{name}`"))
         }
         Action::Crash(n) => (node_name(sys, *n), "crashes (volatile state lost)".into()),
+        Action::Torn(inner) => {
+            let (node, event) = describe_action(sys, inner);
+            (
+                node,
+                format!("{event}, sends its early messages and crashes before its durable writes reach the disk"),
+            )
+        }
         Action::Recover(n) => (node_name(sys, *n), "recovers from its durable state".into()),
         Action::Choose { node, key, value } => (
             node_name(sys, *node),

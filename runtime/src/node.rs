@@ -313,7 +313,9 @@ pub async fn start<P: Protocol, S: Store>(
 
 /// One effect of a handler, in the order the handler produced it.
 pub enum Effect<P: Protocol> {
-    Send(Id, P::Msg),
+    /// `early`: the message waits for the durability of earlier handlers
+    /// only, not of this one (`send early`).
+    Send(Id, P::Msg, bool),
     SetTimer(P::Timer, Range<Duration>),
     CancelTimer(P::Timer),
     Choose(&'static str, Vec<P::Random>),
@@ -333,7 +335,10 @@ impl<P: Protocol> Effects<P, P::Delta> for Fx<P> {
     const GHOST: bool = false;
 
     fn send(&mut self, dst: Id, msg: P::Msg) {
-        self.effects.push(Effect::Send(dst, msg));
+        self.effects.push(Effect::Send(dst, msg, false));
+    }
+    fn send_early(&mut self, dst: Id, msg: P::Msg) {
+        self.effects.push(Effect::Send(dst, msg, true));
     }
     fn set_timer(&mut self, timer: P::Timer, range: Range<Duration>) {
         self.effects.push(Effect::SetTimer(timer, range));
@@ -558,10 +563,14 @@ impl<P: Protocol> Loop<P> {
         let mut deltas = Vec::new();
         let mut sends = Vec::new();
         let now = Instant::now();
+        // What the state was before this handler: an early send may leave
+        // once that is durable. (The checker explores the crash that then
+        // loses this handler's writes but not the message: a torn step.)
+        let before = self.last_lsn;
         for e in self.fx.effects.drain(..) {
             match e {
                 Effect::Delta(d) => deltas.push(d),
-                Effect::Send(dst, msg) => sends.push((dst, msg)),
+                Effect::Send(dst, msg, early) => sends.push((dst, msg, early)),
                 Effect::SetTimer(t, range) => {
                     let at = now + self.rng.duration_in(&range);
                     self.timers.insert(t, at);
@@ -611,8 +620,8 @@ impl<P: Protocol> Loop<P> {
             }
         }
         let tag = self.last_lsn;
-        for (dst, msg) in sends {
-            self.route(tag, dst, msg);
+        for (dst, msg, early) in sends {
+            self.route(if early { before } else { tag }, dst, msg);
         }
     }
 

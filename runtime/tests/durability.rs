@@ -1,6 +1,7 @@
 //! Nothing leaves a node before the fsync of the storage saved by the same
-//! handler (and of every earlier handler): checked with an injected disk
-//! whose fsync the test holds back or fails.
+//! handler (and of every earlier handler) — except a `send early`, which
+//! waits for the earlier handlers only: checked with an injected disk whose
+//! fsync the test holds back or fails.
 
 mod common;
 
@@ -211,6 +212,68 @@ fn peer_messages_wait_for_the_fsync() {
     for p in &peers {
         assert_eq!(p.recv_timeout(Duration::from_secs(5)), Ok(Kind::Peer));
     }
+    let _ = node.stop.send(true);
+    assert_eq!(rt.block_on(node.done).expect("join"), Exit::Stopped);
+}
+
+/// `send early` leaves before its own handler's write is durable, but
+/// never before an earlier handler's: the second Bump's early message
+/// waits for the first Bump's fsync, like everything else.
+#[test]
+fn early_messages_wait_only_for_earlier_handlers() {
+    use common::early::{Early, Reply, Request};
+    let rt = runtime();
+    let cluster = cluster(3);
+    let peers: Vec<_> = (1..3)
+        .map(|i| fake_peer(std::net::TcpListener::bind(&cluster.nodes[i].address).expect("bind")))
+        .collect();
+    let gate = Gate::closed();
+    let node = start::<Early>(&rt, "gate-early", &cluster, gate.clone());
+    for p in &peers {
+        assert_eq!(p.recv_timeout(Duration::from_secs(5)), Ok(Kind::Hello));
+    }
+    let first = request::<Early>(&cluster, Request::Bump);
+    // The first Bump's `Soon` leaves at once; its `Later` and the reply
+    // wait for the fsync the gate holds back.
+    for p in &peers {
+        assert_eq!(
+            p.recv_timeout(Duration::from_secs(5)),
+            Ok(Kind::Peer),
+            "early message held"
+        );
+        assert!(
+            p.recv_timeout(Duration::from_millis(300)).is_err(),
+            "ordinary message sent before the fsync"
+        );
+    }
+    let second = request::<Early>(&cluster, Request::Bump);
+    for p in &peers {
+        assert!(
+            p.recv_timeout(Duration::from_millis(300)).is_err(),
+            "early message sent before an earlier handler's fsync"
+        );
+    }
+    assert!(
+        first.recv_timeout(Duration::from_millis(100)).is_err(),
+        "reply before fsync"
+    );
+    assert_eq!(node.stats.released.load(std::sync::atomic::Ordering::Relaxed), 2);
+
+    gate.open();
+    // The first Later, the second Soon and the second Later.
+    for p in &peers {
+        for _ in 0..3 {
+            assert_eq!(p.recv_timeout(Duration::from_secs(5)), Ok(Kind::Peer));
+        }
+    }
+    assert_eq!(
+        first.recv_timeout(Duration::from_secs(5)).expect("reply"),
+        Ok(Reply::Bumped(1))
+    );
+    assert_eq!(
+        second.recv_timeout(Duration::from_secs(5)).expect("reply"),
+        Ok(Reply::Bumped(2))
+    );
     let _ = node.stop.send(true);
     assert_eq!(rt.block_on(node.done).expect("join"), Exit::Stopped);
 }

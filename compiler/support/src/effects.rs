@@ -22,6 +22,12 @@ pub trait Effects<A: Actor, D> {
     const GHOST: bool;
 
     fn send(&mut self, dst: Id, msg: A::Msg);
+    /// `send early`: the message may leave before this handler's durable
+    /// writes are on disk (not before earlier handlers' writes). Where the
+    /// difference does not matter it is an ordinary send.
+    fn send_early(&mut self, dst: Id, msg: A::Msg) {
+        self.send(dst, msg)
+    }
     fn set_timer(&mut self, timer: A::Timer, range: Range<Duration>);
     fn cancel_timer(&mut self, timer: A::Timer);
     fn choose(&mut self, key: &'static str, options: Vec<A::Random>);

@@ -295,6 +295,19 @@ pub trait Protocol:
     /// The role whose timer this is, and the timer's declared index.
     fn timer_info(timer: &Self::Timer) -> Option<(usize, usize)>;
 
+    /// Whether delivering `msg` may run a `send early` (over-approximated:
+    /// by the handlers' events, not their states or guards). For those
+    /// steps the checker also explores a crash after the early sends left
+    /// and before the step's durable writes reached the disk.
+    fn sends_early_on_msg(msg: &Self::Msg) -> bool {
+        let _ = msg;
+        false
+    }
+    /// The same for timeouts, `choose` outcomes and restarts.
+    fn sends_early_on_other() -> bool {
+        false
+    }
+
     /// Starts (or restarts) a node: builds volatile state, restores durable
     /// state from `storage` (initial values when `None`) and runs `init`.
     fn handle_start<E: Effects<Self, Self::Delta>>(

@@ -212,14 +212,18 @@ impl Checker<'_> {
                     arms: out,
                 }
             }
-            S::Send { dst, msg } => {
+            S::Send { dst, msg, early } => {
                 self.need_role(span, "send")?;
                 let d = self.expr(dst, Some(&Ty::Node));
                 let d = self.coerce(d, &Ty::Node);
                 let m = self.message_expr(msg)?;
-                I::Send { dst: d, msg: m }
+                I::Send {
+                    dst: d,
+                    msg: m,
+                    early: *early,
+                }
             }
-            S::Broadcast { dsts, msg } => {
+            S::Broadcast { dsts, msg, early } => {
                 self.need_role(span, "broadcast")?;
                 let d = self.expr(dsts, Some(&Ty::Set(Box::new(Ty::Node))));
                 match d.ty.resolved() {
@@ -235,7 +239,11 @@ impl Checker<'_> {
                     }
                 }
                 let m = self.message_expr(msg)?;
-                I::Broadcast { dsts: d, msg: m }
+                I::Broadcast {
+                    dsts: d,
+                    msg: m,
+                    early: *early,
+                }
             }
             S::Goto(state) => {
                 let role = self.need_role(span, "goto")?;

@@ -347,8 +347,18 @@ impl Printer<'_> {
                 }
                 return;
             }
-            S::Send { dst, msg } => format!("send {} {}", self.expr(dst), self.expr(msg)),
-            S::Broadcast { dsts, msg } => format!("broadcast {} {}", self.expr(dsts), self.expr(msg)),
+            S::Send { dst, msg, early } => {
+                format!(
+                    "send {}{} {}",
+                    if *early { "early " } else { "" },
+                    self.expr(dst),
+                    self.expr(msg)
+                )
+            }
+            S::Broadcast { dsts, msg, early } => {
+                let e = if *early { "early " } else { "" };
+                format!("broadcast {e}{} {}", self.expr(dsts), self.expr(msg))
+            }
             S::Goto(st) => format!("goto {}", role.map_or("?", |r| r.states[*st].name.as_str())),
             S::SetTimer(t) => format!("set {}", role.map_or("?", |r| r.timers[*t].name.as_str())),
             S::CancelTimer(t) => format!("cancel {}", role.map_or("?", |r| r.timers[*t].name.as_str())),

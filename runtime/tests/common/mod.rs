@@ -22,6 +22,7 @@ smelt::protocol!("../specs/raft.sm");
 smelt::protocol!("tests/specs/journal.sm");
 smelt::protocol!("tests/specs/replog.sm");
 smelt::protocol!("tests/specs/counter.sm");
+smelt::protocol!("tests/specs/early.sm");
 
 const NODE_ENV: &str = "SMELT_TEST_NODE";
 const ARGS_ENV: &str = "SMELT_TEST_NODE_ARGS";
