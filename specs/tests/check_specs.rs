@@ -133,17 +133,17 @@ fn violation_steps(r: &CheckReport) -> Option<usize> {
 #[test]
 fn raft() {
     let rs = check_all::<smelt_specs::raft::Raft>(&[
-        ("replication", States::AtLeast(2_000_000)),
-        ("two_clients", States::AtLeast(10_000)),
+        ("replication", States::AtLeast(3_000_000)),
+        ("two_clients", States::AtLeast(1_000_000)),
         ("elections_race", States::AtLeast(10_000)),
-        ("crash", States::AtLeast(500_000)),
+        ("crash", States::AtLeast(900_000)),
         ("progress", States::AtLeast(1_000)),
-        ("all_faults", States::AtLeast(5_000_000)),
-        ("compaction_faults", States::AtLeast(2_000_000)),
+        ("all_faults", States::AtLeast(6_000_000)),
+        ("compaction_faults", States::AtLeast(1_500_000)),
     ]);
     // The searches with every fault are checked to their depth bounds, and
     // say so.
-    for (check, depth) in [("all_faults", 13), ("compaction_faults", 16)] {
+    for (check, depth) in [("all_faults", 13), ("compaction_faults", 14)] {
         let r = rs.iter().find(|r| r.check == check).expect(check);
         assert!(!r.stats.complete && r.stats.max_depth == depth, "{}", render_summary(r));
     }
@@ -356,9 +356,9 @@ raft_bug!(
     raft_commit_by_mode::RaftCommitByMode,
     &[
         ("commit_by_mode", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(5_000_000))
+        ("all_faults", States::AtLeast(500_000))
     ],
-    all_faults in 13 steps
+    all_faults in 11 steps
 );
 raft_bug!(
     raft_45_duplicate_votes,
@@ -397,9 +397,9 @@ raft_bug!(
     raft_zero_indexed::RaftZeroIndexed,
     &[
         ("zero_indexed", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(5_000_000))
+        ("all_faults", States::AtLeast(500_000))
     ],
-    all_faults in 13 steps
+    all_faults in 11 steps
 );
 raft_bug!(
     raft_62_volatile_vote,
@@ -415,9 +415,9 @@ raft_bug!(
     raft_truncate_on_stale::RaftTruncateOnStale,
     &[
         ("truncate_on_stale", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(2_000_000))
+        ("all_faults", States::AtLeast(200_000))
     ],
-    all_faults in 12 steps
+    all_faults in 10 steps
 );
 
 /// Compaction without InstallSnapshot rests on SnapshotsHeldByAll: a
