@@ -487,6 +487,7 @@ impl<P: Protocol> System<P> {
 
     /// The enabled actions of a state, in a deterministic order.
     pub fn actions(&self, s: &SysState<P>, out: &mut Vec<Action<P>>) {
+        let first = out.len();
         let faults_left_drop = self.drops_allowed(s);
         for env in s.net.deliverable() {
             if faults_left_drop {
@@ -547,7 +548,7 @@ impl<P: Protocol> System<P> {
         if self.cfg.liveness && !s.calm {
             out.push(Action::Calm);
         }
-        self.torn_actions(s, out);
+        self.torn_actions(s, first, out);
     }
 
     /// For every step that may run a `send early` (by its event, see
@@ -555,11 +556,11 @@ impl<P: Protocol> System<P> {
     /// while the crash budget allows one (in safety mode a recovery torn
     /// again needs none: the node was down already). Whether the step
     /// really sends early is found out by running it (`torn`).
-    fn torn_actions(&self, s: &SysState<P>, out: &mut Vec<Action<P>>) {
+    fn torn_actions(&self, s: &SysState<P>, first: usize, out: &mut Vec<Action<P>>) {
         let other = P::sends_early_on_other();
         let crash = self.crash_allowed(s);
         let n = out.len();
-        for k in 0..n {
+        for k in first..n {
             let torn = match &out[k] {
                 Action::Deliver { dst, msg, .. } => {
                     crash && usize::from(*dst) < self.first_client && P::sends_early_on_msg(msg)
@@ -908,11 +909,14 @@ impl<P: Protocol> System<P> {
             }
             _ => return None,
         };
+        // An early message to the node itself is lost with it: the runtime
+        // queues it in memory, which the crash wipes.
+        let me = Id::from(i);
         let early: Vec<(Id, P::Message)> = fx
             .cmds
             .into_iter()
             .filter_map(|c| match c {
-                Cmd::SendEarly(dst, msg) => Some((dst, msg)),
+                Cmd::SendEarly(dst, msg) if dst != me => Some((dst, msg)),
                 _ => None,
             })
             .collect();
@@ -929,7 +933,6 @@ impl<P: Protocol> System<P> {
             Action::Choose { key, .. } => n.nodes[i].set_choice(key, Vec::new()),
             _ => {}
         }
-        let me = Id::from(i);
         for (dst, msg) in early {
             if let Some(v) = sends.as_mut() {
                 v.push((dst, msg.clone()));
