@@ -722,15 +722,9 @@ impl<P: Protocol> System<P> {
                 Some(n)
             }
             Action::Deliver { src, dst, msg } => {
-                let i = usize::from(*dst);
-                if i >= self.actors.len() || s.is_crashed(i) {
-                    return None;
-                }
-                let mut st = Cow::Borrowed(&**s.nodes[i].state);
-                let mut fx = ModelFx::new();
-                self.actors[i].handle_msg(*dst, &mut st, *src, msg.clone(), &mut fx);
+                let (i, st, fx) = self.run_handler(s, a)?;
                 let ordered = matches!(s.net, Net::Ordered(_));
-                if matches!(st, Cow::Borrowed(_)) && fx.cmds.is_empty() && !ordered {
+                if st.is_none() && fx.cmds.is_empty() && !ordered {
                     return None;
                 }
                 let mut n = s.clone();
@@ -739,7 +733,7 @@ impl<P: Protocol> System<P> {
                     dst: *dst,
                     msg: msg.clone(),
                 });
-                if let Cow::Owned(new) = st {
+                if let Some(new) = st {
                     if let (Some(before), Some(after)) = (P::client_state(&s.nodes[i].state), P::client_state(&new)) {
                         self.record_client(&mut n, i, before, after, Some(msg));
                     }
@@ -748,21 +742,15 @@ impl<P: Protocol> System<P> {
                 self.apply(&mut n, i, fx, sends);
                 Some(n)
             }
-            Action::Timeout { node, timer } => {
-                let i = usize::from(*node);
-                if s.is_crashed(i) || s.nodes[i].timers.binary_search(timer).is_err() {
-                    return None;
-                }
-                let mut st = Cow::Borrowed(&**s.nodes[i].state);
-                let mut fx = ModelFx::new();
-                self.actors[i].handle_timeout(*node, &mut st, timer, &mut fx);
+            Action::Timeout { timer, .. } => {
+                let (i, st, fx) = self.run_handler(s, a)?;
                 let only_rearm = fx.cmds.len() == 1 && matches!(&fx.cmds[0], Cmd::SetTimer(t) if t == timer);
-                if matches!(st, Cow::Borrowed(_)) && (fx.cmds.is_empty() || only_rearm) {
+                if st.is_none() && (fx.cmds.is_empty() || only_rearm) {
                     return None;
                 }
                 let mut n = s.clone();
                 n.nodes[i].cancel_timer(timer);
-                if let Cow::Owned(new) = st {
+                if let Some(new) = st {
                     n.nodes[i].state = Arc::new(Hashed::new(new));
                 }
                 self.apply(&mut n, i, fx, sends);
@@ -778,30 +766,21 @@ impl<P: Protocol> System<P> {
                 Some(n)
             }
             Action::Torn(inner) => self.torn(s, inner, sends),
-            Action::Recover(node) => {
-                let i = usize::from(*node);
-                if !s.is_crashed(i) {
-                    return None;
-                }
-                let mut fx = ModelFx::new();
-                let st = self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
+            Action::Recover(_) => {
+                let (i, st, fx) = self.run_handler(s, a)?;
                 let mut n = s.clone();
-                n.nodes[i].state = Arc::new(Hashed::new(st));
+                if let Some(st) = st {
+                    n.nodes[i].state = Arc::new(Hashed::new(st));
+                }
                 n.crashed &= !(1 << i);
                 self.apply(&mut n, i, fx, sends);
                 Some(n)
             }
-            Action::Choose { node, key, value } => {
-                let i = usize::from(*node);
-                if s.is_crashed(i) || !s.nodes[i].choice(key).is_some_and(|vs| vs.contains(value)) {
-                    return None;
-                }
-                let mut st = Cow::Borrowed(&**s.nodes[i].state);
-                let mut fx = ModelFx::new();
-                self.actors[i].handle_random(*node, &mut st, value, &mut fx);
+            Action::Choose { key, .. } => {
+                let (i, st, fx) = self.run_handler(s, a)?;
                 let mut n = s.clone();
                 n.nodes[i].set_choice(key, Vec::new());
-                if let Cow::Owned(new) = st {
+                if let Some(new) = st {
                     n.nodes[i].state = Arc::new(Hashed::new(new));
                 }
                 self.apply(&mut n, i, fx, sends);
@@ -837,6 +816,57 @@ impl<P: Protocol> System<P> {
         }
     }
 
+    /// Runs the handler behind a delivery, timeout, choice or recovery, if
+    /// the action is enabled at its node: the node, its new state (`None`
+    /// when the handler left it unchanged; a recovery always builds one)
+    /// and the handler's effects. Shared by ordinary and torn steps.
+    fn run_handler(&self, s: &SysState<P>, a: &Action<P>) -> Option<(usize, Option<P::NodeState>, ModelFx<P>)> {
+        let mut fx = ModelFx::new();
+        let (i, st) = match a {
+            Action::Deliver { src, dst, msg } => {
+                let i = usize::from(*dst);
+                if i >= self.actors.len() || s.is_crashed(i) {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
+                self.actors[i].handle_msg(*dst, &mut st, *src, msg.clone(), &mut fx);
+                (i, st)
+            }
+            Action::Timeout { node, timer } => {
+                let i = usize::from(*node);
+                if s.is_crashed(i) || s.nodes[i].timers.binary_search(timer).is_err() {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
+                self.actors[i].handle_timeout(*node, &mut st, timer, &mut fx);
+                (i, st)
+            }
+            Action::Choose { node, key, value } => {
+                let i = usize::from(*node);
+                if s.is_crashed(i) || !s.nodes[i].choice(key).is_some_and(|vs| vs.contains(value)) {
+                    return None;
+                }
+                let mut st = Cow::Borrowed(&**s.nodes[i].state);
+                self.actors[i].handle_random(*node, &mut st, value, &mut fx);
+                (i, st)
+            }
+            Action::Recover(node) => {
+                let i = usize::from(*node);
+                if !s.is_crashed(i) {
+                    return None;
+                }
+                let st = self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
+                (i, Cow::Owned(st))
+            }
+            _ => return None,
+        };
+        let st = match st {
+            Cow::Owned(new) => Some(new),
+            Cow::Borrowed(_) => None,
+        };
+        Some((i, st, fx))
+    }
+
     /// Node `i` crashes: timers and pending choices are gone; its storage
     /// is whatever was last saved.
     fn crash(&self, n: &mut SysState<P>, i: usize) {
@@ -862,53 +892,18 @@ impl<P: Protocol> System<P> {
         inner: &Action<P>,
         sends: &mut Option<Vec<(Id, P::Message)>>,
     ) -> Option<SysState<P>> {
-        let mut fx = ModelFx::new();
-        let i = match inner {
-            Action::Deliver { src, dst, msg } => {
-                let i = usize::from(*dst);
-                if i >= self.first_client || s.is_crashed(i) || !self.crash_allowed(s) {
-                    return None;
-                }
-                let mut st = Cow::Borrowed(&**s.nodes[i].state);
-                self.actors[i].handle_msg(*dst, &mut st, *src, msg.clone(), &mut fx);
-                i
-            }
-            Action::Timeout { node, timer } => {
-                let i = usize::from(*node);
-                if i >= self.first_client
-                    || s.is_crashed(i)
-                    || !self.crash_allowed(s)
-                    || s.nodes[i].timers.binary_search(timer).is_err()
-                {
-                    return None;
-                }
-                let mut st = Cow::Borrowed(&**s.nodes[i].state);
-                self.actors[i].handle_timeout(*node, &mut st, timer, &mut fx);
-                i
-            }
-            Action::Choose { node, key, value } => {
-                let i = usize::from(*node);
-                if i >= self.first_client
-                    || s.is_crashed(i)
-                    || !self.crash_allowed(s)
-                    || !s.nodes[i].choice(key).is_some_and(|vs| vs.contains(value))
-                {
-                    return None;
-                }
-                let mut st = Cow::Borrowed(&**s.nodes[i].state);
-                self.actors[i].handle_random(*node, &mut st, value, &mut fx);
-                i
-            }
-            Action::Recover(node) => {
-                let i = usize::from(*node);
-                if !s.is_crashed(i) || (self.cfg.liveness && !self.crash_allowed(s)) {
-                    return None;
-                }
-                self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
-                i
-            }
-            _ => return None,
+        let allowed = match inner {
+            // In safety mode a node that is down may be torn again.
+            Action::Recover(_) => !self.cfg.liveness || self.crash_allowed(s),
+            _ => self.crash_allowed(s),
         };
+        if !allowed {
+            return None;
+        }
+        let (i, _, fx) = self.run_handler(s, inner)?;
+        if i >= self.first_client {
+            return None;
+        }
         // An early message to the node itself is lost with it: the runtime
         // queues it in memory, which the crash wipes.
         let me = Id::from(i);

@@ -187,19 +187,29 @@ fn fake_peer(listener: std::net::TcpListener) -> mpsc::Receiver<Kind> {
     rx
 }
 
-#[test]
-fn peer_messages_wait_for_the_fsync() {
-    use common::paxos::{Paxos, Request};
-    let rt = runtime();
+/// Node 0 of a three-server cluster on a closed gate, with fake peers 1
+/// and 2 that have received its hello.
+fn with_fake_peers<P: Protocol>(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+) -> (Cluster, Vec<mpsc::Receiver<Kind>>, Gate, Running) {
     let cluster = cluster(3);
     let peers: Vec<_> = (1..3)
         .map(|i| fake_peer(std::net::TcpListener::bind(&cluster.nodes[i].address).expect("bind")))
         .collect();
     let gate = Gate::closed();
-    let node = start::<Paxos>(&rt, "gate-peer", &cluster, gate.clone());
+    let node = start::<P>(rt, name, &cluster, gate.clone());
     for p in &peers {
         assert_eq!(p.recv_timeout(Duration::from_secs(5)), Ok(Kind::Hello));
     }
+    (cluster, peers, gate, node)
+}
+
+#[test]
+fn peer_messages_wait_for_the_fsync() {
+    use common::paxos::{Paxos, Request};
+    let rt = runtime();
+    let (cluster, peers, gate, node) = with_fake_peers::<Paxos>(&rt, "gate-peer");
     // The Put raises the ballot (durable) and broadcasts Prepare.
     let _put = request::<Paxos>(&cluster, Request::Put { v: 1 });
     for p in &peers {
@@ -223,15 +233,7 @@ fn peer_messages_wait_for_the_fsync() {
 fn early_messages_wait_only_for_earlier_handlers() {
     use common::early::{Early, Reply, Request};
     let rt = runtime();
-    let cluster = cluster(3);
-    let peers: Vec<_> = (1..3)
-        .map(|i| fake_peer(std::net::TcpListener::bind(&cluster.nodes[i].address).expect("bind")))
-        .collect();
-    let gate = Gate::closed();
-    let node = start::<Early>(&rt, "gate-early", &cluster, gate.clone());
-    for p in &peers {
-        assert_eq!(p.recv_timeout(Duration::from_secs(5)), Ok(Kind::Hello));
-    }
+    let (cluster, peers, gate, node) = with_fake_peers::<Early>(&rt, "gate-early");
     let first = request::<Early>(&cluster, Request::Bump);
     // The first Bump's `Soon` leaves at once; its `Later` and the reply
     // wait for the fsync the gate holds back.
