@@ -543,6 +543,10 @@ impl Gen<'_> {
                         __list
                     })
                 }
+                Ty::Bytes => {
+                    let (a, b) = (self.expr_ref(lhs, sc), self.expr_ref(rhs, sc));
+                    quote!((#a).concat(#b))
+                }
                 _ => {
                     let (a, b) = (self.expr_owned(lhs, sc), self.expr_owned(rhs, sc));
                     let f = match op {
@@ -685,6 +689,14 @@ impl Gen<'_> {
                     __c
                 })
             }
+            Builtin::Apply if args.len() == 3 => {
+                let (svc, client, req) = (o(0), r(1), r(2));
+                quote!({
+                    let mut __service = #svc;
+                    let __reply = __service.apply_session(#client, #req, self.sessions)?;
+                    (__service, __reply)
+                })
+            }
             Builtin::Apply => {
                 let (svc, req) = (o(0), r(1));
                 quote!({
@@ -695,7 +707,25 @@ impl Gen<'_> {
             }
             Builtin::ClientNode => {
                 let a = o(0);
-                quote!((#a).node)
+                quote!((#a).node())
+            }
+            Builtin::ClientSession => {
+                let a = o(0);
+                quote!({
+                    let __s = (#a).session;
+                    (__s.epoch, __s.id)
+                })
+            }
+            Builtin::ClientSeq => {
+                let a = o(0);
+                quote!((#a).seq)
+            }
+            Builtin::Recorded => {
+                let (svc, c) = (r(0), o(1));
+                quote!({
+                    let __c: Client = #c;
+                    (#svc).__sessions.recorded(__c.session, __c.seq).cloned()
+                })
             }
             Builtin::Range => {
                 let (lo, hi) = (o(0), o(1));

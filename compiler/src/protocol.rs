@@ -620,11 +620,17 @@ impl Gen<'_> {
             Some(quote!(#i => Ok(#body),))
         });
         let workloads = self.workloads();
+        let declared_sessions = self.spec.service.as_ref().and_then(|s| s.sessions);
+        let sessions_init = match declared_sessions {
+            Some(n) => quote!(sessions: layout.sessions_max.unwrap_or(#n),),
+            None => quote!(),
+        };
         let server_arms = names.iter().enumerate().map(|(r, n)| {
             quote!(Some(#r) => Some(#p::#n(#n {
                 servers: servers.clone(),
                 peers: servers.iter().copied().filter(|x| *x != id).collect(),
                 members: members.clone(),
+                #sessions_init
             })),)
         });
         let failure_arms = names.iter().map(|n| quote!(State::#n(s) => s.failure.as_ref(),));
@@ -683,27 +689,40 @@ impl Gen<'_> {
             .map(|n| quote!((Storage::#n(s), Delta::#n(d)) => s.apply(d),));
         let parse_request = self.parse_request();
         let early = self.early_events();
-        let client_proto = if self.spec.service.is_some() {
-            quote! {
-                fn request_msg(request_id: u64, request: Request) -> Msg {
-                    Msg::Request(request_id, request)
-                }
-                fn reply_msg(request_id: u64, reply: Reply) -> Msg {
-                    Msg::Reply(request_id, reply)
-                }
-                fn client_msg(msg: &Msg) -> Option<#s::ClientMsg<'_, Request, Reply>> {
-                    match msg {
-                        Msg::Request(id, r) => Some(#s::ClientMsg::Request(*id, r)),
-                        Msg::Reply(id, r) => Some(#s::ClientMsg::Reply(*id, r)),
-                        Msg::Redirect(id, h) => Some(#s::ClientMsg::Redirect(*id, *h)),
+        let sessions_proto = match declared_sessions {
+            Some(n) => quote! {
+                const SESSIONS: Option<u64> = Some(#n);
+                fn rejection(reply: &Reply) -> Option<#s::SessionError> {
+                    match reply {
+                        Reply::Rejected(e) => Some(*e),
                         _ => None,
                     }
                 }
+            },
+            None => quote!(),
+        };
+        let client_proto = if self.spec.service.is_some() {
+            quote! {
+                fn request_msg(tag: Client, request: Request) -> Msg {
+                    Msg::Request(tag, request)
+                }
+                fn reply_msg(tag: Client, reply: Reply) -> Msg {
+                    Msg::Reply(tag, reply)
+                }
+                fn client_msg(msg: &Msg) -> Option<#s::ClientMsg<'_, Request, Reply>> {
+                    match msg {
+                        Msg::Request(tag, r) => Some(#s::ClientMsg::Request(*tag, r)),
+                        Msg::Reply(tag, r) => Some(#s::ClientMsg::Reply(*tag, r)),
+                        Msg::Redirect(tag, h) => Some(#s::ClientMsg::Redirect(*tag, *h)),
+                        _ => None,
+                    }
+                }
+                #sessions_proto
             }
         } else {
             quote! {
-                fn request_msg(_: u64, request: Request) -> Msg { match request {} }
-                fn reply_msg(_: u64, reply: Reply) -> Msg { match reply {} }
+                fn request_msg(_: Client, request: Request) -> Msg { match request {} }
+                fn reply_msg(_: Client, reply: Reply) -> Msg { match reply {} }
                 fn client_msg(_: &Msg) -> Option<#s::ClientMsg<'_, Request, Reply>> { None }
             }
         };
@@ -752,7 +771,7 @@ impl Gen<'_> {
                     }
                 }
 
-                fn client(workload: Vec<Request>, servers: Vec<Id>, retry: bool, pick: bool) -> Self {
+                fn client(workload: Vec<Request>, servers: Vec<Id>, retry: Option<Option<u32>>, pick: bool) -> Self {
                     #p::Client(ClientActor { workload, servers, retry, pick })
                 }
 
@@ -805,7 +824,12 @@ impl Gen<'_> {
                 fn describe_fields(state: &State) -> Vec<(&'static str, String)> {
                     match state {
                         #(#field_arms)*
-                        State::Client(s) => Vec::from([("sent", s.sent.to_string()), ("awaiting", #s::debug(&s.awaiting))]),
+                        State::Client(s) => Vec::from([
+                            ("sent", s.sent.to_string()),
+                            ("abandoned", s.abandoned.to_string()),
+                            ("session", #s::debug(&s.caller.session)),
+                            ("pending", #s::debug(&s.caller.pending)),
+                        ]),
                     }
                 }
 
@@ -936,6 +960,10 @@ impl Gen<'_> {
 
     fn checks(&self) -> TokenStream {
         let s = &self.s;
+        let opt = |o: Option<u64>| match o {
+            Some(v) => quote!(Some(#v)),
+            None => quote!(None),
+        };
         let cs = self.spec.checks.iter().enumerate().map(|(i, c)| {
             let name = &c.name;
             let servers = &c.servers;
@@ -946,6 +974,7 @@ impl Gen<'_> {
                 ir::Network::Ordered => quote!(Ordered),
             };
             let (lossy, drops, crash, symmetry) = (c.lossy, c.drops, c.crash, c.symmetry);
+            let (retries, sessions) = (opt(c.retries), opt(c.sessions));
             let mode = if c.mode == ir::Mode::Safety {
                 quote!(Safety)
             } else {
@@ -960,10 +989,6 @@ impl Gen<'_> {
                 ir::Timing::Any => quote!(Any),
                 ir::Timing::PartialSynchrony => quote!(PartialSynchrony),
                 ir::Timing::Synchronous => quote!(Synchronous),
-            };
-            let opt = |o: Option<u64>| match o {
-                Some(v) => quote!(Some(#v)),
-                None => quote!(None),
             };
             let (max_depth, max_states, threads) = (opt(c.max_depth), opt(c.max_states), opt(c.threads));
             let expect = match &c.expect {
@@ -994,6 +1019,8 @@ impl Gen<'_> {
                     lossy: #lossy,
                     drops: #drops,
                     crash: #crash,
+                    retries: #retries,
+                    sessions: #sessions,
                     mode: #s::Mode::#mode,
                     symmetry: #symmetry,
                     max_depth: #max_depth,

@@ -81,7 +81,10 @@ impl Gen<'_> {
             msg_vs.push((format_ident!("Request"), Self::positional(2), false));
             msg_vs.push((format_ident!("Reply"), Self::positional(2), false));
             msg_vs.push((format_ident!("Redirect"), Self::positional(2), false));
-            let fs: Vec<Ident> = svc.vars.iter().map(|v| ident(&v.name)).collect();
+            let mut fs: Vec<Ident> = svc.vars.iter().map(|v| ident(&v.name)).collect();
+            if svc.sessions.is_some() {
+                fs.push(format_ident!("__sessions"));
+            }
             out.extend(self.rewrite_struct(&ident(&svc.name), &fs));
             let req_vs: Vec<_> = svc
                 .requests
@@ -95,11 +98,14 @@ impl Gen<'_> {
                 })
                 .collect();
             out.extend(self.rewrite_enum(&format_ident!("Request"), &req_vs));
-            let rep_vs: Vec<_> = svc
+            let mut rep_vs: Vec<_> = svc
                 .replies
                 .iter()
                 .map(|r| (ident(&r.name), Self::positional(r.fields.len()), false))
                 .collect();
+            if svc.sessions.is_some() {
+                rep_vs.push((format_ident!("Rejected"), Self::positional(1), false));
+            }
             out.extend(self.rewrite_enum(&format_ident!("Reply"), &rep_vs));
         } else {
             out.extend(quote! {
@@ -131,6 +137,7 @@ impl Gen<'_> {
             // Delta variants mirror `role::deltas`.
             let mut dvs = Vec::new();
             let mut later = Vec::new();
+            let mut newest = Vec::new();
             for v in role.vars.iter().filter(|v| v.durable) {
                 let c = camel(&v.name);
                 dvs.push((c.clone(), Self::positional(1), false));
@@ -144,6 +151,9 @@ impl Gen<'_> {
                     }
                     smelt_dsl::ir::Ty::Service => {
                         later.push((format_ident!("{}Apply", c), Self::positional(1), false));
+                        if self.spec.service.as_ref().is_some_and(|s| s.sessions.is_some()) {
+                            newest.push((format_ident!("{}ApplySession", c), Self::positional(3), false));
+                        }
                     }
                     smelt_dsl::ir::Ty::Set(_) => {
                         dvs.push((format_ident!("{}Insert", c), Self::positional(1), false));
@@ -157,6 +167,7 @@ impl Gen<'_> {
                 }
             }
             dvs.extend(later);
+            dvs.extend(newest);
             out.extend(self.rewrite_enum(&self.role_ident(r, "Delta"), &dvs));
             let tvs: Vec<_> = role.timers.iter().map(|t| (camel(&t.name), vec![], false)).collect();
             out.extend(self.rewrite_enum(&self.role_ident(r, "Timer"), &tvs));

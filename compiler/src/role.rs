@@ -71,6 +71,13 @@ impl Gen<'_> {
         let handlers = self.handler_fns(r);
         let blocks = self.state_blocks(r);
         let at = self.loc(role.span);
+        let sessions_field = match self.spec.service.as_ref().and_then(|s| s.sessions) {
+            Some(_) => quote! {
+                /// The capacity of the service's session table (`sessions`).
+                pub sessions: u64,
+            },
+            None => quote!(),
+        };
 
         quote! {
             #[doc = #doc]
@@ -82,6 +89,7 @@ impl Gen<'_> {
                 pub peers: BTreeSet<Id>,
                 /// The servers of each role, in role order.
                 pub members: Vec<BTreeSet<Id>>,
+                #sessions_field
             }
 
             /// The explicit states of the role.
@@ -171,6 +179,9 @@ impl Gen<'_> {
         // added after the log format was first written go after all the
         // others: an older data directory's records keep their meaning.
         let mut later = Vec::new();
+        // Added after `later`'s kinds (postcard numbers variants by
+        // position, so records already on disk keep their meaning).
+        let mut newest = Vec::new();
         let mut apply = Vec::new();
         for v in role.vars.iter().filter(|v| v.durable) {
             let n = ident(&v.name);
@@ -220,6 +231,15 @@ impl Gen<'_> {
                     apply.push(quote!(#dt::#a(r) => {
                         self.#n.apply(&r).map_err(|e| e.to_string())?;
                     }));
+                    // Through the session table: the client and the
+                    // table's capacity replay the same decision.
+                    if self.spec.service.as_ref().is_some_and(|s| s.sessions.is_some()) {
+                        let a = format_ident!("{}ApplySession", c);
+                        newest.push(quote!(#a(Client, Request, u64)));
+                        apply.push(quote!(#dt::#a(c, r, capacity) => {
+                            self.#n.apply_session(&c, &r, capacity).map_err(|e| e.to_string())?;
+                        }));
+                    }
                 }
                 Ty::Set(e) => {
                     let e = self.ty(&e);
@@ -241,6 +261,7 @@ impl Gen<'_> {
             }
         }
         variants.extend(later);
+        variants.extend(newest);
         (variants, apply)
     }
 
@@ -602,12 +623,12 @@ impl Gen<'_> {
             } => {
                 let pats = pats_ir;
                 let c = self.local_name(*client);
-                let bind_client = quote!(let #c = Client { node: src, request_id: *__rid };);
+                let bind_client = quote!(let #c: Client = *__tag;);
                 match req {
                     None => {
                         let n = self.local_name(bind_any.expect("any-request binding"));
                         quote! {
-                            if let Msg::Request(__rid, __r) = &msg {
+                            if let Msg::Request(__tag, __r) = &msg {
                                 #bind_client
                                 let #n: Request = __r.clone();
                                 #run
@@ -643,7 +664,7 @@ impl Gen<'_> {
                             }
                         };
                         quote! {
-                            if let Msg::Request(__rid, #pat_req) = &msg {
+                            if let Msg::Request(__tag, #pat_req) = &msg {
                                 #bind_client
                                 #bind_args
                             }

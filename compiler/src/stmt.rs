@@ -63,7 +63,12 @@ impl Gen<'_> {
         else {
             return None;
         };
-        let [svc, req] = args.as_slice() else { return None };
+        // `apply(s, r)`, or through the session table `apply(s, c, r)`.
+        let (svc, client, req) = match args.as_slice() {
+            [svc, req] => (svc, None, req),
+            [svc, c, req] => (svc, Some(c), req),
+            _ => return None,
+        };
         let ExprKind::Var(v) = svc.kind else { return None };
         let S::Assign { target, value: back } = &stmts.get(i + 1)?.kind else {
             return None;
@@ -81,32 +86,48 @@ impl Gen<'_> {
         let n = ident(&var.name);
         let p = self.pat(reply_pat);
         let r = self.expr_owned(req, sc);
-        // A durable store logs the request itself (`<Var>Apply`), which the
-        // storage replays through the same `apply`. Applied in place the
-        // change is not compared (that would copy the store), so the storage
-        // counts as changed; a borrowed state still compares, so a read
-        // stays a no-op in the checker.
+        // A durable store logs the request itself (`<Var>Apply`; through
+        // the session table `<Var>ApplySession`, with the client and the
+        // table's capacity), which the storage replays through the same
+        // `apply`. Applied in place the change is not compared (that would
+        // copy the store), so the storage counts as changed; a borrowed
+        // state still compares, so a read stays a no-op in the checker.
+        let (bind_client, call, delta) = match client {
+            Some(c) => {
+                let c = self.expr_owned(c, sc);
+                let a = format_ident!("{}ApplySession", camel(&var.name));
+                (
+                    quote!(let __c: Client = #c;),
+                    quote!(apply_session(&__c, &__req, self.sessions)),
+                    quote!(#a(__c, __req.clone(), self.sessions)),
+                )
+            }
+            None => {
+                let a = format_ident!("{}Apply", camel(&var.name));
+                (quote!(), quote!(apply(&__req)), quote!(#a(__req.clone())))
+            }
+        };
         let mark = if var.durable {
             let rn = ident(&self.spec.roles[role].name);
             let dt = self.role_ident(role, "Delta");
-            let a = format_ident!("{}Apply", camel(&var.name));
-            quote!(*dirty = true; if E::DELTAS { fx.delta(Delta::#rn(#dt::#a(__req.clone()))); })
+            quote!(*dirty = true; if E::DELTAS { fx.delta(Delta::#rn(#dt::#delta)); })
         } else {
             quote!()
         };
         let owned = if var.durable {
-            quote!(let __reply = __st.#n.apply(&__req)?; #mark __reply)
+            quote!(let __reply = __st.#n.#call?; #mark __reply)
         } else {
-            quote!(__st.#n.apply(&__req)?)
+            quote!(__st.#n.#call?)
         };
         Some(quote!(
             let #p = {
                 let __req = #r;
+                #bind_client
                 if let ::std::borrow::Cow::Owned(__st) = &mut *st {
                     #owned
                 } else {
                     let mut __service = st.#n.clone();
-                    let __reply = __service.apply(&__req)?;
+                    let __reply = __service.#call?;
                     if st.#n != __service {
                         st.to_mut().#n = __service;
                         #mark
@@ -200,7 +221,7 @@ impl Gen<'_> {
                 let v = self.expr_owned(value, sc);
                 quote!({
                     let __client: Client = #c;
-                    fx.send(__client.node, Msg::Reply(__client.request_id, #v));
+                    fx.send(__client.node(), Msg::Reply(__client, #v));
                 })
             }
             S::ServiceReply(v) => {
@@ -212,7 +233,7 @@ impl Gen<'_> {
                 let t = self.expr_owned(to, sc);
                 quote!({
                     let __client: Client = #c;
-                    fx.send(__client.node, Msg::Redirect(__client.request_id, #t));
+                    fx.send(__client.node(), Msg::Redirect(__client, #t));
                 })
             }
             S::Choose { choice, options } => {

@@ -171,16 +171,17 @@ impl Gen<'_> {
             .collect();
         if self.spec.service.is_some() {
             variants.push(quote! {
-                /// A client request, tagged with the client's request id.
-                Request(u64, Request)
+                /// A client request, tagged with the client's session and
+                /// the request's sequence number in it.
+                Request(Client, Request)
             });
             variants.push(quote! {
-                /// The reply to the request with this id.
-                Reply(u64, Reply)
+                /// The reply to the request with this tag.
+                Reply(Client, Reply)
             });
             variants.push(quote! {
                 /// "Ask this node instead" (or any other node, without a hint).
-                Redirect(u64, Option<Id>)
+                Redirect(Client, Option<Id>)
             });
         }
         quote! {
@@ -216,16 +217,32 @@ impl Gen<'_> {
             };
         };
         let name = ident(&svc.name);
-        let fields = svc.vars.iter().map(|v| {
-            let f = ident(&v.name);
-            let t = self.ty(&v.ty);
-            quote!(pub #f: #t)
-        });
-        let inits = svc.vars.iter().map(|v| {
-            let f = ident(&v.name);
-            let e = self.expr_owned(&v.init, crate::expr::Scope::Static);
-            quote!(#f: #e)
-        });
+        let mut fields: Vec<TokenStream> = svc
+            .vars
+            .iter()
+            .map(|v| {
+                let f = ident(&v.name);
+                let t = self.ty(&v.ty);
+                quote!(pub #f: #t)
+            })
+            .collect();
+        let mut inits: Vec<TokenStream> = svc
+            .vars
+            .iter()
+            .map(|v| {
+                let f = ident(&v.name);
+                let e = self.expr_owned(&v.init, crate::expr::Scope::Static);
+                quote!(#f: #e)
+            })
+            .collect();
+        if svc.sessions.is_some() {
+            fields.push(quote! {
+                /// The session table: the last request each client session
+                /// applied, with its reply (`sessions`).
+                pub __sessions: #s::Sessions<Reply>
+            });
+            inits.push(quote!(__sessions: #s::Sessions::default()));
+        }
         let req_variants = svc.requests.iter().map(|r| {
             let n = ident(&r.name);
             if r.params.is_empty() {
@@ -252,13 +269,43 @@ impl Gen<'_> {
                 quote!(Request::#n { #(#ps),* })
             }
         });
-        let reply_variants = svc.replies.iter().map(|r| {
-            let n = ident(&r.name);
-            if r.fields.is_empty() {
-                quote!(#n)
-            } else {
-                let ts = r.fields.iter().map(|t| self.ty(t));
-                quote!(#n(#(#ts),*))
+        let mut reply_variants: Vec<TokenStream> = svc
+            .replies
+            .iter()
+            .map(|r| {
+                let n = ident(&r.name);
+                if r.fields.is_empty() {
+                    quote!(#n)
+                } else {
+                    let ts = r.fields.iter().map(|t| self.ty(t));
+                    quote!(#n(#(#ts),*))
+                }
+            })
+            .collect();
+        // A service with sessions refuses some requests without applying
+        // them; the refusal is a reply the client recognises.
+        let sessions = svc.sessions.map(|_| {
+            reply_variants.push(quote! {
+                /// The session table refused the request; it was not applied.
+                Rejected(#s::SessionError)
+            });
+            quote! {
+                /// Applies request `request` of `client` once: a retry of the
+                /// session's last applied request gets its recorded reply, a
+                /// refused one `Rejected` (see `smelt_support::session`).
+                /// `capacity`: the most sessions the table keeps.
+                pub fn apply_session(&mut self, client: &Client, request: &Request, capacity: u64) -> Result<Reply, HandlerError> {
+                    let hash = #s::request_hash(request);
+                    match self.__sessions.admit(client.session, client.seq, hash) {
+                        #s::Admit::Apply => {
+                            let reply = self.apply(request)?;
+                            self.__sessions.record(client.session, client.seq, hash, reply.clone(), capacity);
+                            Ok(reply)
+                        }
+                        #s::Admit::Recorded(reply) => Ok(reply),
+                        #s::Admit::Refuse(e) => Ok(Reply::Rejected(e)),
+                    }
+                }
             }
         });
         let reply_default = svc.replies.first().map(|r| {
@@ -333,6 +380,8 @@ impl Gen<'_> {
                     // The checker guarantees one reply on every path.
                     #s::ops::unwrap(reply, #at)
                 }
+
+                #sessions
             }
 
             impl #s::stateright::semantics::SequentialSpec for #name {

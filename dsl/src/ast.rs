@@ -147,6 +147,10 @@ pub enum TypeExprKind {
 #[derive(Clone, Debug, Serialize)]
 pub struct ServiceDecl {
     pub name: Ident,
+    /// `sessions N`: the capacity of its session table, where it was declared.
+    pub sessions: Option<(u128, Span)>,
+    /// Further `sessions` declarations (an error).
+    pub extra_sessions: Vec<Span>,
     pub vars: Vec<VarDecl>,
     pub requests: Vec<RequestDecl>,
     pub span: Span,
@@ -597,6 +601,8 @@ pub enum CheckEntryKind {
     Lossy,
     Drops(u128),
     Crash(u128),
+    Retries(u128),
+    Sessions(u128),
     Mode(Ident),
     Symmetry,
     MaxDepth(u128),

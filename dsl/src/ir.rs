@@ -242,6 +242,9 @@ pub struct Function {
 #[derive(Clone, Debug, Serialize)]
 pub struct Service {
     pub name: String,
+    /// `sessions N`: the capacity of the session table that makes
+    /// `apply(s, client, request)` apply each client request once.
+    pub sessions: Option<u64>,
     pub vars: Vec<Var>,
     pub requests: Vec<Request>,
     pub replies: Vec<ReplyVariant>,
@@ -437,10 +440,18 @@ pub enum Builtin {
     Minus,
     With,
     Without,
-    /// `apply(state, request)` → `(Service, Reply)`.
+    /// `apply(state, request)` → `(Service, Reply)`; with three arguments,
+    /// `apply(state, client, request)`: through the session table.
     Apply,
     /// `c.node` of a `Client` handle.
     ClientNode,
+    /// `c.session` of a `Client` handle: `(epoch, id)`.
+    ClientSession,
+    /// `c.seq` of a `Client` handle.
+    ClientSeq,
+    /// `recorded(state, client)` → `Option<Reply>`: the session table's
+    /// reply to that request, if it was its session's last one applied.
+    Recorded,
     /// `range(a, b)`: the integers `a, a+1, ..., b-1` as a list (partial:
     /// more than `RANGE_LEN_MAX` elements).
     Range,
@@ -797,6 +808,11 @@ pub struct Check {
     /// Liveness: how many messages may be dropped before the network is fair.
     pub drops: u64,
     pub crash: u64,
+    /// `retries N`: clients resend a request after a timeout at most this
+    /// many times, then give up on it (safety checks too).
+    pub retries: Option<u64>,
+    /// `sessions N`: this check's session-table capacity.
+    pub sessions: Option<u64>,
     pub mode: Mode,
     pub symmetry: bool,
     pub max_depth: Option<u64>,
@@ -815,3 +831,9 @@ pub struct Check {
 
 pub const SERVERS_MAX: u64 = 16;
 pub const CLIENTS_MAX: u64 = 16;
+/// The largest session table a service may declare (`sessions N`).
+pub const SESSIONS_MAX: u64 = 1 << 20;
+/// The reply a service with sessions gives to a request it refuses.
+pub const REJECTED: &str = "Rejected";
+/// The most resends a check may allow a client per request.
+pub const RETRIES_MAX: u64 = 8;

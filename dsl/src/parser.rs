@@ -323,7 +323,7 @@ const ROLE_MEMBER_KEYWORDS: &[&str] = &[
     "durable", "ghost", "var", "timer", "choice", "init", "initial", "state", "on",
 ];
 const STATE_MEMBER_KEYWORDS: &[&str] = &["entry", "exit", "on"];
-const SERVICE_MEMBER_KEYWORDS: &[&str] = &["var", "request"];
+const SERVICE_MEMBER_KEYWORDS: &[&str] = &["var", "request", "sessions"];
 
 /// Keywords that are always followed by a name. A keyword right after one of
 /// them is being (mis)used as that name (`var state: u64`), not starting a
@@ -764,6 +764,8 @@ fn recover_service(src: &str, start: usize, end: usize, file: &mut File, diags: 
     diags.append(&mut body_diags);
     let mut svc = ServiceDecl {
         name,
+        sessions: None,
+        extra_sessions: vec![],
         vars: vec![],
         requests: vec![],
         span: Span::new(start, end),
@@ -1413,6 +1415,8 @@ impl Builder {
                 let name = self.ident(it.next().unwrap());
                 let mut svc = ServiceDecl {
                     name,
+                    sessions: None,
+                    extra_sessions: vec![],
                     vars: vec![],
                     requests: vec![],
                     span,
@@ -1479,6 +1483,15 @@ impl Builder {
 
     fn service_member(&self, m: P, svc: &mut ServiceDecl) {
         match m.as_rule() {
+            Rule::sessions_decl => {
+                let span = self.span(&m);
+                let n = self.int(m.into_inner().find(|p| p.as_rule() == Rule::int_lit).unwrap());
+                // A second declaration is reported by the checker; keep the first.
+                match svc.sessions {
+                    None => svc.sessions = Some((n, span)),
+                    Some(_) => svc.extra_sessions.push(span),
+                }
+            }
             Rule::var_decl => svc.vars.push(self.var_decl(m)),
             Rule::request_decl => {
                 let span = self.span(&m);
@@ -2203,6 +2216,8 @@ impl Builder {
                     Rule::ck_lossy => CheckEntryKind::Lossy,
                     Rule::ck_drops => CheckEntryKind::Drops(self.int(ei.next().unwrap())),
                     Rule::ck_crash => CheckEntryKind::Crash(self.int(ei.next().unwrap())),
+                    Rule::ck_retries => CheckEntryKind::Retries(self.int(ei.next().unwrap())),
+                    Rule::ck_sessions => CheckEntryKind::Sessions(self.int(ei.next().unwrap())),
                     Rule::ck_mode => CheckEntryKind::Mode(self.ident(ei.next().unwrap())),
                     Rule::ck_symmetry => CheckEntryKind::Symmetry,
                     Rule::ck_max_depth => CheckEntryKind::MaxDepth(self.int(ei.next().unwrap())),

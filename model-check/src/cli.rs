@@ -51,6 +51,13 @@ pub struct Args {
     /// Safety: servers that may be down at once. Liveness: crashes in total.
     #[arg(long)]
     pub crashes: Option<u64>,
+    /// Safety: clients resend a timed-out request to the next server at
+    /// most N times, then give up on it (the runtime client's policy).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u64>,
+    /// The capacity of the service's session table (its `sessions N`).
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<u64>,
     /// Messages may be lost (safety mode).
     #[arg(long)]
     pub lossy: bool,
@@ -209,6 +216,8 @@ fn default_config<P: Protocol>() -> RunConfig {
         lossy: false,
         drops: 0,
         crash: 0,
+        retries: None,
+        sessions: None,
         mode: smelt_support::Mode::Safety,
         symmetry: false,
         max_depth: None,
@@ -288,7 +297,15 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
             }
             Some(m) => return Err(format!("unknown mode `{m}`: expected `safety` or `liveness`")),
         }
-        c.client_retry = c.liveness && (c.drops > 0 || c.crash > 0 || c.lossy);
+        if let Some(r) = args.retries {
+            c.retries = Some(r);
+        }
+        if let Some(n) = args.sessions {
+            if P::SESSIONS.is_none() {
+                return Err("`--sessions`: this protocol's service keeps no session table".into());
+            }
+            c.sessions = Some(n.max(1));
+        }
         if c.servers.len() != P::roles().len() {
             return Err("servers must give a count for every role".into());
         }

@@ -29,8 +29,11 @@ pub struct RunConfig {
     pub partial_synchrony: bool,
     /// Stronger: no timer fires while any message is in flight.
     pub synchronous: bool,
-    /// Clients resend on a timer (needed for progress with loss or crashes).
-    pub client_retry: bool,
+    /// Safety: clients resend a timed-out request at most this many times,
+    /// then give up on it (`retries N`); `None`: they never time out.
+    pub retries: Option<u64>,
+    /// The session table's capacity, overriding the spec's `sessions N`.
+    pub sessions: Option<u64>,
     /// The check's state constraint, as written (evaluated by the
     /// protocol's `eval_bound` for check `workload_index`).
     pub bound: Option<String>,
@@ -60,10 +63,26 @@ impl RunConfig {
             threads: c.threads.map(|t| t as usize).unwrap_or(1),
             partial_synchrony: matches!(c.timing, Timing::PartialSynchrony | Timing::Synchronous),
             synchronous: c.timing == Timing::Synchronous,
-            client_retry: liveness && (c.drops > 0 || c.crash > 0 || c.lossy),
+            retries: c.retries,
+            sessions: c.sessions,
             bound: c.bound.map(String::from),
             skip: c.skip.clone(),
             expect: c.expect.clone(),
+        }
+    }
+
+    /// The model clients' retry timer: `None` when they have none; else
+    /// how many resends they make before giving up (`None`: never).
+    /// Liveness checks with faults need clients that retry (a lost request
+    /// would otherwise end all progress), and never give up, so that
+    /// "every request is answered" means answered. Safety checks retry
+    /// only when asked (`retries N`), and then give up as the runtime
+    /// client does.
+    pub fn client_retry(&self) -> Option<Option<u32>> {
+        if self.liveness {
+            (self.drops > 0 || self.crash > 0 || self.lossy).then_some(None)
+        } else {
+            self.retries.map(|n| Some(n.min(u32::MAX as u64) as u32))
         }
     }
 
@@ -84,6 +103,12 @@ impl RunConfig {
         }
         if self.crash > 0 {
             parts.push(format!("crash {}", self.crash));
+        }
+        if let Some(r) = self.retries.filter(|_| !self.liveness) {
+            parts.push(format!("retries {r}"));
+        }
+        if let Some(n) = self.sessions {
+            parts.push(format!("sessions {n}"));
         }
         if self.liveness {
             parts.push(format!("liveness (drops {})", self.drops));

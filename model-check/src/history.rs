@@ -25,8 +25,19 @@ use std::sync::Mutex;
 pub struct Op<Req, Rep> {
     pub req: Req,
     pub ret: Option<Rep>,
-    /// Operations completed by each client when this one was invoked.
+    /// The client gave up on it (or its session expired): it never
+    /// returns, and the client went on with its next operation. It may
+    /// have taken effect, at any point after its invocation, or never.
+    pub abandoned: bool,
+    /// Operations each client had ended (returned or abandoned: always a
+    /// prefix of its operations) when this one was invoked.
     pub seen: Vec<u32>,
+}
+
+impl<Req, Rep> Op<Req, Rep> {
+    fn in_flight(&self) -> bool {
+        self.ret.is_none() && !self.abandoned
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -45,9 +56,10 @@ impl<Req: Clone, Rep: Clone> History<Req, Rep> {
         }
     }
 
-    fn completed(&self, c: usize) -> u32 {
+    /// How many of client `c`'s operations have ended.
+    fn ended(&self, c: usize) -> u32 {
         let ops = &self.clients[c];
-        (ops.len() - usize::from(ops.last().is_some_and(|o| o.ret.is_none()))) as u32
+        (ops.len() - usize::from(ops.last().is_some_and(Op::in_flight))) as u32
     }
 
     pub fn invoke(&mut self, client: usize, req: Req) {
@@ -55,17 +67,30 @@ impl<Req: Clone, Rep: Clone> History<Req, Rep> {
             self.malformed = true;
             return;
         }
-        if self.clients[client].last().is_some_and(|o| o.ret.is_none()) {
+        if self.clients[client].last().is_some_and(Op::in_flight) {
             self.malformed = true;
             return;
         }
-        let seen = (0..self.clients.len()).map(|c| self.completed(c)).collect();
-        self.clients[client].push(Op { req, ret: None, seen });
+        let seen = (0..self.clients.len()).map(|c| self.ended(c)).collect();
+        self.clients[client].push(Op {
+            req,
+            ret: None,
+            abandoned: false,
+            seen,
+        });
     }
 
     pub fn ret(&mut self, client: usize, rep: Rep) {
         match self.clients.get_mut(client).and_then(|ops| ops.last_mut()) {
-            Some(op) if op.ret.is_none() => op.ret = Some(rep),
+            Some(op) if op.in_flight() => op.ret = Some(rep),
+            _ => self.malformed = true,
+        }
+    }
+
+    /// The client gave up on its operation in flight.
+    pub fn abandon(&mut self, client: usize) {
+        match self.clients.get_mut(client).and_then(|ops| ops.last_mut()) {
+            Some(op) if op.in_flight() => op.abandoned = true,
             _ => self.malformed = true,
         }
     }
@@ -90,6 +115,7 @@ impl<Req: Rewrite, Rep: Rewrite> Rewrite for History<Req, Rep> {
                         .map(|o| Op {
                             req: o.req.rewrite(f),
                             ret: o.ret.as_ref().map(|r| r.rewrite(f)),
+                            abandoned: o.abandoned,
                             seen: o.seen.clone(),
                         })
                         .collect()
@@ -113,6 +139,7 @@ where
     if h.malformed {
         return None;
     }
+    let h = &processes(h);
     let n = h.clients.len();
     let mut placed = vec![0u32; n];
     let mut order = Vec::new();
@@ -121,6 +148,65 @@ where
         Some(order)
     } else {
         None
+    }
+}
+
+/// The history as sequential processes: each client's operations that
+/// were not abandoned, in order, then one process per abandoned operation
+/// (a client that gives up on an operation is, for linearizability, a
+/// process that crashed: the operation may take effect at any point after
+/// its invocation, also after the client's later operations, or never —
+/// Knossos and Porcupine model it the same way). `seen` counts, per
+/// process, the operations that must precede: the returned ones among
+/// those a client had ended. A history without abandoned operations is
+/// returned as it is.
+fn processes<Req: Clone, Rep: Clone>(h: &History<Req, Rep>) -> History<Req, Rep> {
+    if !h.clients.iter().flatten().any(|o| o.abandoned) {
+        return h.clone();
+    }
+    let n = h.clients.len();
+    // kept[c][k]: how many of client c's first k operations were not abandoned.
+    let kept: Vec<Vec<u32>> = h
+        .clients
+        .iter()
+        .map(|ops| {
+            let mut v = vec![0u32];
+            for o in ops {
+                v.push(v.last().copied().unwrap_or(0) + u32::from(!o.abandoned));
+            }
+            v
+        })
+        .collect();
+    let abandoned = h.clients.iter().flatten().filter(|o| o.abandoned).count();
+    let seen = |o: &Op<Req, Rep>| -> Vec<u32> {
+        let mut s: Vec<u32> = (0..n).map(|c| kept[c][o.seen[c] as usize]).collect();
+        s.resize(n + abandoned, 0);
+        s
+    };
+    let mut clients: Vec<Vec<Op<Req, Rep>>> = h
+        .clients
+        .iter()
+        .map(|ops| {
+            ops.iter()
+                .filter(|o| !o.abandoned)
+                .map(|o| Op {
+                    seen: seen(o),
+                    ..o.clone()
+                })
+                .collect()
+        })
+        .collect();
+    for o in h.clients.iter().flatten().filter(|o| o.abandoned) {
+        clients.push(vec![Op {
+            req: o.req.clone(),
+            ret: None,
+            abandoned: false,
+            seen: seen(o),
+        }]);
+    }
+    History {
+        clients,
+        malformed: false,
     }
 }
 
@@ -276,6 +362,59 @@ mod tests {
         h.invoke(1, None);
         h.ret(1, 1);
         assert!(linearize(&Reg(0), &h).is_some());
+    }
+
+    #[test]
+    fn an_abandoned_write_may_take_effect_later_or_never() {
+        // Client 0 gives up on write 1 and then writes 2; client 1 reads
+        // afterwards and sees 1: the abandoned write took effect late.
+        let mut h = History::new(2);
+        h.invoke(0, Some(1));
+        h.abandon(0);
+        h.invoke(0, Some(2));
+        h.ret(0, 2);
+        h.invoke(1, None);
+        h.ret(1, 1);
+        assert!(linearize(&Reg(0), &h).is_some());
+        // ... or never: the read sees 2.
+        let mut h2 = History::new(2);
+        h2.invoke(0, Some(1));
+        h2.abandon(0);
+        h2.invoke(0, Some(2));
+        h2.ret(0, 2);
+        h2.invoke(1, None);
+        h2.ret(1, 2);
+        assert!(linearize(&Reg(0), &h2).is_some());
+        // But not before it was invoked: a read that returned before the
+        // abandoned write began cannot see it.
+        let mut h3 = History::new(2);
+        h3.invoke(1, None);
+        h3.ret(1, 1);
+        h3.invoke(0, Some(1));
+        h3.abandon(0);
+        assert!(linearize(&Reg(0), &h3).is_none());
+        // A completed write does not take effect twice: after 1, 2 (both
+        // answered) a read of 1 is a violation.
+        let mut h4 = History::new(2);
+        h4.invoke(0, Some(1));
+        h4.ret(0, 1);
+        h4.invoke(0, Some(2));
+        h4.ret(0, 2);
+        h4.invoke(1, None);
+        h4.ret(1, 1);
+        assert!(linearize(&Reg(0), &h4).is_none());
+    }
+
+    #[test]
+    fn abandoning_twice_or_without_an_operation_is_malformed() {
+        let mut h: History<Option<u8>, u8> = History::new(1);
+        h.abandon(0);
+        assert!(h.malformed);
+        let mut h: History<Option<u8>, u8> = History::new(1);
+        h.invoke(0, None);
+        h.abandon(0);
+        h.abandon(0);
+        assert!(h.malformed);
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
     } else {
         assumptions.push("timing: timers may fire in any order at any time".into());
     }
-    if cfg.client_retry {
+    if cfg.client_retry().is_some() {
         assumptions.push("clients resend an unanswered request on a timer".into());
     }
     Ok(CheckReport {

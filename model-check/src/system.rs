@@ -409,7 +409,8 @@ pub struct System<P: Protocol> {
 
 impl<P: Protocol> System<P> {
     pub fn new(cfg: RunConfig) -> Result<Self, String> {
-        let layout = Layout::new(&cfg.servers, cfg.clients);
+        let mut layout = Layout::new(&cfg.servers, cfg.clients);
+        layout.sessions_max = cfg.sessions;
         if layout.actor_count() > 64 {
             return Err(format!(
                 "{} actors; the model supports at most 64",
@@ -436,7 +437,7 @@ impl<P: Protocol> System<P> {
             actors.push(P::client(
                 workload.clone(),
                 serving.clone(),
-                cfg.client_retry,
+                cfg.client_retry(),
                 cfg.symmetry,
             ));
             workloads.push(workload);
@@ -751,6 +752,11 @@ impl<P: Protocol> System<P> {
                 let mut n = s.clone();
                 n.nodes[i].cancel_timer(timer);
                 if let Some(new) = st {
+                    // A client that gives up on a request ends it and
+                    // invokes its next one on a timeout.
+                    if let (Some(before), Some(after)) = (P::client_state(&s.nodes[i].state), P::client_state(&new)) {
+                        self.record_client(&mut n, i, before, after, None);
+                    }
                     n.nodes[i].state = Arc::new(Hashed::new(new));
                 }
                 self.apply(&mut n, i, fx, sends);
@@ -802,7 +808,10 @@ impl<P: Protocol> System<P> {
         msg: Option<&P::Message>,
     ) {
         let c = i - self.first_client;
-        if after.completed() > before.completed() {
+        if after.abandoned > before.abandoned {
+            // Given up (a timeout past the retries, or an expired session).
+            Arc::make_mut(&mut n.history).abandon(c);
+        } else if after.completed() > before.completed() {
             match msg.and_then(P::client_msg) {
                 Some(ClientMsg::Reply(_, rep)) => Arc::make_mut(&mut n.history).ret(c, rep.clone()),
                 _ => Arc::make_mut(&mut n.history).malformed = true,

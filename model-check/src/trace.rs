@@ -192,13 +192,12 @@ fn ids_named(text: &str, name: &dyn Fn(usize) -> String) -> String {
     out
 }
 
-/// A message as the trace shows it: node names for ids, `Prepare { .. }`
-/// rather than `Prepare(Prepare { .. })`, and `Client3#3` for a client
-/// request handle.
+/// A message as the trace shows it: node names for ids (so a client
+/// request handle reads `Client3#2`, request 2 of client 3), and
+/// `Prepare { .. }` rather than `Prepare(Prepare { .. })`.
 pub fn show<P: Protocol, T: std::fmt::Debug>(sys: &System<P>, value: &T) -> String {
     let text = names(sys, &format!("{value:?}"));
-    let text = unwrap_variant(&text);
-    compact_clients(&text)
+    unwrap_variant(&text)
 }
 
 /// A choice as `Role(Choice(value))` → `value`; a client's pick stays whole.
@@ -230,37 +229,6 @@ fn unwrap_variant(text: &str) -> String {
         }
     }
     text.to_string()
-}
-
-/// `Client { node: Client3, request_id: 3 }` → `Client3#3`.
-fn compact_clients(text: &str) -> String {
-    outside_strings(text, compact_clients_plain)
-}
-
-fn compact_clients_plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    const HEAD: &str = "Client { node: ";
-    while let Some(k) = rest.find(HEAD) {
-        out.push_str(&rest[..k]);
-        let tail = &rest[k + HEAD.len()..];
-        let parsed = tail.split_once(", request_id: ").and_then(|(node, r)| {
-            let digits: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
-            r[digits.len()..].starts_with(" }").then(|| (node.to_string(), digits))
-        });
-        match parsed {
-            Some((node, id)) if !node.contains([' ', '{']) => {
-                out.push_str(&format!("{node}#{id}"));
-                rest = &tail[node.len() + ", request_id: ".len() + id.len() + 2..];
-            }
-            _ => {
-                out.push_str(HEAD);
-                rest = tail;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -358,12 +326,8 @@ fn changed_fields<P: Protocol>(sys: &System<P>, before: &SysState<P>, after: &Sy
     for (name, v) in &new {
         match old.iter().find(|(n, _)| n == name) {
             Some((_, o)) if o == v => {}
-            Some((_, o)) => out.push(format!(
-                "{name}: {} → {}",
-                compact_clients(&names(sys, o)),
-                compact_clients(&names(sys, v))
-            )),
-            None => out.push(format!("{name}: {}", compact_clients(&names(sys, v)))),
+            Some((_, o)) => out.push(format!("{name}: {} → {}", names(sys, o), names(sys, v))),
+            None => out.push(format!("{name}: {}", names(sys, v))),
         }
     }
     out
@@ -436,10 +400,7 @@ pub fn render_nodes<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
         let id = Id::from(i);
         let fields = P::describe_fields(&s.nodes[i].state);
         let down = if s.is_crashed(i) { " (crashed)" } else { "" };
-        let body: Vec<String> = fields
-            .iter()
-            .map(|(n, v)| format!("{n}={}", compact_clients(&names(sys, v))))
-            .collect();
+        let body: Vec<String> = fields.iter().map(|(n, v)| format!("{n}={}", names(sys, v))).collect();
         let _ = writeln!(out, "      {}{}: {}", node_name(sys, id), down, body.join(", "));
     }
     out
@@ -457,10 +418,6 @@ mod tests {
         assert_eq!(
             named,
             r#"Put { key: Server1, value: "Id(1) \"Id(2)\" \\" }, Server3, "Client { node: Id(0), request_id: 1 }""#
-        );
-        assert_eq!(
-            compact_clients(r#"Client { node: Client2, request_id: 4 } "Client { node: Client2, request_id: 4 }""#),
-            r#"Client2#4 "Client { node: Client2, request_id: 4 }""#
         );
         // An unclosed quote (not from `Bytes`) keeps the rest as it is.
         assert_eq!(

@@ -11,7 +11,7 @@
 use crate::frame::{self, Frame, FrameError, Hello, Kind, Response, HEADER_LEN};
 use crate::node::{Event, Limits};
 use crate::rng::Rng;
-use smelt_support::{Id, Protocol};
+use smelt_support::{Client, Id, Protocol};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -244,14 +244,15 @@ fn check_cluster(ctx: &Ctx, f: &Frame) -> Result<(), ReadError> {
     Ok(())
 }
 
-/// Accepts client connections. Each gets a client id (`next_client`, above
-/// every server id) under which the protocol sees its requests, and a
-/// bounded queue for the responses the event loop routes back to it.
+/// Accepts client connections. Each gets a connection number
+/// (`next_conn`) and a bounded queue for the responses the event loop
+/// routes back to it. The protocol never sees the number: it sees the
+/// sessions whose requests arrive on the connection.
 pub async fn accept_clients<P: Protocol>(
     listener: TcpListener,
     ctx: Ctx,
     tx: mpsc::Sender<Event<P>>,
-    next_client: Arc<AtomicU64>,
+    next_conn: Arc<AtomicU64>,
 ) {
     let permits = Arc::new(Semaphore::new(ctx.limits.clients_max));
     loop {
@@ -267,17 +268,18 @@ pub async fn accept_clients<P: Protocol>(
             warn!(%from, "too many client connections; closing this one");
             continue;
         };
-        let client = Id::from(next_client.fetch_add(1, Ordering::Relaxed) as usize);
+        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
         let (ctx, tx) = (ctx.clone(), tx.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
             let (read, write) = stream.into_split();
             let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(ctx.limits.client_queue_len_max);
-            if tx.send(Event::ClientOpen { client, tx: out_tx }).await.is_err() {
+            let invalid_tx = out_tx.clone();
+            if tx.send(Event::ClientOpen { conn, tx: out_tx }).await.is_err() {
                 return;
             }
-            debug!(%from, client = ?client, "client connected");
+            debug!(%from, conn, "client connected");
             let writer = tokio::spawn(async move {
                 let mut w = BufWriter::new(write);
                 while let Some(f) = out_rx.recv().await {
@@ -290,49 +292,77 @@ pub async fn accept_clients<P: Protocol>(
                 Ok::<(), std::io::Error>(())
             });
             let mut r = BufReader::new(read);
-            let result = read_client::<P, _>(&mut r, client, &ctx, &tx).await;
+            let result = read_client::<P, _>(&mut r, conn, &ctx, &tx, &invalid_tx).await;
+            drop(invalid_tx);
             if let Err(e) = &result {
                 warn!(%from, error = %e, "closing client connection after a bad frame");
             }
-            let _ = tx.send(Event::ClientClosed { client }).await;
+            let _ = tx.send(Event::ClientClosed { conn }).await;
             let _ = writer.await;
         });
     }
 }
 
+/// Reads a client's request frames. A frame that is not a well-formed
+/// request closes the connection; a well-formed request whose tag makes no
+/// sense (`client::check_tag`) is answered `Invalid` here, and never
+/// reaches the protocol.
 async fn read_client<P: Protocol, R: AsyncRead + Unpin>(
     r: &mut R,
-    client: Id,
+    conn: u64,
     ctx: &Ctx,
     tx: &mpsc::Sender<Event<P>>,
+    out: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), ReadError> {
     while let Some(f) = read_frame(r, ctx.limits.frame_payload_bytes_max).await? {
         check_cluster(ctx, &f)?;
         if f.kind != Kind::Request {
             return Err(reject(format!("{:?} frame on a client connection", f.kind)));
         }
-        let (rid, request): (u64, P::Request) = frame::payload(&f.payload).map_err(ReadError::Frame)?;
-        let msg = P::request_msg(rid, request);
-        if tx.send(Event::Request { client, msg }).await.is_err() {
+        let (tag, request): (Client, P::Request) = frame::payload(&f.payload).map_err(ReadError::Frame)?;
+        if let Err(why) = crate::client::check_tag(&tag) {
+            debug!(conn, %why, "invalid request tag");
+            let response: Response<P::Reply> = Response::Invalid(tag, why);
+            if let Ok(f) = frame::encode(
+                Kind::Response,
+                ctx.cluster,
+                ctx.id,
+                &response,
+                ctx.limits.frame_payload_bytes_max,
+            ) {
+                // A full queue drops it, as it would a reply.
+                let _ = out.try_send(f);
+            }
+            continue;
+        }
+        let msg = P::request_msg(tag, request);
+        if tx.send(Event::Request { conn, msg }).await.is_err() {
             break;
         }
     }
     Ok(())
 }
 
-/// Encodes what a handler sent to client `client` as a response frame, if
-/// it is something a client understands (a reply or a redirect).
-pub fn response_frame<P: Protocol>(ctx: &Ctx, msg: &P::Msg) -> Option<Result<Vec<u8>, FrameError>> {
-    let response = match P::client_msg(msg)? {
-        smelt_support::ClientMsg::Reply(rid, reply) => Response::Reply(rid, reply.clone()),
-        smelt_support::ClientMsg::Redirect(rid, hint) => Response::Redirect(rid, hint.map(|h| usize::from(h) as u64)),
+/// Encodes what a handler sent to a client as a response frame, if it is
+/// something a client understands (a reply or a redirect), with the
+/// session it goes to.
+pub fn response_frame<P: Protocol>(ctx: &Ctx, msg: &P::Msg) -> Option<(u64, Result<Vec<u8>, FrameError>)> {
+    let (session, response) = match P::client_msg(msg)? {
+        smelt_support::ClientMsg::Reply(tag, reply) => (tag.session.id, Response::Reply(tag, reply.clone())),
+        smelt_support::ClientMsg::Redirect(tag, hint) => (
+            tag.session.id,
+            Response::Redirect(tag, hint.map(|h| usize::from(h) as u64)),
+        ),
         smelt_support::ClientMsg::Request(..) => return None,
     };
-    Some(frame::encode(
-        Kind::Response,
-        ctx.cluster,
-        ctx.id,
-        &response,
-        ctx.limits.frame_payload_bytes_max,
+    Some((
+        session,
+        frame::encode(
+            Kind::Response,
+            ctx.cluster,
+            ctx.id,
+            &response,
+            ctx.limits.frame_payload_bytes_max,
+        ),
     ))
 }

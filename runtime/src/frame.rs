@@ -24,7 +24,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 
 pub const MAGIC: [u8; 2] = *b"SM";
-pub const VERSION: u8 = 1;
+/// 2: client requests and responses are tagged with the client's session
+/// and sequence number (1 tagged them with a per-connection request id).
+pub const VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 28;
 /// The default limit on a frame's payload. A protocol message larger than
 /// this is dropped by the sender (and would be rejected by the receiver).
@@ -38,7 +40,8 @@ pub enum Kind {
     Hello = 1,
     /// A protocol message between servers (`P::Msg`).
     Peer = 2,
-    /// A client request: `(request id, P::Request)`.
+    /// A client request: `(tag, P::Request)`, the tag naming the client's
+    /// session and the request's sequence number in it.
     Request = 3,
     /// An answer to a client: [`Response`].
     Response = 4,
@@ -62,12 +65,16 @@ pub struct Hello {
     pub protocol: String,
 }
 
-/// What a node sends back on a client connection.
+/// What a node sends back on a client connection, tagged like the request
+/// it answers (session and sequence number).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Response<Rep> {
-    Reply(u64, Rep),
+    Reply(smelt_support::Client, Rep),
     /// The node declined the request; `Some(id)` names a server to try.
-    Redirect(u64, Option<u64>),
+    Redirect(smelt_support::Client, Option<u64>),
+    /// The request's tag makes no sense (see `client::check_tag`); it never
+    /// reached the protocol.
+    Invalid(smelt_support::Client, String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use crate::rng::Rng;
 use crate::storage::{Recovered, Store};
 use smelt_support::{Effects, Id, Protocol};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -124,10 +124,22 @@ pub struct NodeStats {
 
 /// What I/O tasks hand the event loop.
 pub enum Event<P: Protocol> {
-    Peer { src: Id, msg: P::Msg },
-    Request { client: Id, msg: P::Msg },
-    ClientOpen { client: Id, tx: mpsc::Sender<Vec<u8>> },
-    ClientClosed { client: Id },
+    Peer {
+        src: Id,
+        msg: P::Msg,
+    },
+    /// A client request (its tag checked) from connection `conn`.
+    Request {
+        conn: u64,
+        msg: P::Msg,
+    },
+    ClientOpen {
+        conn: u64,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    ClientClosed {
+        conn: u64,
+    },
 }
 
 /// A running node.
@@ -138,14 +150,6 @@ pub struct Running {
     /// Send `true` to stop the node cleanly.
     pub stop: watch::Sender<bool>,
     pub done: tokio::task::JoinHandle<Exit>,
-}
-
-/// Client ids start here, far above any server id, and carry a per-boot
-/// nonce in bits 32..48 so that a reply meant for a connection of an earlier
-/// run of this node never reaches a new connection that happens to reuse a
-/// counter value.
-fn client_id_base(rng: &mut Rng) -> u64 {
-    (1 + (rng.next_u64() & 0xffff)) << 32
 }
 
 /// Binds the node's sockets, starts its tasks and its event loop.
@@ -222,8 +226,8 @@ pub async fn start<P: Protocol, S: Store>(
         )));
         peers.push(Some(PeerOut { tx, queued_bytes }));
     }
-    let mut rng = Rng::new(cfg.seed);
-    let next_client = Arc::new(AtomicU64::new(client_id_base(&mut rng)));
+    let rng = Rng::new(cfg.seed);
+    let next_conn = Arc::new(AtomicU64::new(1));
     let acceptors = vec![tokio::spawn(connection::accept_peers::<P>(
         peer_listener,
         ctx.clone(),
@@ -235,7 +239,7 @@ pub async fn start<P: Protocol, S: Store>(
             l,
             ctx.clone(),
             in_tx.clone(),
-            next_client,
+            next_conn,
         )));
     }
     drop(in_tx);
@@ -263,6 +267,7 @@ pub async fn start<P: Protocol, S: Store>(
         inbound: in_rx,
         peers,
         clients: BTreeMap::new(),
+        routes: HashMap::new(),
         timers: BTreeMap::new(),
         choices: BTreeMap::new(),
         local: VecDeque::new(),
@@ -364,7 +369,20 @@ impl<P: Protocol> Effects<P, P::Delta> for Fx<P> {
 
 enum Output {
     Peer(usize, Vec<u8>),
-    Client(Id, Vec<u8>),
+    /// A response for session `.0`: it goes to the connection that last
+    /// carried a request of the session, looked up when it is released.
+    Client(u64, Vec<u8>),
+}
+
+/// Sessions one client connection may carry before the oldest loses its
+/// route (a client process normally has one or a few).
+const SESSIONS_PER_CONNECTION_MAX: usize = 64;
+
+/// A client connection: where its responses go, and the sessions that
+/// last sent a request on it (oldest first).
+struct ClientConn {
+    tx: mpsc::Sender<Vec<u8>>,
+    sessions: VecDeque<u64>,
 }
 
 enum Input<P: Protocol> {
@@ -381,7 +399,13 @@ struct Loop<P: Protocol> {
     rng: Rng,
     inbound: mpsc::Receiver<Event<P>>,
     peers: Vec<Option<PeerOut>>,
-    clients: BTreeMap<Id, mpsc::Sender<Vec<u8>>>,
+    clients: BTreeMap<u64, ClientConn>,
+    /// Session id -> the connection that last carried one of its requests.
+    /// A reply is routed by session, not by connection: the client may
+    /// have reconnected since its request (a reply to a session with no
+    /// route here is dropped; the client retries and the service answers
+    /// from its session table).
+    routes: HashMap<u64, u64>,
     timers: BTreeMap<P::Timer, Instant>,
     /// Pending `choose` outcomes by key; a later `choose` of the same key
     /// replaces an earlier one, an empty one cancels it (stateright's rule).
@@ -482,18 +506,68 @@ impl<P: Protocol> Loop<P> {
     fn on_event(&mut self, ev: Event<P>) {
         match ev {
             Event::Peer { src, msg } => self.handle(Input::Msg(src, msg)),
-            Event::Request { client, msg } => {
-                if self.clients.contains_key(&client) {
-                    self.handle(Input::Msg(client, msg));
+            Event::Request { conn, msg } => {
+                let Some(tag) = P::client_msg(&msg).and_then(|m| match m {
+                    smelt_support::ClientMsg::Request(tag, _) => Some(tag),
+                    _ => None,
+                }) else {
+                    return;
+                };
+                if !self.route_session(conn, tag.session.id) {
+                    return;
                 }
+                // The protocol sees the session as the request's sender,
+                // as the model's client actor is (`Client::node`).
+                self.handle(Input::Msg(tag.node(), msg));
             }
-            Event::ClientOpen { client, tx } => {
-                self.clients.insert(client, tx);
+            Event::ClientOpen { conn, tx } => {
+                self.clients.insert(
+                    conn,
+                    ClientConn {
+                        tx,
+                        sessions: VecDeque::new(),
+                    },
+                );
             }
-            Event::ClientClosed { client } => {
-                self.clients.remove(&client);
+            Event::ClientClosed { conn } => {
+                if let Some(c) = self.clients.remove(&conn) {
+                    for s in c.sessions {
+                        if self.routes.get(&s) == Some(&conn) {
+                            self.routes.remove(&s);
+                        }
+                    }
+                }
+                debug_assert!(self.routes.values().all(|c| self.clients.contains_key(c)));
             }
         }
+    }
+
+    /// Replies to `session` now go to connection `conn`. False when the
+    /// connection is gone (its request arrived after it closed).
+    fn route_session(&mut self, conn: u64, session: u64) -> bool {
+        if !self.clients.contains_key(&conn) {
+            return false;
+        }
+        if let Some(old) = self.routes.insert(session, conn).filter(|old| *old != conn) {
+            if let Some(o) = self.clients.get_mut(&old) {
+                o.sessions.retain(|s| *s != session);
+            }
+        }
+        let Some(c) = self.clients.get_mut(&conn) else {
+            return false;
+        };
+        if !c.sessions.contains(&session) {
+            c.sessions.push_back(session);
+            if c.sessions.len() > SESSIONS_PER_CONNECTION_MAX {
+                if let Some(s) = c.sessions.pop_front() {
+                    if self.routes.get(&s) == Some(&conn) {
+                        self.routes.remove(&s);
+                    }
+                }
+            }
+        }
+        debug_assert!(self.routes.len() <= self.clients.len() * SESSIONS_PER_CONNECTION_MAX);
+        true
     }
 
     fn run_due_timers(&mut self) {
@@ -651,8 +725,8 @@ impl<P: Protocol> Loop<P> {
             }
         } else {
             match connection::response_frame::<P>(&self.ctx, &msg) {
-                Some(Ok(f)) => Output::Client(dst, f),
-                Some(Err(e)) => {
+                Some((session, Ok(f))) => Output::Client(session, f),
+                Some((_, Err(e))) => {
                     warn!(node = self.ctx.id, error = %e, "reply not sent");
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -682,8 +756,8 @@ impl<P: Protocol> Loop<P> {
                 Some(p) => p.offer(f, self.ctx.limits.peer_queue_bytes_max),
                 None => false,
             },
-            Output::Client(c, f) => match self.clients.get(&c) {
-                Some(tx) => tx.try_send(f).is_ok(),
+            Output::Client(session, f) => match self.routes.get(&session).and_then(|c| self.clients.get(c)) {
+                Some(c) => c.tx.try_send(f).is_ok(),
                 None => false,
             },
         };

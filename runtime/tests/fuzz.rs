@@ -10,7 +10,7 @@ mod common;
 use common::paxos::{Accept, Ballot, Decided, Msg, Prepare, Prepared, Proposal, Reply, Request};
 use smelt_runtime::frame::{self, Kind, Response, HEADER_LEN, PAYLOAD_BYTES_MAX};
 use smelt_runtime::rng::Rng;
-use smelt_support::{Client, Id};
+use smelt_support::{Client, Id, Session};
 
 const MAX: usize = 4096;
 
@@ -19,12 +19,27 @@ fn ballot(r: &mut Rng) -> Ballot {
     (r.below(1 << bits), Id::from(r.below(8) as usize))
 }
 
+fn tag(r: &mut Rng) -> Client {
+    Client {
+        session: Session {
+            epoch: r.next_u64() >> r.below(64),
+            id: r.below(1 << 40),
+        },
+        seq: r.next_u64() >> r.below(64),
+    }
+}
+
+/// The tag of the well-formed request and response frames.
+fn tag7() -> Client {
+    Client {
+        session: Session { epoch: 1, id: 7 << 32 },
+        seq: 3,
+    }
+}
+
 fn proposal(r: &mut Rng) -> Proposal {
     Proposal {
-        client: Client {
-            node: Id::from(r.below(1 << 40) as usize),
-            request_id: r.next_u64(),
-        },
+        client: tag(r),
         value: r.next_u64() >> r.below(64),
     }
 }
@@ -48,10 +63,10 @@ fn msg(r: &mut Rng) -> Msg {
             ballot: ballot(r),
             proposal: proposal(r),
         }),
-        4 => Msg::Request(r.next_u64(), Request::Put { v: r.next_u64() }),
-        5 => Msg::Reply(r.next_u64(), Reply::GetOk(Some(r.next_u64()))),
-        6 => Msg::Redirect(r.next_u64(), Some(Id::from(r.below(5) as usize))),
-        _ => Msg::Request(r.next_u64(), Request::Get),
+        4 => Msg::Request(tag(r), Request::Put { v: r.next_u64() }),
+        5 => Msg::Reply(tag(r), Reply::GetOk(Some(r.next_u64()))),
+        6 => Msg::Redirect(tag(r), Some(Id::from(r.below(5) as usize))),
+        _ => Msg::Request(tag(r), Request::Get),
     }
 }
 
@@ -62,11 +77,17 @@ fn valid(r: &mut Rng) -> (Vec<u8>, Kind, Msg) {
         0 => (Kind::Peer, frame::encode(Kind::Peer, 9, r.below(5), &m, MAX)),
         1 => (
             Kind::Request,
-            frame::encode(Kind::Request, 9, 0, &(7u64, Request::Get), MAX),
+            frame::encode(Kind::Request, 9, 0, &(tag7(), Request::Get), MAX),
         ),
         _ => (
             Kind::Response,
-            frame::encode(Kind::Response, 9, 1, &Response::Reply(3, Reply::GetOk(Some(4))), MAX),
+            frame::encode(
+                Kind::Response,
+                9,
+                1,
+                &Response::Reply(tag7(), Reply::GetOk(Some(4))),
+                MAX,
+            ),
         ),
     };
     (bytes.expect("encodes"), kind, m)
@@ -83,15 +104,15 @@ fn check_payload(kind: Kind, payload: &[u8], original: Option<&Msg>) {
             }
         }
         Kind::Request => {
-            let got = frame::payload::<(u64, Request)>(payload);
+            let got = frame::payload::<(Client, Request)>(payload);
             if original.is_some() {
-                assert_eq!(got, Ok((7, Request::Get)));
+                assert_eq!(got, Ok((tag7(), Request::Get)));
             }
         }
         Kind::Response => {
             let got = frame::payload::<Response<Reply>>(payload);
             if original.is_some() {
-                assert_eq!(got, Ok(Response::Reply(3, Reply::GetOk(Some(4)))));
+                assert_eq!(got, Ok(Response::Reply(tag7(), Reply::GetOk(Some(4)))));
             }
         }
         Kind::Hello => {

@@ -35,4 +35,5 @@ pub mod buggy {
     smelt::protocol!("buggy/raft_66_truncate_on_stale.sm");
     smelt::protocol!("buggy/raft_compact_committed.sm");
     smelt::protocol!("buggy/raft_early_vote.sm");
+    smelt::protocol!("buggy/raft_no_dedup.sm");
 }

@@ -137,6 +137,8 @@ fn raft() {
         ("two_clients", States::AtLeast(1_000_000)),
         ("elections_race", States::AtLeast(10_000)),
         ("crash", States::AtLeast(900_000)),
+        ("exactly_once", States::AtLeast(1_000)),
+        ("retries", States::AtLeast(4_000_000)),
         ("progress", States::AtLeast(1_000)),
         ("all_faults", States::AtLeast(6_000_000)),
         ("compaction_faults", States::AtLeast(1_500_000)),
@@ -175,6 +177,7 @@ fn multipaxos() {
         ("basic", States::AtLeast(2_000_000)),
         ("no_timing", States::AtLeast(10_000)),
         ("crash", States::AtLeast(800_000)),
+        ("retries", States::AtLeast(1_500_000)),
         ("progress", States::AtLeast(100_000)),
     ]);
     // Without the timing rule a lease is worthless: an old master reads
@@ -419,6 +422,26 @@ raft_bug!(
     ],
     all_faults in 10 steps
 );
+
+/// Exactly once: without deduplication a retried write is applied a
+/// second time, after a later write, and a read after both sees the first
+/// value again (the bug an outside linearizability checker found in the
+/// deployed store). The counterexample shows both copies committed.
+#[test]
+fn buggy_raft_applies_a_retried_write_twice() {
+    let rs = check_all::<smelt_specs::buggy::raft_no_dedup::RaftNoDedup>(&[
+        ("exactly_once", States::AtLeast(100)),
+        ("retries", States::AtLeast(100_000)),
+    ]);
+    // The shortest counterexample (one server): both copies committed and
+    // applied, and the concurrent read sees the append twice.
+    assert_eq!(violation_steps(&rs[0]), Some(6), "{}", render_summary(&rs[0]));
+    let trace = counterexample(&rs[0]);
+    assert!(trace.contains(r#"Value(Some("aa"))"#), "{trace}");
+    insta::assert_snapshot!("raft_no_dedup", trace);
+    // Across a leader change in a cluster of two.
+    assert_eq!(violation_steps(&rs[1]), Some(19), "{}", render_summary(&rs[1]));
+}
 
 /// Compaction without InstallSnapshot rests on SnapshotsHeldByAll: a
 /// server that compacts every applied entry breaks it (and nothing else in

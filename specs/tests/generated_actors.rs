@@ -143,16 +143,21 @@ fn storage(state: &paxos::State) -> paxos::ServerStorage {
     paxos::ServerStorage::of(server(state))
 }
 
+/// Request 1 of the client whose session is named by node 9.
+fn client9() -> smelt::support::Client {
+    smelt::support::Client {
+        session: smelt::support::Session { epoch: 0, id: 9 },
+        seq: 1,
+    }
+}
+
 fn put(v: u64) -> paxos::Msg {
-    paxos::Msg::Request(1, paxos::Request::Put { v })
+    paxos::Msg::Request(client9(), paxos::Request::Put { v })
 }
 
 fn proposal(value: u64) -> paxos::Proposal {
     paxos::Proposal {
-        client: smelt::support::Client {
-            node: Id::from(9),
-            request_id: 1,
-        },
+        client: client9(),
         value,
     }
 }
@@ -597,8 +602,8 @@ mod raft_storage {
             term,
             command: Some(raft::Command {
                 client: Client {
-                    node: Id::from(9),
-                    request_id: key,
+                    session: smelt::support::Session { epoch: 0, id: 9 },
+                    seq: key,
                 },
                 op: raft::Request::Put {
                     key,

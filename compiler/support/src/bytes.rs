@@ -56,6 +56,21 @@ impl Bytes {
         self.as_slice().to_vec()
     }
 
+    /// `a + b`: the bytes of `self`, then those of `other`, in a new value
+    /// (either side as it is when the other is empty).
+    pub fn concat(&self, other: &Bytes) -> Bytes {
+        if other.is_empty() {
+            return self.clone();
+        }
+        if self.is_empty() {
+            return other.clone();
+        }
+        let mut v = Vec::with_capacity(self.len() + other.len());
+        v.extend_from_slice(self.as_slice());
+        v.extend_from_slice(other.as_slice());
+        Bytes(Repr::Shared(Arc::from(v)))
+    }
+
     /// Decodes the inside of a string literal (without its quotes): the
     /// escapes of the spec language. The error names the offending escape.
     pub fn from_escaped(text: &str) -> Result<Bytes, String> {

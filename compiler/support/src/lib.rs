@@ -16,13 +16,15 @@ pub mod error;
 pub mod ops;
 pub mod protocol;
 pub mod rewrite;
+pub mod session;
 
 pub use bytes::Bytes;
-pub use client::{Client, ClientActor, ClientMsg, ClientState, ClientTimer};
+pub use client::{Caller, Client, ClientActor, ClientMsg, ClientState, ClientTimer, Policy, Step, Target};
 pub use effects::Effects;
 pub use error::{ErrorKind, HandlerError, Loc};
 pub use protocol::*;
 pub use rewrite::{IdMap, Rewrite};
+pub use session::{request_hash, Admit, Session, SessionError, Sessions};
 
 pub use serde;
 pub use stateright;

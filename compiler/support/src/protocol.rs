@@ -5,10 +5,11 @@
 //! its roles, properties, check configurations, how clients talk to it, how
 //! its durable state is stored — is here.
 
-use crate::client::{ClientMsg, ClientState};
+use crate::client::{Client, ClientMsg, ClientState};
 use crate::effects::Effects;
 use crate::error::HandlerError;
 use crate::rewrite::Rewrite;
+use crate::session::SessionError;
 use serde::{de::DeserializeOwned, Serialize};
 use stateright::actor::{Actor, Id};
 use stateright::semantics::SequentialSpec;
@@ -86,6 +87,11 @@ pub struct CheckConfig {
     pub lossy: bool,
     pub drops: u64,
     pub crash: u64,
+    /// Resends per request after a timeout before a client gives up
+    /// (`retries N`); `None`: clients never time out in safety checks.
+    pub retries: Option<u64>,
+    /// The session table's capacity for this check (`sessions N`).
+    pub sessions: Option<u64>,
     pub mode: Mode,
     pub symmetry: bool,
     pub max_depth: Option<u64>,
@@ -107,6 +113,9 @@ pub struct CheckConfig {
 pub struct Layout {
     pub roles: Vec<Vec<Id>>,
     pub clients: Vec<Id>,
+    /// The session table's capacity, where a check overrides the spec's
+    /// `sessions N` (deployed nodes always use the spec's).
+    pub sessions_max: Option<u64>,
 }
 
 impl Layout {
@@ -118,7 +127,11 @@ impl Layout {
             next += n as usize;
         }
         let clients = (next..next + clients as usize).map(Id::from).collect();
-        Layout { roles, clients }
+        Layout {
+            roles,
+            clients,
+            sessions_max: None,
+        }
     }
 
     pub fn servers(&self) -> Vec<Id> {
@@ -250,8 +263,9 @@ pub trait Protocol:
 
     /// The actor for server `id` in `layout`; `None` if `id` is not a server.
     fn server(id: Id, layout: &Layout) -> Option<Self>;
-    /// The model client.
-    fn client(workload: Vec<Self::Request>, servers: Vec<Id>, retry: bool, pick: bool) -> Self;
+    /// The model client. `retry`: whether it has a retry timer, and if so
+    /// how many resends it makes before it gives up (`None`: never).
+    fn client(workload: Vec<Self::Request>, servers: Vec<Id>, retry: Option<Option<u32>>, pick: bool) -> Self;
     /// Whether this actor is a model client.
     fn is_client(&self) -> bool;
 
@@ -284,8 +298,17 @@ pub trait Protocol:
     /// match case-insensitively; parameters are integers or `true`/`false`.
     fn parse_request(words: &[&str]) -> Result<Self::Request, String>;
 
-    fn request_msg(request_id: u64, request: Self::Request) -> Self::Msg;
-    fn reply_msg(request_id: u64, reply: Self::Reply) -> Self::Msg;
+    fn request_msg(tag: Client, request: Self::Request) -> Self::Msg;
+    fn reply_msg(tag: Client, reply: Self::Reply) -> Self::Msg;
+    /// The session table's verdict when `reply` is a `Rejected` reply
+    /// (only services with `sessions` produce them).
+    fn rejection(reply: &Self::Reply) -> Option<SessionError> {
+        let _ = reply;
+        None
+    }
+    /// The capacity of the service's session table (`sessions N`), or
+    /// `None` when the service keeps no sessions.
+    const SESSIONS: Option<u64> = None;
     fn client_msg(msg: &Self::Msg) -> Option<ClientMsg<'_, Self::Request, Self::Reply>>;
     /// The client timer, for retries.
     fn client_retry_timer() -> Self::Timer;

@@ -1014,22 +1014,68 @@ impl Checker<'_> {
                     }
                 };
             }
-            "apply" => {
+            "recorded" => {
+                // `recorded(s, c)`: the reply the session table holds for
+                // request `c`, if it is its session's last applied one.
                 if !arity(self, 2) {
                     return err_expr(span);
                 }
-                if self.spec.service.is_none() {
-                    self.error(Diagnostic::error(span, "`apply` needs a `service` block").label("no service declared"));
+                if self.spec.service.as_ref().is_none_or(|s| s.sessions.is_none()) {
+                    let d = Diagnostic::error(span, "`recorded` reads a session table, and the service keeps none")
+                        .label("no `sessions` in the service")
+                        .note("declare `sessions N` in the service block");
+                    self.error(d);
                     return err_expr(span);
                 }
                 let s = self.expr(&args[0], Some(&Ty::Service));
                 let s = self.coerce(s, &Ty::Service);
-                let r = self.expr(&args[1], Some(&Ty::Request));
-                let r = self.coerce(r, &Ty::Request);
+                let c = self.expr(&args[1], Some(&Ty::Client));
+                let c = self.coerce(c, &Ty::Client);
+                return mk(
+                    K::Builtin {
+                        f: Builtin::Recorded,
+                        args: vec![s, c],
+                    },
+                    Ty::Option(Box::new(Ty::Reply)),
+                    span,
+                );
+            }
+            "apply" => {
+                // `apply(s, r)`, or `apply(s, c, r)`: once per client request
+                // (a service with `sessions`).
+                if args.len() != 3 && !arity(self, 2) {
+                    return err_expr(span);
+                }
+                let Some(svc) = &self.spec.service else {
+                    self.error(Diagnostic::error(span, "`apply` needs a `service` block").label("no service declared"));
+                    return err_expr(span);
+                };
+                if args.len() == 3 && !matches!(self.ctx, Ctx::Handler { .. }) {
+                    let d = Diagnostic::error(span, "`apply` with a client is only allowed in a role's handlers")
+                        .label("not in a handler")
+                        .note("the session table's capacity belongs to the node that applies the request");
+                    self.error(d);
+                    return err_expr(span);
+                }
+                if args.len() == 3 && svc.sessions.is_none() {
+                    let d = Diagnostic::error(span, "`apply` with a client needs a service with sessions")
+                        .label("the service keeps no session table")
+                        .note("declare `sessions N` in the service (at most N client sessions are remembered), or call `apply(state, request)`");
+                    self.error(d);
+                    return err_expr(span);
+                }
+                let s = self.expr(&args[0], Some(&Ty::Service));
+                let mut out = vec![self.coerce(s, &Ty::Service)];
+                if args.len() == 3 {
+                    let c = self.expr(&args[1], Some(&Ty::Client));
+                    out.push(self.coerce(c, &Ty::Client));
+                }
+                let r = self.expr(&args[args.len() - 1], Some(&Ty::Request));
+                out.push(self.coerce(r, &Ty::Request));
                 return mk(
                     K::Builtin {
                         f: Builtin::Apply,
-                        args: vec![s, r],
+                        args: out,
                     },
                     Ty::Tuple(vec![Ty::Service, Ty::Reply]),
                     span,
@@ -1068,7 +1114,7 @@ impl Checker<'_> {
         let mut cands: Vec<String> = self.fns.keys().cloned().collect();
         cands.extend(
             [
-                "Some", "len", "min", "max", "sum", "sorted", "majority", "members", "apply",
+                "Some", "len", "min", "max", "sum", "sorted", "majority", "members", "apply", "recorded",
             ]
             .map(String::from),
         );
@@ -1494,15 +1540,26 @@ impl Checker<'_> {
                 };
                 return mk(K::ClientAttr { inst, attr }, ty, span);
             }
-            Ty::Client if name.name == "node" => {
-                return mk(
-                    K::Builtin {
-                        f: Builtin::ClientNode,
-                        args: vec![b],
-                    },
-                    Ty::Node,
-                    span,
-                )
+            Ty::Client if matches!(name.name.as_str(), "node" | "session" | "seq") => {
+                let (f, ty) = match name.name.as_str() {
+                    "node" => (Builtin::ClientNode, Ty::Node),
+                    "session" => (
+                        Builtin::ClientSession,
+                        Ty::Tuple(vec![Ty::Int(IntTy::U64), Ty::Int(IntTy::U64)]),
+                    ),
+                    _ => (Builtin::ClientSeq, Ty::Int(IntTy::U64)),
+                };
+                return mk(K::Builtin { f, args: vec![b] }, ty, span);
+            }
+            Ty::Client => {
+                let cands = ["session", "seq", "node"].map(String::from).to_vec();
+                self.unknown(
+                    "field of a client handle:",
+                    name,
+                    cands,
+                    Some("a client handle has `session` (its session, as (epoch, id)), `seq` (the request's number in it) and `node`".into()),
+                );
+                return err_expr(span);
             }
             Ty::Error => return err_expr(span),
             t => {
@@ -1668,7 +1725,8 @@ impl Checker<'_> {
                 )
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
-                let want = expected.filter(|t| t.int().is_some() || matches!(t.resolved(), Ty::Set(_) | Ty::List(_)));
+                let want = expected
+                    .filter(|t| t.int().is_some() || matches!(t.resolved(), Ty::Set(_) | Ty::List(_) | Ty::Bytes));
                 let (l, r) = if is_weak(lhs) && !is_weak(rhs) {
                     let r = self.expr(rhs, want);
                     let l = self.expr(lhs, Some(&r.ty));
@@ -1685,14 +1743,14 @@ impl Checker<'_> {
                         let r = self.coerce(r, &lt);
                         bin(op, l, r, lt)
                     }
-                    (Ty::Set(_), BinOp::Add | BinOp::Sub) | (Ty::List(_), BinOp::Add) => {
+                    (Ty::Set(_), BinOp::Add | BinOp::Sub) | (Ty::List(_) | Ty::Bytes, BinOp::Add) => {
                         let r = self.coerce(r, &lt);
                         bin(op, l, r, lt)
                     }
                     _ => {
                         let d = Diagnostic::error(op_span, format!("`{}` is not defined for `{}`", op.symbol(), self.ty_name(&l.ty)))
                             .label(format!("cannot apply `{}`", op.symbol()))
-                            .note("arithmetic works on integers; `+`/`-` also mean union/difference of sets and `+` concatenates lists");
+                            .note("arithmetic works on integers; `+`/`-` also mean union/difference of sets, and `+` concatenates lists and `Bytes`");
                         self.error(d);
                         err_expr(span)
                     }
@@ -1941,11 +1999,15 @@ impl Checker<'_> {
             Ty::Option(inner) => Some(vec![vec![], vec![(**inner).clone()]]),
             Ty::Tuple(ts) => Some(vec![ts.clone()]),
             Ty::Enum(id) => Some(self.spec.enums[*id].variants.iter().map(|(_, f)| f.clone()).collect()),
-            Ty::Reply => self
-                .spec
-                .service
-                .as_ref()
-                .map(|s| s.replies.iter().map(|r| r.fields.clone()).collect()),
+            // A service with sessions also replies `Rejected(..)`, which
+            // no pattern names: only a wildcard covers it.
+            Ty::Reply => self.spec.service.as_ref().map(|s| {
+                let mut c: Vec<Vec<Ty>> = s.replies.iter().map(|r| r.fields.clone()).collect();
+                if s.sessions.is_some() {
+                    c.push(vec![]);
+                }
+                c
+            }),
             Ty::Request => self.spec.service.as_ref().map(|s| {
                 s.requests
                     .iter()

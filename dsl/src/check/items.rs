@@ -6,7 +6,9 @@ use super::types::placeholder;
 use super::{BlockKind, Checker, Ctx};
 use crate::ast::{self, CheckEntryKind as CE, HandlerKind, Item, MsgBinding, PropertyKind as PK, RequestPat, Span};
 use crate::diag::{suggest, Diagnostic};
-use crate::ir::{self, Event, Expect, Mode, Network, Strategy, Timing, Ty, CLIENTS_MAX, SERVERS_MAX};
+use crate::ir::{
+    self, Event, Expect, Mode, Network, Strategy, Timing, Ty, CLIENTS_MAX, RETRIES_MAX, SERVERS_MAX, SESSIONS_MAX,
+};
 
 impl Checker<'_> {
     pub(super) fn declare_roles(&mut self) {
@@ -600,6 +602,8 @@ impl Checker<'_> {
             lossy: false,
             drops: 0,
             crash: 0,
+            retries: None,
+            sessions: None,
             mode: Mode::Safety,
             symmetry: false,
             max_depth: None,
@@ -722,6 +726,27 @@ impl Checker<'_> {
                 CE::Lossy => k.lossy = true,
                 CE::Drops(n) => k.drops = range(self, *n, 0, 64, "the drop budget", e.span),
                 CE::Crash(n) => k.crash = range(self, *n, 0, SERVERS_MAX as u128, "the crash count", e.span),
+                CE::Retries(n) => k.retries = Some(range(self, *n, 0, RETRIES_MAX as u128, "`retries`", e.span)),
+                CE::Sessions(n) => {
+                    let v = range(
+                        self,
+                        *n,
+                        1,
+                        SESSIONS_MAX as u128,
+                        "the session table's capacity",
+                        e.span,
+                    );
+                    if self.spec.service.as_ref().is_some_and(|s| s.sessions.is_none()) {
+                        let d = Diagnostic::error(
+                            e.span,
+                            "this check sets a session table's capacity, but the service keeps no sessions",
+                        )
+                        .label("no `sessions` in the service")
+                        .note("declare `sessions N` in the service block");
+                        self.error(d);
+                    }
+                    k.sessions = Some(v);
+                }
                 CE::Mode(m) => {
                     k.mode = match m.name.as_str() {
                         "safety" => Mode::Safety,
@@ -811,6 +836,8 @@ impl Checker<'_> {
                         "lossy",
                         "drops",
                         "crash",
+                        "retries",
+                        "sessions",
                         "mode",
                         "symmetry",
                         "max_depth",
@@ -892,6 +919,8 @@ fn entry_key(k: &CE) -> &'static str {
         CE::Lossy => "lossy",
         CE::Drops(_) => "drops",
         CE::Crash(_) => "crash",
+        CE::Retries(_) => "retries",
+        CE::Sessions(_) => "sessions",
         CE::Mode(_) => "mode",
         CE::Symmetry => "symmetry",
         CE::MaxDepth(_) => "max_depth",

@@ -4,7 +4,7 @@
 use super::{AliasState, Checker, Ctx, TypeDef};
 use crate::ast::{self, Item, Span, TypeExprKind};
 use crate::diag::Diagnostic;
-use crate::ir::{self, ConstValue, IntTy, Ty};
+use crate::ir::{self, ConstValue, IntTy, Ty, REJECTED, SESSIONS_MAX};
 
 const BUILTIN_TYPES: &[&str] = &[
     "bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "Node", "Client", "Bytes", "Option", "List", "Set",
@@ -374,8 +374,33 @@ impl Checker<'_> {
         }) else {
             return;
         };
+        let sessions = match svc.sessions {
+            Some((n, span)) if !(1..=SESSIONS_MAX as u128).contains(&n) => {
+                self.error(
+                    Diagnostic::error(
+                        span,
+                        format!("the session table holds between 1 and {SESSIONS_MAX} sessions, not {n}"),
+                    )
+                    .label("out of range"),
+                );
+                // Still a service with sessions, so its uses are checked
+                // as such (one error, not one per use).
+                Some(n.clamp(1, SESSIONS_MAX as u128) as u64)
+            }
+            Some((n, _)) => Some(n as u64),
+            None => None,
+        };
+        for &span in &svc.extra_sessions {
+            let first = svc.sessions.map(|(_, s)| s).unwrap_or(span);
+            self.error(
+                Diagnostic::error(span, "`sessions` is declared twice")
+                    .label("second declaration")
+                    .secondary(first, "first declared here"),
+            );
+        }
         let mut service = ir::Service {
             name: svc.name.name.clone(),
+            sessions,
             vars: vec![],
             requests: vec![],
             replies: vec![],
@@ -386,6 +411,13 @@ impl Checker<'_> {
             let mut reply_ids = Vec::new();
             for sig in &r.replies {
                 let tys: Vec<Ty> = sig.fields.iter().map(|t| self.resolve_type(t)).collect();
+                if sig.name.name == REJECTED && svc.sessions.is_some() {
+                    self.error(
+                        Diagnostic::error(sig.name.span, format!("`{REJECTED}` is the session table's reply"))
+                            .label("reserved in a service with `sessions`")
+                            .note("the service replies `Rejected` to requests it refuses (an expired session, a stale or reused sequence number); rename this reply"),
+                    );
+                }
                 if let Some(&id) = self.replies.get(&sig.name.name) {
                     let prev: &ir::ReplyVariant = &service.replies[id];
                     if prev.fields.iter().map(Ty::resolved).ne(tys.iter().map(Ty::resolved)) {

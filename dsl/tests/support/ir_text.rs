@@ -117,6 +117,9 @@ impl Printer<'_> {
         }
         if let Some(svc) = &s.service {
             self.line(0, format!("service {}", svc.name));
+            if let Some(n) = svc.sessions {
+                self.line(1, format!("sessions {n}"));
+            }
             for r in &svc.replies {
                 let text = if r.fields.is_empty() {
                     format!("reply {}", r.name)
@@ -244,6 +247,9 @@ impl Printer<'_> {
                 c.symmetry, c.strategy, c.max_depth, c.max_states, c.threads, c.expect
             ),
         );
+        if c.retries.is_some() || c.sessions.is_some() {
+            self.line(1, format!("retries {:?}, sessions {:?}", c.retries, c.sessions));
+        }
     }
 
     fn handler(&mut self, indent: usize, h: &ir::Handler) {
