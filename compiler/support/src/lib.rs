@@ -24,7 +24,7 @@ pub use effects::Effects;
 pub use error::{ErrorKind, HandlerError, Loc};
 pub use protocol::*;
 pub use rewrite::{IdMap, Rewrite};
-pub use session::{request_hash, Admit, Session, SessionError, Sessions};
+pub use session::{request_hash, Admit, Session, SessionError, Sessions, SEQ_AHEAD_MAX};
 
 pub use serde;
 pub use stateright;
