@@ -138,10 +138,12 @@ fn journal_acknowledged_appends_survive_kill9() {
         let mut node = NodeProc::start("journal", &dir, &file, 0, &extra);
         wait_up(&cluster, &[0]);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let acked_now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let workers: Vec<_> = (0..8u64)
             .map(|t| {
                 let cluster = cluster.clone();
                 let stop = stop.clone();
+                let acked_now = acked_now.clone();
                 std::thread::spawn(move || {
                     let opts = ClientOptions {
                         attempt_timeout_ms: 500,
@@ -156,7 +158,10 @@ fn journal_acknowledged_appends_survive_kill9() {
                         let v = round * 1_000_000_000 + t * 1_000_000 + k;
                         k += 1;
                         match c.call(journal::Request::Append { v }) {
-                            Ok((journal::Reply::Appended(_), _)) => acked.push(v),
+                            Ok((journal::Reply::Appended(_), _)) => {
+                                acked.push(v);
+                                acked_now.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
                             _ if stop.load(std::sync::atomic::Ordering::Relaxed) => failures += 1,
                             _ => std::thread::sleep(Duration::from_millis(20)),
                         }
@@ -165,7 +170,15 @@ fn journal_acknowledged_appends_survive_kill9() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(1200));
+        // Kill once enough appends are acknowledged (an event, not a
+        // sleep): the checks below need some, and a snapshot or two.
+        let enough = eventually(Duration::from_secs(120), || {
+            (acked_now.load(std::sync::atomic::Ordering::Relaxed) >= 300).then_some(())
+        });
+        assert!(
+            enough.is_some(),
+            "round {round}: fewer than 300 appends acknowledged in 2 minutes"
+        );
         node.kill9();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for w in workers {

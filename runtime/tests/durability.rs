@@ -18,11 +18,16 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// A disk whose appends block while the gate is closed, or fail.
+/// A disk whose appends block while the gate is closed, or fail. It counts
+/// the appends that reached it, so a test can wait for the event "the node
+/// has a record waiting for its fsync" instead of sleeping.
 #[derive(Clone, Default)]
 struct Gate {
-    state: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    state: Arc<(Mutex<GateState>, Condvar)>,
 }
+
+/// (closed, failing, appends that reached the disk)
+type GateState = (bool, bool, u64);
 
 impl Gate {
     fn closed() -> Gate {
@@ -38,6 +43,27 @@ impl Gate {
         self.state.0.lock().expect("lock").1 = true;
         self.open();
     }
+    /// Waits until `n` appends have reached the disk (blocked or not).
+    fn wait_appends(&self, n: u64) {
+        let (lock, cv) = &*self.state;
+        let g = lock.lock().expect("lock");
+        let (g, t) = cv
+            .wait_timeout_while(g, Duration::from_secs(20), |g| g.2 < n)
+            .expect("wait");
+        assert!(!t.timed_out(), "only {} of {n} appends reached the disk", g.2);
+    }
+}
+
+/// Waits until the node has run `n` handlers (its start included).
+fn wait_handlers(node: &Running, n: u64) {
+    let done = eventually(Duration::from_secs(20), || {
+        (node.stats.handlers.load(std::sync::atomic::Ordering::Relaxed) >= n).then_some(())
+    });
+    assert!(done.is_some(), "the node did not run {n} handlers");
+}
+
+fn released(node: &Running) -> u64 {
+    node.stats.released.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 struct GatedStore<S> {
@@ -49,6 +75,8 @@ impl<S: Store> Store for GatedStore<S> {
     fn append(&mut self, records: &[Record]) -> std::io::Result<()> {
         let (lock, cv) = &*self.gate.state;
         let mut g = lock.lock().expect("lock");
+        g.2 += 1;
+        cv.notify_all();
         while g.0 {
             g = cv.wait(g).expect("wait");
         }
@@ -137,19 +165,16 @@ fn replies_wait_for_the_fsync_of_their_handler_and_all_before() {
     let node = start::<Journal>(&rt, "gate-reply", &cluster, gate.clone());
 
     let append = request::<Journal>(&cluster, Request::Append { v: 5 });
-    std::thread::sleep(Duration::from_millis(200));
+    // The append's record is at the (closed) disk: its handler ran.
+    gate.wait_appends(1);
     // A read that saves nothing, handled after the append: its reply may
     // reveal the append, so it waits for the same fsync.
     let count = request::<Journal>(&cluster, Request::Count);
-    assert!(
-        append.recv_timeout(Duration::from_millis(500)).is_err(),
-        "reply before fsync"
-    );
-    assert!(
-        count.recv_timeout(Duration::from_millis(100)).is_err(),
-        "later reply before fsync"
-    );
-    assert_eq!(node.stats.released.load(std::sync::atomic::Ordering::Relaxed), 0);
+    wait_handlers(&node, 3);
+    // Both handlers ran and nothing left the node: the only way out is a
+    // release after an fsync, which the gate holds back.
+    assert_eq!(released(&node), 0, "a reply left before its fsync");
+    assert!(append.try_recv().is_err() && count.try_recv().is_err());
 
     gate.open();
     assert_eq!(
@@ -212,11 +237,10 @@ fn peer_messages_wait_for_the_fsync() {
     let (cluster, peers, gate, node) = with_fake_peers::<Paxos>(&rt, "gate-peer");
     // The Put raises the ballot (durable) and broadcasts Prepare.
     let _put = request::<Paxos>(&cluster, Request::Put { v: 1 });
+    gate.wait_appends(1);
+    assert_eq!(released(&node), 0, "Prepare released before the fsync");
     for p in &peers {
-        assert!(
-            p.recv_timeout(Duration::from_millis(400)).is_err(),
-            "Prepare sent before the fsync"
-        );
+        assert!(p.try_recv().is_err(), "Prepare sent before the fsync");
     }
     gate.open();
     for p in &peers {
@@ -237,29 +261,33 @@ fn early_messages_wait_only_for_earlier_handlers() {
     let first = request::<Early>(&cluster, Request::Bump);
     // The first Bump's `Soon` leaves at once; its `Later` and the reply
     // wait for the fsync the gate holds back.
+    gate.wait_appends(1);
     for p in &peers {
         assert_eq!(
             p.recv_timeout(Duration::from_secs(5)),
             Ok(Kind::Peer),
             "early message held"
         );
-        assert!(
-            p.recv_timeout(Duration::from_millis(300)).is_err(),
-            "ordinary message sent before the fsync"
-        );
     }
-    let second = request::<Early>(&cluster, Request::Bump);
-    for p in &peers {
-        assert!(
-            p.recv_timeout(Duration::from_millis(300)).is_err(),
-            "early message sent before an earlier handler's fsync"
-        );
-    }
-    assert!(
-        first.recv_timeout(Duration::from_millis(100)).is_err(),
-        "reply before fsync"
+    // Released: the two `Soon`s, nothing else (releases only happen after
+    // an fsync, or for an early message, at once in its handler).
+    assert_eq!(
+        released(&node),
+        2,
+        "an ordinary message or the reply left before the fsync"
     );
-    assert_eq!(node.stats.released.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let second = request::<Early>(&cluster, Request::Bump);
+    // The second Bump ran: its `Soon` waits for the first Bump's fsync.
+    wait_handlers(&node, 3);
+    assert_eq!(
+        released(&node),
+        2,
+        "an early message left before an earlier handler's fsync"
+    );
+    for p in &peers {
+        assert!(p.try_recv().is_err(), "sent before the fsync");
+    }
+    assert!(first.try_recv().is_err(), "reply before fsync");
 
     gate.open();
     // The first Later, the second Soon and the second Later.
@@ -288,7 +316,7 @@ fn a_failed_fsync_stops_the_node_and_releases_nothing() {
     let gate = Gate::closed();
     let node = start::<Journal>(&rt, "gate-fail", &cluster, gate.clone());
     let append = request::<Journal>(&cluster, Request::Append { v: 5 });
-    std::thread::sleep(Duration::from_millis(200));
+    gate.wait_appends(1);
     gate.fail();
     let exit = rt.block_on(node.done).expect("join");
     assert!(

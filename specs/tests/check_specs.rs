@@ -3,6 +3,11 @@
 //! must hold and the buggy variants must fail with the property they name.
 //! Every run must also prove it searched: a lower bound on unique states
 //! (exact counts where we have an independent reference).
+//!
+//! The searches that take minutes or gigabytes (`DEEP`) run in the deep
+//! suite only: `cargo test --workspace --release -- --ignored` (CI runs it
+//! after the default suite). Every check of a spec is listed in its
+//! test's sizes, so none is left out of both.
 
 use smelt::model_check::cli::run_check;
 use smelt::model_check::report::{render_summary, CheckReport, Verdict};
@@ -41,10 +46,45 @@ fn run_with<P: Protocol>(name: &str, edit: impl FnOnce(&mut RunConfig)) -> Check
     run_check::<P>(&spec, cfg).unwrap_or_else(|e| panic!("{} `{name}`: {e}", P::NAME))
 }
 
-/// Runs every check of `P` and compares each with its expectation.
+/// The checks that belong to the deep suite (`--ignored`), by protocol and
+/// check name: each takes more than about 20 seconds or 1 GiB here.
+const DEEP: &[(&str, &str)] = &[
+    ("Raft", "replication"),
+    ("Raft", "two_clients"),
+    ("Raft", "retries"),
+    ("Raft", "all_faults"),
+    ("Raft", "compaction_faults"),
+    ("MultiPaxos", "basic"),
+    ("MultiPaxos", "retries"),
+];
+
+fn is_deep<P: Protocol>(check: &str) -> bool {
+    DEEP.contains(&(P::NAME, check))
+}
+
+/// Runs every check of `P` but the deep ones, and compares each with its
+/// expectation.
 fn check_all<P: Protocol>(sizes: &[(&str, States)]) -> Vec<CheckReport> {
+    check_some::<P>(sizes, false)
+}
+
+/// Runs the deep checks of `P` (there must be some).
+fn check_deep<P: Protocol>(sizes: &[(&str, States)]) -> Vec<CheckReport> {
+    let rs = check_some::<P>(sizes, true);
+    assert!(!rs.is_empty(), "{} has no deep check", P::NAME);
+    rs
+}
+
+fn check_some<P: Protocol>(sizes: &[(&str, States)], deep: bool) -> Vec<CheckReport> {
+    for (name, _) in sizes {
+        assert!(
+            P::checks().iter().any(|c| c.name == *name),
+            "{} has no check `{name}`",
+            P::NAME
+        );
+    }
     let mut out = Vec::new();
-    for c in P::checks() {
+    for c in P::checks().into_iter().filter(|c| is_deep::<P>(&c.name) == deep) {
         let r = run::<P>(&c.name);
         let summary = render_summary(&r);
         // For the catalogue (specs/README.md): `--nocapture` prints it.
@@ -130,19 +170,27 @@ fn violation_steps(r: &CheckReport) -> Option<usize> {
         .min()
 }
 
+const RAFT_SIZES: &[(&str, States)] = &[
+    ("replication", States::AtLeast(3_000_000)),
+    ("two_clients", States::AtLeast(1_000_000)),
+    ("elections_race", States::AtLeast(10_000)),
+    ("crash", States::AtLeast(900_000)),
+    ("exactly_once", States::AtLeast(1_000)),
+    ("retries", States::AtLeast(4_000_000)),
+    ("progress", States::AtLeast(1_000)),
+    ("all_faults", States::AtLeast(6_000_000)),
+    ("compaction_faults", States::AtLeast(1_500_000)),
+];
+
 #[test]
 fn raft() {
-    let rs = check_all::<smelt_specs::raft::Raft>(&[
-        ("replication", States::AtLeast(3_000_000)),
-        ("two_clients", States::AtLeast(1_000_000)),
-        ("elections_race", States::AtLeast(10_000)),
-        ("crash", States::AtLeast(900_000)),
-        ("exactly_once", States::AtLeast(1_000)),
-        ("retries", States::AtLeast(4_000_000)),
-        ("progress", States::AtLeast(1_000)),
-        ("all_faults", States::AtLeast(6_000_000)),
-        ("compaction_faults", States::AtLeast(1_500_000)),
-    ]);
+    check_all::<smelt_specs::raft::Raft>(RAFT_SIZES);
+}
+
+#[test]
+#[ignore = "deep: minutes and up to 12 GiB; run with --ignored"]
+fn raft_deep() {
+    let rs = check_deep::<smelt_specs::raft::Raft>(RAFT_SIZES);
     // The searches with every fault are checked to their depth bounds, and
     // say so.
     for (check, depth) in [("all_faults", 13), ("compaction_faults", 14)] {
@@ -171,23 +219,41 @@ fn primary_backup() {
     ]);
 }
 
+const MULTIPAXOS_SIZES: &[(&str, States)] = &[
+    ("basic", States::AtLeast(2_000_000)),
+    ("no_timing", States::AtLeast(10_000)),
+    ("crash", States::AtLeast(800_000)),
+    ("retries", States::AtLeast(1_500_000)),
+    ("progress", States::AtLeast(100_000)),
+];
+
+fn report<'a>(rs: &'a [CheckReport], check: &str) -> &'a CheckReport {
+    rs.iter()
+        .find(|r| r.check == check)
+        .unwrap_or_else(|| panic!("no report for `{check}`"))
+}
+
+#[test]
+#[ignore = "deep: about a minute and 2 GiB; run with --ignored"]
+fn multipaxos_deep() {
+    let rs = check_deep::<smelt_specs::multi_paxos::MultiPaxos>(MULTIPAXOS_SIZES);
+    // Retries are checked to the depth bound, and say so.
+    let r = report(&rs, "retries");
+    assert!(!r.stats.complete && r.stats.max_depth == 22, "{}", render_summary(r));
+}
+
 #[test]
 fn multipaxos() {
-    let rs = check_all::<smelt_specs::multi_paxos::MultiPaxos>(&[
-        ("basic", States::AtLeast(2_000_000)),
-        ("no_timing", States::AtLeast(10_000)),
-        ("crash", States::AtLeast(800_000)),
-        ("retries", States::AtLeast(1_500_000)),
-        ("progress", States::AtLeast(100_000)),
-    ]);
+    let rs = check_all::<smelt_specs::multi_paxos::MultiPaxos>(MULTIPAXOS_SIZES);
     // Without the timing rule a lease is worthless: an old master reads
     // from its own copy after a new one chose a write.
-    insta::assert_snapshot!("multipaxos_no_timing", counterexample(&rs[1]));
+    insta::assert_snapshot!("multipaxos_no_timing", counterexample(report(&rs, "no_timing")));
     // The crash config is checked to its depth bound, and says so.
+    let crash = report(&rs, "crash");
     assert!(
-        !rs[2].stats.complete && rs[2].stats.max_depth == 22,
+        !crash.stats.complete && crash.stats.max_depth == 22,
         "{}",
-        render_summary(&rs[2])
+        render_summary(crash)
     );
     // A bound too small to reach every `reachable` (a new master after a
     // chosen value takes 14 steps) does not pass as "ok up to depth 10".
@@ -277,14 +343,25 @@ fn each_fault_knob_changes_the_verdict() {
         ("duplication", States::AtLeast(2)),
         ("crash", States::AtLeast(2)),
     ]);
-    let fifo = &rs[0];
+    // Each failing config is `fifo` with one knob turned; turned back, the
+    // same config holds: that knob alone breaks the stream.
+    let fifo = &rs[0].config;
     for r in &rs[1..] {
         assert!(r.violated(), "`{}` should fail", r.check);
+        let c = &r.config;
+        let knobs = [c.network != fifo.network, c.lossy != fifo.lossy, c.crash != fifo.crash];
+        assert_eq!(knobs.iter().filter(|k| **k).count(), 1, "`{}` turns one knob", r.check);
+        let back = run_with::<knobs::stream::Stream>(&r.check, |c| {
+            c.network = fifo.network;
+            c.lossy = fifo.lossy;
+            c.crash = fifo.crash;
+            c.expect = smelt::support::Expect::Ok;
+        });
         assert!(
-            r.stats.unique_states != fifo.stats.unique_states
-                || r.config.network != fifo.config.network
-                || r.config.lossy
-                || r.config.crash > 0
+            !back.violated(),
+            "`{}` without its knob:\n{}",
+            r.check,
+            render_summary(&back)
         );
     }
 }
@@ -568,14 +645,19 @@ fn simulation_finds_a_bug_by_seed_and_replays_it() {
         simulated <= shortest + 4,
         "simulation's trace has {simulated} steps, BFS's shortest {shortest}"
     );
-    // Shards split the walks: shard 0/2 and 1/2 together are all walks.
-    let half = |i| {
-        run::<P>(
-            "x.sm",
-            RunConfig::from_check(&check),
+    // Shards split the walks: shards 0/2 and 1/2 together take exactly the
+    // steps of all walks (each walk is fixed by seed and number; the
+    // correct spec, so no walk stops early at a violation).
+    type Ok = smelt_specs::paxos::Paxos;
+    let small = Ok::checks().into_iter().find(|c| c.name == "small").unwrap();
+    let steps = |shard: (u64, u64)| {
+        run::<Ok>(
+            "paxos.sm",
+            RunConfig::from_check(&small),
             &SimOptions {
-                shard: (i, 2),
+                shard,
                 walks: 10,
+                max_depth: 30,
                 ..opts.clone()
             },
         )
@@ -583,14 +665,7 @@ fn simulation_finds_a_bug_by_seed_and_replays_it() {
         .stats
         .unique_states
     };
-    let whole = run::<P>(
-        "x.sm",
-        RunConfig::from_check(&check),
-        &SimOptions {
-            walks: 10,
-            max_depth: 5,
-            ..opts.clone()
-        },
-    );
-    let _ = (half, whole);
+    let (a, b, whole) = (steps((0, 2)), steps((1, 2)), steps((0, 1)));
+    assert!(a > 0 && b > 0, "both shards walk: {a} and {b} steps");
+    assert_eq!(a + b, whole, "shards 0/2 and 1/2 take the steps of all walks");
 }

@@ -667,9 +667,15 @@ mod raft_storage {
             .collect();
         let applied: Vec<_> = deltas
             .iter()
-            .filter(|d| matches!(d, raft::Delta::Server(raft::ServerDelta::SnapKvApply(_))))
+            .filter(
+                |d| matches!(d, raft::Delta::Server(raft::ServerDelta::SnapKvApplySession(c, _, 4096)) if c.seq == 7),
+            )
             .collect();
-        assert_eq!(applied.len(), 1, "one SnapKvApply per compacted request: {deltas:?}");
+        assert_eq!(
+            applied.len(),
+            1,
+            "one SnapKvApplySession (client, request, table capacity) per compacted request: {deltas:?}"
+        );
         assert!(
             deltas
                 .iter()
