@@ -18,6 +18,7 @@ pub mod client;
 pub mod cluster;
 pub mod commit;
 pub mod connection;
+pub mod core;
 pub mod frame;
 pub mod node;
 pub mod rng;
