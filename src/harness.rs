@@ -3,7 +3,7 @@
 //! `smelt check some.sm` (and `run`, `cluster`, `client`) work on any spec
 //! path: the CLI generates a tiny crate whose `main` is
 //!
-//! ```ignore
+//! ```text
 //! smelt::protocol!("/abs/path/some.sm");
 //! fn main() { std::process::exit(smelt::harness::main::<some::Some>()) }
 //! ```

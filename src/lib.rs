@@ -1,7 +1,7 @@
 //! smelt: write a distributed protocol as explicit state machines in a
 //! `.sm` spec, model-check the generated Rust, and deploy the same code.
 //!
-//! ```ignore
+//! ```text
 //! smelt::protocol!("specs/paxos.sm"); // defines `mod paxos`
 //! ```
 //!

@@ -23,3 +23,4 @@ pub mod frame;
 pub mod node;
 pub mod rng;
 pub mod storage;
+pub mod vfs;

@@ -37,10 +37,10 @@
 //! outside the node depended on it: recovery truncates it and says so.
 
 use crate::commit::Record;
+use crate::vfs::{OsFs, Vfs, VfsFile};
 use smelt_support::{Id, Protocol};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -127,11 +127,13 @@ pub struct Recovered<S> {
     pub torn_tail: Option<(PathBuf, u64)>,
 }
 
-/// The data directory of a running node.
-pub struct FileStore {
+/// The data directory of a running node, on a file system `V` (the real
+/// one, or the simulator's).
+pub struct FileStore<V: Vfs = OsFs> {
+    vfs: V,
     dir: PathBuf,
-    _lock: File,
-    segment: File,
+    _lock: V::Lock,
+    segment: V::File,
     segment_first: u64,
     snapshot_lsn: u64,
     buf: Vec<u8>,
@@ -161,21 +163,16 @@ fn snapshot_name(lsn: u64) -> String {
     format!("snap-{lsn:020}.snap")
 }
 
-/// Makes renames and creations in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Writes `bytes` to `dir/name` atomically: temp file, fsync, rename, fsync
 /// of the directory.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+fn write_atomic<V: Vfs>(vfs: &V, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+    let mut f = vfs.create(&tmp)?;
+    f.append(bytes)?;
+    f.sync_data()?;
     drop(f);
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    vfs.rename(&tmp, &dir.join(name))?;
+    vfs.sync_dir(dir)
 }
 
 pub fn encode_record(buf: &mut Vec<u8>, r: &Record) {
@@ -242,14 +239,13 @@ fn check_meta(path: &Path, text: &str, want: &Identity) -> Result<(), RecoverErr
 }
 
 /// The offset just after the last non-zero byte of the file.
-fn nonzero_end(f: &mut File, len: u64) -> io::Result<u64> {
+fn nonzero_end<F: VfsFile>(f: &mut F, len: u64) -> io::Result<u64> {
     let mut end = len;
     let mut chunk = vec![0u8; 64 << 10];
     while end > 0 {
         let start = end.saturating_sub(chunk.len() as u64);
         let n = (end - start) as usize;
-        f.seek(SeekFrom::Start(start))?;
-        f.read_exact(&mut chunk[..n])?;
+        f.read_exact_at(start, &mut chunk[..n])?;
         if let Some(i) = chunk[..n].iter().rposition(|&b| b != 0) {
             return Ok(start + i as u64 + 1);
         }
@@ -277,14 +273,14 @@ enum Step {
     Torn,
 }
 
-fn read_record(f: &mut File, seg: &Segment, off: u64, len: u64) -> Result<Step, RecoverError> {
+fn read_record<F: VfsFile>(f: &mut F, seg: &Segment, off: u64, len: u64) -> Result<Step, RecoverError> {
     let io_err = |e: io::Error| corrupt(&seg.path, off, format!("read failed: {e}"));
     if off == len {
         return Ok(Step::End);
     }
     // Is a damaged record at `off` explained by a write that never
     // completed? Only for the last segment (see the module comment).
-    let torn_or = |f: &mut File, problem: String| -> Result<Step, RecoverError> {
+    let torn_or = |f: &mut F, problem: String| -> Result<Step, RecoverError> {
         if seg.last {
             let nz = nonzero_end(f, len).map_err(|e| corrupt(&seg.path, off, format!("read failed: {e}")))?;
             let page = nz.div_ceil(PAGE_BYTES) * PAGE_BYTES;
@@ -302,8 +298,7 @@ fn read_record(f: &mut File, seg: &Segment, off: u64, len: u64) -> Result<Step, 
         };
     }
     let mut h = [0u8; RECORD_HEADER_LEN as usize];
-    f.seek(SeekFrom::Start(off)).map_err(io_err)?;
-    f.read_exact(&mut h).map_err(io_err)?;
+    f.read_exact_at(off, &mut h).map_err(io_err)?;
     if crc(&[&h[..16]]) != u32_at(&h, 16) {
         return torn_or(f, "record header checksum mismatch".into());
     }
@@ -324,7 +319,7 @@ fn read_record(f: &mut File, seg: &Segment, off: u64, len: u64) -> Result<Step, 
         };
     }
     let mut payload = vec![0u8; plen as usize];
-    f.read_exact(&mut payload).map_err(io_err)?;
+    f.read_exact_at(off + RECORD_HEADER_LEN, &mut payload).map_err(io_err)?;
     if crc(&[&payload]) != u32_at(&h, 12) {
         return torn_or(f, format!("checksum mismatch in record {lsn}"));
     }
@@ -343,23 +338,21 @@ struct Listing {
     temps: Vec<PathBuf>,
 }
 
-fn list(dir: &Path) -> Result<Listing, RecoverError> {
+fn list<V: Vfs>(vfs: &V, dir: &Path) -> Result<Listing, RecoverError> {
     let Listing {
         mut segments,
         mut snapshots,
         mut temps,
     } = Listing::default();
-    let entries = fs::read_dir(dir).map_err(|e| unusable("read", dir, e))?;
-    for e in entries {
-        let e = e.map_err(|e| unusable("read", dir, e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
+    let entries = vfs.read_dir(dir).map_err(|e| unusable("read", dir, e))?;
+    for name in entries {
         let num = |p: &str, s: &str| name.strip_prefix(p)?.strip_suffix(s)?.parse::<u64>().ok();
         if name.ends_with(".tmp") {
-            temps.push(e.path());
+            temps.push(dir.join(&name));
         } else if let Some(n) = num("wal-", ".log") {
-            segments.push((n, e.path()));
+            segments.push((n, dir.join(&name)));
         } else if let Some(n) = num("snap-", ".snap") {
-            snapshots.push((n, e.path()));
+            snapshots.push((n, dir.join(&name)));
         }
     }
     segments.sort();
@@ -371,8 +364,8 @@ fn list(dir: &Path) -> Result<Listing, RecoverError> {
     })
 }
 
-fn read_snapshot<P: Protocol>(path: &Path, name_lsn: u64) -> Result<(P::Storage, u64), RecoverError> {
-    let bytes = fs::read(path).map_err(|e| corrupt(path, 0, format!("read failed: {e}")))?;
+fn read_snapshot<P: Protocol, V: Vfs>(vfs: &V, path: &Path, name_lsn: u64) -> Result<(P::Storage, u64), RecoverError> {
+    let bytes = vfs.read(path).map_err(|e| corrupt(path, 0, format!("read failed: {e}")))?;
     let hl = SNAPSHOT_HEADER_LEN as usize;
     if bytes.len() < hl {
         return Err(corrupt(path, 0, "snapshot shorter than its header"));
@@ -422,12 +415,26 @@ pub fn recover<P: Protocol>(
     id: Id,
     write: bool,
 ) -> Result<(Recovered<P::Storage>, Option<FileStore>), RecoverError> {
+    recover_in(&OsFs, dir, identity, actor, id, write)
+}
+
+/// `recover` on the file system `vfs`.
+pub fn recover_in<P: Protocol, V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    identity: &Identity,
+    actor: &P,
+    id: Id,
+    write: bool,
+) -> Result<(Recovered<P::Storage>, Option<FileStore<V>>), RecoverError> {
     let lock = if write {
-        fs::create_dir_all(dir).map_err(|e| unusable("create", dir, e))?;
+        vfs.create_dir_all(dir).map_err(|e| unusable("create", dir, e))?;
         let lock_path = dir.join("LOCK");
-        let lock = File::create(&lock_path).map_err(|e| unusable("create", &lock_path, e))?;
-        lock.try_lock().map_err(|_| {
-            RecoverError::Unusable(format!("data directory {} is in use by another process", dir.display()))
+        let lock = vfs.lock(&lock_path).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                RecoverError::Unusable(format!("data directory {} is in use by another process", dir.display()))
+            }
+            _ => unusable("create", &lock_path, e),
         })?;
         Some(lock)
     } else {
@@ -437,9 +444,12 @@ pub fn recover<P: Protocol>(
         segments,
         snapshots,
         temps,
-    } = list(dir)?;
+    } = list(vfs, dir)?;
     let meta_path = dir.join(META);
-    match fs::read_to_string(&meta_path) {
+    let meta = vfs
+        .read(&meta_path)
+        .and_then(|b| String::from_utf8(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)));
+    match meta {
         Ok(text) => check_meta(&meta_path, &text, identity)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !segments.is_empty() || !snapshots.is_empty() {
@@ -450,7 +460,7 @@ pub fn recover<P: Protocol>(
                 ));
             }
             if write {
-                write_atomic(dir, META, meta_text(identity).as_bytes())
+                write_atomic(vfs, dir, META, meta_text(identity).as_bytes())
                     .map_err(|e| unusable("write", &meta_path, e))?;
             }
         }
@@ -459,14 +469,14 @@ pub fn recover<P: Protocol>(
     if write {
         // A temp file was never renamed, so it never counted.
         for t in temps {
-            let _ = fs::remove_file(t);
+            let _ = vfs.remove_file(&t);
         }
     }
     let mut storage = None;
     let mut snapshot_lsn = 0;
     let mut snapshot_bytes = 0;
     if let Some((lsn, path)) = snapshots.last() {
-        let (s, bytes) = read_snapshot::<P>(path, *lsn)?;
+        let (s, bytes) = read_snapshot::<P, V>(vfs, path, *lsn)?;
         storage = Some(s);
         snapshot_lsn = *lsn;
         snapshot_bytes = bytes;
@@ -509,14 +519,13 @@ pub fn recover<P: Protocol>(
                 ));
             }
         }
-        let mut f = File::open(path).map_err(|e| corrupt(path, 0, format!("open failed: {e}")))?;
-        let len = f
-            .metadata()
-            .map_err(|e| corrupt(path, 0, format!("stat failed: {e}")))?
-            .len();
+        let mut f = vfs
+            .open(path)
+            .map_err(|e| corrupt(path, 0, format!("open failed: {e}")))?;
+        let len = f.len().map_err(|e| corrupt(path, 0, format!("stat failed: {e}")))?;
         let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
         let header_ok = len >= SEGMENT_HEADER_LEN
-            && f.read_exact(&mut h).is_ok()
+            && f.read_exact_at(0, &mut h).is_ok()
             && h[..8] == SEGMENT_MAGIC
             && crc(&[&h[..20]]) == u32_at(&h, 20);
         if !header_ok {
@@ -600,33 +609,28 @@ pub fn recover<P: Protocol>(
     };
     let segment = match tail_end {
         Some((first, path, end)) => {
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| unusable("open", &path, e))?;
+            let mut f = vfs.open(&path).map_err(|e| unusable("open", &path, e))?;
             if end < SEGMENT_HEADER_LEN {
                 f.set_len(0).map_err(|e| unusable("truncate", &path, e))?;
-                (&f).write_all(&segment_header(first))
+                f.append(&segment_header(first))
                     .map_err(|e| unusable("write", &path, e))?;
             } else {
                 f.set_len(end).map_err(|e| unusable("truncate", &path, e))?;
             }
-            f.sync_all().map_err(|e| unusable("sync", &path, e))?;
+            f.sync_data().map_err(|e| unusable("sync", &path, e))?;
             (f, first)
         }
         None => {
             let first = last_lsn + 1;
             (
-                new_segment(dir, first).map_err(|e| unusable("create a log segment in", dir, e))?,
+                new_segment(vfs, dir, first).map_err(|e| unusable("create a log segment in", dir, e))?,
                 first,
             )
         }
     };
-    let (mut segment, segment_first) = segment;
-    segment
-        .seek(SeekFrom::End(0))
-        .map_err(|e| unusable("seek in", dir, e))?;
+    let (segment, segment_first) = segment;
     let store = FileStore {
+        vfs: vfs.clone(),
         dir: dir.to_path_buf(),
         _lock: lock,
         segment,
@@ -637,22 +641,22 @@ pub fn recover<P: Protocol>(
     Ok((recovered, Some(store)))
 }
 
-fn new_segment(dir: &Path, first: u64) -> io::Result<File> {
+fn new_segment<V: Vfs>(vfs: &V, dir: &Path, first: u64) -> io::Result<V::File> {
     let path = dir.join(segment_name(first));
-    let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
-    f.write_all(&segment_header(first))?;
-    f.sync_all()?;
-    sync_dir(dir)?;
+    let mut f = vfs.create(&path)?;
+    f.append(&segment_header(first))?;
+    f.sync_data()?;
+    vfs.sync_dir(dir)?;
     Ok(f)
 }
 
-impl Store for FileStore {
+impl<V: Vfs> Store for FileStore<V> {
     fn append(&mut self, records: &[Record]) -> io::Result<()> {
         self.buf.clear();
         for r in records {
             encode_record(&mut self.buf, r);
         }
-        self.segment.write_all(&self.buf)?;
+        self.segment.append(&self.buf)?;
         // fdatasync also persists the file size, which appends change.
         self.segment.sync_data()
     }
@@ -661,26 +665,26 @@ impl Store for FileStore {
         if lsn <= self.snapshot_lsn {
             return Ok(());
         }
-        write_atomic(&self.dir, &snapshot_name(lsn), &encode_snapshot(lsn, payload))?;
+        write_atomic(&self.vfs, &self.dir, &snapshot_name(lsn), &encode_snapshot(lsn, payload))?;
         self.snapshot_lsn = lsn;
         if self.segment_first != lsn + 1 {
-            self.segment = new_segment(&self.dir, lsn + 1)?;
+            self.segment = new_segment(&self.vfs, &self.dir, lsn + 1)?;
             self.segment_first = lsn + 1;
         }
         // Everything older is now covered by the durable snapshot.
         let Listing {
             segments, snapshots, ..
-        } = list(&self.dir).map_err(|e| io::Error::other(e.to_string()))?;
+        } = list(&self.vfs, &self.dir).map_err(|e| io::Error::other(e.to_string()))?;
         for (first, path) in segments {
             if first < self.segment_first {
-                fs::remove_file(path)?;
+                self.vfs.remove_file(&path)?;
             }
         }
         for (l, path) in snapshots {
             if l < lsn {
-                fs::remove_file(path)?;
+                self.vfs.remove_file(&path)?;
             }
         }
-        sync_dir(&self.dir)
+        self.vfs.sync_dir(&self.dir)
     }
 }
