@@ -30,7 +30,7 @@
 use crate::cluster::Cluster;
 use crate::frame::{self, Kind, Response, HEADER_LEN};
 use crate::rng::Rng;
-use smelt_support::{Caller, Client as Tag, Id, Policy, Protocol, Session, SessionError, Step};
+use smelt_support::{Caller, Client as Tag, Id, Protocol, Session, SessionError, Step};
 use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpStream};
@@ -108,19 +108,49 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// How one attempt ended.
-enum Attempt<R> {
+/// How one attempt at one server ended, as the call policy sees it.
+pub enum Attempt<R> {
     Reply(R),
     Redirect(Option<Id>),
     Invalid(String),
-    Failed(String),
+    /// No answer in time, or the connection failed; `quick`: it failed at
+    /// once (say, a refused connection), not after the attempt timeout.
+    Failed {
+        why: String,
+        quick: bool,
+    },
 }
 
-pub struct Client<P: Protocol> {
-    cluster: u64,
-    servers: Vec<(Id, SocketAddr)>,
-    conns: Vec<Option<TcpStream>>,
-    /// The session and the call in flight: the policy's state.
+/// What the caller of a `Policy` should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision<R> {
+    /// Send the call's request (tagged `tag`) to server `server` (an index
+    /// into the client's servers), after a pause of `pause_ms`.
+    Send {
+        server: usize,
+        tag: Tag,
+        pause_ms: u64,
+    },
+    Done(Result<(R, Id), ClientError>),
+}
+
+/// One call in progress.
+#[derive(Clone, Debug)]
+pub struct Call {
+    first: u32,
+    attempts: u32,
+    started_ms: u64,
+    last: String,
+}
+
+/// The client's whole policy, without I/O: the session (`Caller`, shared
+/// with the model checker's client) plus what the runtime adds — where a
+/// call starts, pauses after hintless redirects and refused connections,
+/// and the call's deadline. `Client` drives it over TCP with the wall
+/// clock; the simulator (`smelt-sim`) drives the same code with its own
+/// network and clock. Times are milliseconds on the driver's clock.
+pub struct Policy<P: Protocol> {
+    servers: Vec<Id>,
     caller: Caller,
     /// Index into `servers` of the server that answered last: where the
     /// next call starts.
@@ -128,6 +158,174 @@ pub struct Client<P: Protocol> {
     rng: Rng,
     opts: ClientOptions,
     _p: PhantomData<P>,
+}
+
+impl<P: Protocol> Policy<P> {
+    /// A client of `servers`; `seed` draws the session id and the first
+    /// server, `epoch_ms` is the session's epoch (the wall clock).
+    pub fn new(servers: Vec<Id>, opts: ClientOptions, seed: u64, epoch_ms: u64) -> Result<Policy<P>, ClientError> {
+        if servers.is_empty() {
+            return Err(ClientError::Config("no servers to call".into()));
+        }
+        if opts.attempts_max == 0 {
+            return Err(ClientError::Config("attempts_max must be at least 1".into()));
+        }
+        let mut rng = Rng::new(seed);
+        let home = rng.below(servers.len() as u64) as usize;
+        let session = fresh_session(&mut rng, epoch_ms);
+        Ok(Policy {
+            servers,
+            caller: Caller::new(session),
+            home,
+            rng,
+            opts,
+            _p: PhantomData,
+        })
+    }
+
+    pub fn session(&self) -> Session {
+        self.caller.session
+    }
+
+    pub fn servers(&self) -> &[Id] {
+        &self.servers
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    fn caller_policy(&self) -> smelt_support::Policy {
+        smelt_support::Policy {
+            servers: self.servers.len() as u32,
+            resends_max: Some(self.opts.attempts_max - 1),
+        }
+    }
+
+    /// Starts a call at time `now_ms`.
+    pub fn begin(&mut self, now_ms: u64) -> (Call, Decision<P::Reply>) {
+        let mut call = Call {
+            first: self.home as u32,
+            attempts: 0,
+            started_ms: now_ms,
+            last: String::from("nothing tried"),
+        };
+        let step = self.caller.begin();
+        let d = self.next(&mut call, step, 0, now_ms);
+        (call, d)
+    }
+
+    /// Turns the caller's step into what to do next.
+    fn next(&mut self, call: &mut Call, step: Step, pause_ms: u64, now_ms: u64) -> Decision<P::Reply> {
+        match step {
+            Step::Send { tag, target } => {
+                if now_ms.saturating_add(pause_ms) >= call.started_ms.saturating_add(self.opts.call_timeout_ms) {
+                    self.caller.give_up();
+                    return Decision::Done(Err(ClientError::Unknown {
+                        attempts: call.attempts,
+                        last: format!("{}; gave up after {} ms", call.last, self.opts.call_timeout_ms),
+                        expired: false,
+                    }));
+                }
+                call.attempts += 1;
+                let server = target.index(call.first, self.servers.len() as u32) as usize;
+                Decision::Send { server, tag, pause_ms }
+            }
+            Step::Unknown { expired } => Decision::Done(Err(ClientError::Unknown {
+                attempts: call.attempts,
+                last: std::mem::take(&mut call.last),
+                expired,
+            })),
+            Step::Done | Step::Ignore => unreachable!("a call step is a send or an end"),
+        }
+    }
+
+    fn pause_ms(&self, attempts: u32) -> u64 {
+        self.opts.redirect_pause_ms.saturating_mul(attempts as u64).min(1000)
+    }
+
+    /// The attempt of `call` (tagged `tag`) at server `server` ended.
+    pub fn attempted(
+        &mut self,
+        call: &mut Call,
+        server: usize,
+        tag: Tag,
+        outcome: Attempt<P::Reply>,
+        now_ms: u64,
+    ) -> Decision<P::Reply> {
+        let name = usize::from(self.servers[server]);
+        match outcome {
+            Attempt::Reply(r) => {
+                let rejected = P::rejection(&r);
+                match self.caller.on_reply(tag, rejected, now_ms) {
+                    Step::Done => {
+                        self.home = server;
+                        Decision::Done(match rejected {
+                            Some(e) => Err(ClientError::Rejected(e)),
+                            None => Ok((r, self.servers[server])),
+                        })
+                    }
+                    Step::Unknown { expired } => {
+                        // The caller moved to an epoch above the floor;
+                        // the new session gets a fresh id as well.
+                        let epoch = self.caller.session.epoch;
+                        self.caller = Caller::new(fresh_session(&mut self.rng, epoch));
+                        Decision::Done(Err(ClientError::Unknown {
+                            attempts: call.attempts,
+                            last: format!("server {name}: session expired"),
+                            expired,
+                        }))
+                    }
+                    _ => unreachable!("a reply to the call in flight ends it"),
+                }
+            }
+            Attempt::Redirect(hint) => {
+                call.last = format!("server {name} redirected to {hint:?}");
+                let hint = hint
+                    .and_then(|h| self.servers.iter().position(|id| *id == h))
+                    .filter(|&j| j != server)
+                    .map(|j| j as u32);
+                let pause = if hint.is_none() {
+                    self.pause_ms(call.attempts)
+                } else {
+                    0
+                };
+                let policy = self.caller_policy();
+                let step = self.caller.on_redirect(&policy, tag, hint);
+                self.next(call, step, pause, now_ms)
+            }
+            Attempt::Invalid(why) => {
+                self.caller.give_up();
+                Decision::Done(Err(ClientError::Invalid(why)))
+            }
+            Attempt::Failed { why, quick } => {
+                call.last = format!("server {name}: {why}");
+                // A refused connection fails at once; pause so that the
+                // attempts outlast a node that is still starting.
+                let pause = if quick { self.pause_ms(call.attempts) } else { 0 };
+                let policy = self.caller_policy();
+                let step = self.caller.on_timeout(&policy);
+                self.next(call, step, pause, now_ms)
+            }
+        }
+    }
+}
+
+/// A session no other client has: a random id (two clients collide with
+/// probability 2^-63 per pair) and the epoch `epoch` (the clock, or above
+/// the floor of a session table that evicted the last one).
+fn fresh_session(rng: &mut Rng, epoch: u64) -> Session {
+    Session {
+        epoch,
+        id: SESSION_ID_MIN + rng.below(u64::MAX / 2 - SESSION_ID_MIN),
+    }
+}
+
+pub struct Client<P: Protocol> {
+    cluster: u64,
+    addrs: Vec<SocketAddr>,
+    conns: Vec<Option<TcpStream>>,
+    policy: Policy<P>,
 }
 
 fn now_ms() -> u64 {
@@ -140,139 +338,46 @@ fn now_ms() -> u64 {
 impl<P: Protocol> Client<P> {
     pub fn new(cluster: &Cluster, opts: ClientOptions) -> Result<Client<P>, ClientError> {
         let servers = cluster.client_servers::<P>().map_err(ClientError::Config)?;
-        if opts.attempts_max == 0 {
-            return Err(ClientError::Config("attempts_max must be at least 1".into()));
-        }
-        let mut rng = Rng::new(Rng::seed_from(0));
-        let home = rng.below(servers.len() as u64) as usize;
-        let session = Self::fresh_session(&mut rng, now_ms());
+        let policy = Policy::new(
+            servers.iter().map(|(id, _)| *id).collect(),
+            opts,
+            Rng::seed_from(0),
+            now_ms(),
+        )?;
         Ok(Client {
             cluster: cluster.hash(),
             conns: servers.iter().map(|_| None).collect(),
-            servers,
-            caller: Caller::new(session),
-            home,
-            rng,
-            opts,
-            _p: PhantomData,
+            addrs: servers.iter().map(|(_, a)| *a).collect(),
+            policy,
         })
-    }
-
-    /// A session no other client has: a random id (two clients collide with
-    /// probability 2^-63 per pair) and the epoch `epoch` (the clock, or
-    /// above the floor of a session table that evicted the last one).
-    fn fresh_session(rng: &mut Rng, epoch: u64) -> Session {
-        Session {
-            epoch,
-            id: SESSION_ID_MIN + rng.below(u64::MAX / 2 - SESSION_ID_MIN),
-        }
     }
 
     /// The servers this client talks to.
     pub fn servers(&self) -> Vec<Id> {
-        self.servers.iter().map(|(id, _)| *id).collect()
+        self.policy.servers().to_vec()
     }
 
     /// The client's current session.
     pub fn session(&self) -> Session {
-        self.caller.session
-    }
-
-    fn policy(&self) -> Policy {
-        Policy {
-            servers: self.servers.len() as u32,
-            resends_max: Some(self.opts.attempts_max - 1),
-        }
+        self.policy.session()
     }
 
     /// Sends `request` until it has an answer, following the policy (see
     /// the module). Returns the reply and the server that gave it.
     pub fn call(&mut self, request: P::Request) -> Result<(P::Reply, Id), ClientError> {
-        let n = self.servers.len() as u32;
-        let first = self.home as u32;
-        let deadline = Instant::now() + Duration::from_millis(self.opts.call_timeout_ms);
-        let mut step = self.caller.begin();
-        let mut attempts = 0u32;
-        let mut last = String::from("nothing tried");
+        let (mut call, mut d) = self.policy.begin(now_ms());
         loop {
-            let (tag, target) = match step {
-                Step::Send { tag, target } => (tag, target),
-                Step::Unknown { expired } => {
-                    return Err(ClientError::Unknown {
-                        attempts,
-                        last,
-                        expired,
-                    })
-                }
-                Step::Done | Step::Ignore => unreachable!("a call step is a send or an end"),
-            };
-            if Instant::now() >= deadline {
-                self.caller.give_up();
-                return Err(ClientError::Unknown {
-                    attempts,
-                    last: format!("{last}; gave up after {} ms", self.opts.call_timeout_ms),
-                    expired: false,
-                });
-            }
-            let i = target.index(first, n) as usize;
-            attempts += 1;
-            let started = Instant::now();
-            match self.attempt(i, tag, &request) {
-                Attempt::Reply(r) => {
-                    let rejected = P::rejection(&r);
-                    match self.caller.on_reply(tag, rejected, now_ms()) {
-                        Step::Done => {
-                            self.home = i;
-                            return match rejected {
-                                Some(e) => Err(ClientError::Rejected(e)),
-                                None => Ok((r, self.servers[i].0)),
-                            };
-                        }
-                        Step::Unknown { expired } => {
-                            // The caller moved to an epoch above the floor;
-                            // the new session gets a fresh id as well.
-                            let epoch = self.caller.session.epoch;
-                            self.caller = Caller::new(Self::fresh_session(&mut self.rng, epoch));
-                            return Err(ClientError::Unknown {
-                                attempts,
-                                last: format!("server {}: session expired", usize::from(self.servers[i].0)),
-                                expired,
-                            });
-                        }
-                        _ => unreachable!("a reply to the call in flight ends it"),
+            match d {
+                Decision::Done(result) => return result,
+                Decision::Send { server, tag, pause_ms } => {
+                    if pause_ms > 0 {
+                        std::thread::sleep(Duration::from_millis(pause_ms));
                     }
-                }
-                Attempt::Redirect(hint) => {
-                    last = format!("server {} redirected to {hint:?}", usize::from(self.servers[i].0));
-                    let hint = hint
-                        .and_then(|h| self.servers.iter().position(|(id, _)| *id == h))
-                        .filter(|&j| j != i)
-                        .map(|j| j as u32);
-                    if hint.is_none() {
-                        self.pause(attempts);
-                    }
-                    step = self.caller.on_redirect(&self.policy(), tag, hint);
-                }
-                Attempt::Invalid(why) => {
-                    self.caller.give_up();
-                    return Err(ClientError::Invalid(why));
-                }
-                Attempt::Failed(why) => {
-                    last = format!("server {}: {why}", usize::from(self.servers[i].0));
-                    // A refused connection fails at once; pause so that the
-                    // attempts outlast a node that is still starting.
-                    if started.elapsed() < Duration::from_millis(self.opts.attempt_timeout_ms) {
-                        self.pause(attempts);
-                    }
-                    step = self.caller.on_timeout(&self.policy());
+                    let outcome = self.attempt(server, tag, &request);
+                    d = self.policy.attempted(&mut call, server, tag, outcome, now_ms());
                 }
             }
         }
-    }
-
-    fn pause(&self, attempts: u32) {
-        let pause = self.opts.redirect_pause_ms.saturating_mul(attempts as u64).min(1000);
-        std::thread::sleep(Duration::from_millis(pause));
     }
 
     /// One attempt at one server, without retries: `Ok(None)` when it
@@ -280,64 +385,60 @@ impl<P: Protocol> Client<P> {
     /// is a call of its own (the next sequence number); after an error it
     /// is abandoned, like a call that gave up.
     pub fn call_at(&mut self, server: Id, request: P::Request) -> Result<Option<P::Reply>, ClientError> {
-        let Some(i) = self.servers.iter().position(|(id, _)| *id == server) else {
+        let Some(i) = self.policy.servers().iter().position(|id| *id == server) else {
             return Err(ClientError::Config(format!(
                 "server {} takes no client requests",
                 usize::from(server)
             )));
         };
-        let Step::Send { tag, .. } = self.caller.begin() else {
+        let (mut call, d) = self.policy.begin(now_ms());
+        let Decision::Send { tag, .. } = d else {
             unreachable!("a call starts with a send")
         };
-        let out = match self.attempt(i, tag, &request) {
-            Attempt::Reply(r) => match self.caller.on_reply(tag, P::rejection(&r), now_ms()) {
-                Step::Done => match P::rejection(&r) {
-                    Some(e) => Err(ClientError::Rejected(e)),
-                    None => Ok(Some(r)),
-                },
-                _ => {
-                    let epoch = self.caller.session.epoch;
-                    self.caller = Caller::new(Self::fresh_session(&mut self.rng, epoch));
-                    Err(ClientError::Unknown {
-                        attempts: 1,
-                        last: "session expired".into(),
-                        expired: true,
-                    })
-                }
+        match self.attempt(i, tag, &request) {
+            Attempt::Redirect(_) => {
+                self.policy.caller.give_up();
+                Ok(None)
+            }
+            Attempt::Failed { why, .. } => {
+                self.policy.caller.give_up();
+                Err(ClientError::Unknown {
+                    attempts: 1,
+                    last: why,
+                    expired: false,
+                })
+            }
+            outcome => match self.policy.attempted(&mut call, i, tag, outcome, now_ms()) {
+                Decision::Done(r) => r.map(|(r, _)| Some(r)),
+                Decision::Send { .. } => unreachable!("a reply or a refusal ends the call"),
             },
-            Attempt::Redirect(_) => Ok(None),
-            Attempt::Invalid(why) => Err(ClientError::Invalid(why)),
-            Attempt::Failed(last) => Err(ClientError::Unknown {
-                attempts: 1,
-                last,
-                expired: false,
-            }),
-        };
-        self.caller.give_up();
-        out
+        }
     }
 
     fn attempt(&mut self, i: usize, tag: Tag, request: &P::Request) -> Attempt<P::Reply> {
+        let started = Instant::now();
         match self.try_attempt(i, tag, request) {
             Ok(a) => a,
-            Err(e) => {
+            Err(why) => {
                 // The connection may hold half a frame: start over next time.
                 self.conns[i] = None;
-                Attempt::Failed(e)
+                let quick = started.elapsed() < Duration::from_millis(self.policy.opts.attempt_timeout_ms);
+                Attempt::Failed { why, quick }
             }
         }
     }
 
     fn try_attempt(&mut self, i: usize, tag: Tag, request: &P::Request) -> Result<Attempt<P::Reply>, String> {
-        let deadline = Instant::now() + Duration::from_millis(self.opts.attempt_timeout_ms);
-        let addr = self.servers[i].1;
+        let opts = &self.policy.opts;
+        let deadline = Instant::now() + Duration::from_millis(opts.attempt_timeout_ms);
+        let addr = self.addrs[i];
         if self.conns[i].is_none() {
-            let s = TcpStream::connect_timeout(&addr, Duration::from_millis(self.opts.connect_timeout_ms))
+            let s = TcpStream::connect_timeout(&addr, Duration::from_millis(opts.connect_timeout_ms))
                 .map_err(|e| format!("connect to {addr}: {e}"))?;
             let _ = s.set_nodelay(true);
             self.conns[i] = Some(s);
         }
-        let max = self.opts.frame_payload_bytes_max;
+        let max = opts.frame_payload_bytes_max;
         let bytes = frame::encode(Kind::Request, self.cluster, 0, &(tag, request), max).map_err(|e| e.to_string())?;
         let conn = self.conns[i].as_mut().ok_or("no connection")?;
         conn.write_all(&bytes).map_err(|e| format!("send: {e}"))?;

@@ -49,17 +49,51 @@ pub enum Effect<P: Protocol> {
     Delta(P::Delta),
 }
 
-/// The runtime's `Effects`: collects a handler's effects so the core can
-/// persist the deltas before releasing the messages.
-pub struct Fx<P: Protocol> {
-    pub effects: Vec<Effect<P>>,
+/// Whether handlers keep `ghost` variables. A deployed node does not
+/// (`NoGhosts`: nothing evaluates properties there, so ghost writes are
+/// compiled away); the simulator does (`KeepGhosts`), because it checks the
+/// spec's invariants, which may read them. The front end guarantees that
+/// no protocol code reads a ghost, so the two run the same protocol.
+pub trait Ghosts: Send + 'static {
+    const ON: bool;
 }
 
-impl<P: Protocol> Effects<P, P::Delta> for Fx<P> {
+pub struct NoGhosts;
+impl Ghosts for NoGhosts {
+    const ON: bool = false;
+}
+
+pub struct KeepGhosts;
+impl Ghosts for KeepGhosts {
+    const ON: bool = true;
+}
+
+/// The runtime's `Effects`: collects a handler's effects so the core can
+/// persist the deltas before releasing the messages.
+pub struct Fx<P: Protocol, G: Ghosts = NoGhosts> {
+    pub effects: Vec<Effect<P>>,
+    _g: std::marker::PhantomData<G>,
+}
+
+impl<P: Protocol, G: Ghosts> Fx<P, G> {
+    pub fn new() -> Self {
+        Fx {
+            effects: Vec::new(),
+            _g: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<P: Protocol, G: Ghosts> Default for Fx<P, G> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Protocol, G: Ghosts> Effects<P, P::Delta> for Fx<P, G> {
     const DELTAS: bool = true;
     const FULL_SAVE: bool = false;
-    // Nothing evaluates properties here: ghost writes are compiled away.
-    const GHOST: bool = false;
+    const GHOST: bool = G::ON;
 
     fn send(&mut self, dst: Id, msg: P::Msg) {
         self.effects.push(Effect::Send(dst, msg, false));
@@ -113,7 +147,7 @@ enum Input<P: Protocol> {
     Random(P::Random),
 }
 
-pub struct Core<P: Protocol> {
+pub struct Core<P: Protocol, G: Ghosts = NoGhosts> {
     actor: P,
     id: Id,
     state: P::State,
@@ -140,14 +174,14 @@ pub struct Core<P: Protocol> {
     log_bytes: u64,
     /// The size of the last snapshot, as the committer reports it.
     last_snapshot_bytes: u64,
-    fx: Fx<P>,
+    fx: Fx<P, G>,
     stats: Arc<NodeStats>,
     failed: Option<String>,
     stopping: bool,
     now: Duration,
 }
 
-impl<P: Protocol> Core<P> {
+impl<P: Protocol, G: Ghosts> Core<P, G> {
     /// Starts a node: restores the recovered durable state and runs the
     /// start handler, whose effects are routed like any other handler's.
     pub fn start(
@@ -158,8 +192,8 @@ impl<P: Protocol> Core<P> {
         recovered: &Recovered<P::Storage>,
         stats: Arc<NodeStats>,
         now: Duration,
-    ) -> Core<P> {
-        let mut fx = Fx { effects: Vec::new() };
+    ) -> Core<P, G> {
+        let mut fx = Fx::new();
         let state = actor.handle_start(id, recovered.storage.as_ref(), &mut fx);
         let mut core = Core {
             actor,

@@ -365,7 +365,9 @@ fn list<V: Vfs>(vfs: &V, dir: &Path) -> Result<Listing, RecoverError> {
 }
 
 fn read_snapshot<P: Protocol, V: Vfs>(vfs: &V, path: &Path, name_lsn: u64) -> Result<(P::Storage, u64), RecoverError> {
-    let bytes = vfs.read(path).map_err(|e| corrupt(path, 0, format!("read failed: {e}")))?;
+    let bytes = vfs
+        .read(path)
+        .map_err(|e| corrupt(path, 0, format!("read failed: {e}")))?;
     let hl = SNAPSHOT_HEADER_LEN as usize;
     if bytes.len() < hl {
         return Err(corrupt(path, 0, "snapshot shorter than its header"));
@@ -665,7 +667,12 @@ impl<V: Vfs> Store for FileStore<V> {
         if lsn <= self.snapshot_lsn {
             return Ok(());
         }
-        write_atomic(&self.vfs, &self.dir, &snapshot_name(lsn), &encode_snapshot(lsn, payload))?;
+        write_atomic(
+            &self.vfs,
+            &self.dir,
+            &snapshot_name(lsn),
+            &encode_snapshot(lsn, payload),
+        )?;
         self.snapshot_lsn = lsn;
         if self.segment_first != lsn + 1 {
             self.segment = new_segment(&self.vfs, &self.dir, lsn + 1)?;

@@ -64,7 +64,8 @@ impl Vfs for OsFs {
     }
     fn lock(&self, path: &Path) -> io::Result<File> {
         let f = File::create(path)?;
-        f.try_lock().map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "locked"))?;
+        f.try_lock()
+            .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "locked"))?;
         Ok(f)
     }
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -401,7 +402,13 @@ impl SimFs {
         if d.failing {
             return Err(injected());
         }
-        let existing = d.dirs.get(&dir).ok_or_else(|| not_found(&dir))?.entries.get(&name).copied();
+        let existing = d
+            .dirs
+            .get(&dir)
+            .ok_or_else(|| not_found(&dir))?
+            .entries
+            .get(&name)
+            .copied();
         let ino = match existing {
             Some(ino) => {
                 if truncate {
@@ -446,7 +453,10 @@ impl VfsFile for SimFile {
         if d.failing {
             return Err(injected());
         }
-        let f = d.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::other("file gone"))?;
+        let f = d
+            .inodes
+            .get_mut(&self.ino)
+            .ok_or_else(|| io::Error::other("file gone"))?;
         f.data.extend_from_slice(data);
         Ok(())
     }
@@ -455,7 +465,10 @@ impl VfsFile for SimFile {
         if d.failing {
             return Err(injected());
         }
-        let f = d.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::other("file gone"))?;
+        let f = d
+            .inodes
+            .get_mut(&self.ino)
+            .ok_or_else(|| io::Error::other("file gone"))?;
         f.data.resize(len as usize, 0);
         Ok(())
     }
@@ -465,7 +478,10 @@ impl VfsFile for SimFile {
             return Err(injected());
         }
         d.syncs += 1;
-        let f = d.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::other("file gone"))?;
+        let f = d
+            .inodes
+            .get_mut(&self.ino)
+            .ok_or_else(|| io::Error::other("file gone"))?;
         f.durable = f.data.clone();
         Ok(())
     }
