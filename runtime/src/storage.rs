@@ -420,6 +420,10 @@ pub fn recover<P: Protocol>(
     recover_in(&OsFs, dir, identity, actor, id, write)
 }
 
+/// What `recover_in` gives: the recovered state and, when writing, the
+/// store to append to.
+pub type Recovery<S, V> = Result<(Recovered<S>, Option<FileStore<V>>), RecoverError>;
+
 /// `recover` on the file system `vfs`.
 pub fn recover_in<P: Protocol, V: Vfs>(
     vfs: &V,
@@ -428,7 +432,7 @@ pub fn recover_in<P: Protocol, V: Vfs>(
     actor: &P,
     id: Id,
     write: bool,
-) -> Result<(Recovered<P::Storage>, Option<FileStore<V>>), RecoverError> {
+) -> Recovery<P::Storage, V> {
     let lock = if write {
         vfs.create_dir_all(dir).map_err(|e| unusable("create", dir, e))?;
         let lock_path = dir.join("LOCK");
@@ -524,7 +528,7 @@ pub fn recover_in<P: Protocol, V: Vfs>(
         let mut f = vfs
             .open(path)
             .map_err(|e| corrupt(path, 0, format!("open failed: {e}")))?;
-        let len = f.len().map_err(|e| corrupt(path, 0, format!("stat failed: {e}")))?;
+        let len = f.size().map_err(|e| corrupt(path, 0, format!("stat failed: {e}")))?;
         let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
         let header_ok = len >= SEGMENT_HEADER_LEN
             && f.read_exact_at(0, &mut h).is_ok()

@@ -42,7 +42,8 @@ pub trait Vfs: Clone + Send + Sync + 'static {
 }
 
 pub trait VfsFile: Send + 'static {
-    fn len(&mut self) -> io::Result<u64>;
+    /// The file's length in bytes (`&mut`: the real one asks the kernel).
+    fn size(&mut self) -> io::Result<u64>;
     fn read_exact_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Writes at the end of the file.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
@@ -99,7 +100,7 @@ impl Vfs for OsFs {
 }
 
 impl VfsFile for File {
-    fn len(&mut self) -> io::Result<u64> {
+    fn size(&mut self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
     fn read_exact_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -433,7 +434,7 @@ impl SimFs {
 }
 
 impl VfsFile for SimFile {
-    fn len(&mut self) -> io::Result<u64> {
+    fn size(&mut self) -> io::Result<u64> {
         let d = self.fs.disk();
         Ok(d.inodes.get(&self.ino).map_or(0, |f| f.data.len() as u64))
     }
