@@ -76,7 +76,7 @@ pub extern "C" fn configure_allocator() {
 pub fn main<P: Protocol>() -> i32 {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
-        eprintln!("usage: <harness> (check|run|cluster|client) [args...]");
+        eprintln!("usage: <harness> (check|run|cluster|client|sim) [args...]");
         return 2;
     }
     let command = args.remove(0);
@@ -84,8 +84,10 @@ pub fn main<P: Protocol>() -> i32 {
         "check" => smelt_model_check::cli::main::<P>(args),
         #[cfg(feature = "runtime")]
         "run" | "cluster" | "client" => smelt_runtime::cli::main::<P>(&command, args),
+        #[cfg(feature = "runtime")]
+        "sim" => smelt_sim::cli::main::<P>(args),
         #[cfg(not(feature = "runtime"))]
-        "run" | "cluster" | "client" => {
+        "run" | "cluster" | "client" | "sim" => {
             eprintln!("this harness was built for `check` only (smelt's `runtime` feature is off)");
             2
         }

@@ -16,3 +16,5 @@ pub mod harness;
 pub use smelt_model_check as model_check;
 #[cfg(feature = "runtime")]
 pub use smelt_runtime as runtime;
+#[cfg(feature = "runtime")]
+pub use smelt_sim as sim;

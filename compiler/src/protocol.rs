@@ -807,6 +807,10 @@ impl Gen<'_> {
                     }
                 }
 
+                fn client_node_state(state: ClientState) -> State {
+                    State::Client(state)
+                }
+
                 fn client_state(state: &State) -> Option<&ClientState> {
                     match state {
                         State::Client(s) => Some(s),

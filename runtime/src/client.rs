@@ -187,6 +187,11 @@ impl<P: Protocol> Policy<P> {
         self.caller.session
     }
 
+    /// The session and the call in flight (the model client's view of it).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     pub fn servers(&self) -> &[Id] {
         &self.servers
     }

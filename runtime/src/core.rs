@@ -476,7 +476,7 @@ impl<P: Protocol, G: Ghosts> Core<P, G> {
                 }
             }
         };
-        if tag <= self.durable_lsn && self.held.is_empty() {
+        if (tag <= self.durable_lsn && self.held.is_empty()) || self.ctx.limits.unsafe_release_before_fsync {
             self.release(out);
         } else {
             debug_assert!(self.held.back().is_none_or(|(t, _)| *t <= tag));

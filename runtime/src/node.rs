@@ -62,6 +62,10 @@ pub struct Limits {
     pub handshake_timeout_ms: u64,
     /// How long a stopping node waits for its queues to drain.
     pub shutdown_flush_ms_max: u64,
+    /// A bug, switched on only by the simulator's own tests to prove they
+    /// catch it: outputs leave without waiting for their record's fsync.
+    /// Never set in a deployment.
+    pub unsafe_release_before_fsync: bool,
 }
 
 impl Default for Limits {
@@ -84,6 +88,7 @@ impl Default for Limits {
             connect_timeout_ms: 1000,
             handshake_timeout_ms: 5000,
             shutdown_flush_ms_max: 2000,
+            unsafe_release_before_fsync: false,
         }
     }
 }

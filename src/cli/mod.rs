@@ -36,6 +36,11 @@ enum Command {
     /// cluster.toml put 5` (the spec defaults to the cluster file's `spec`).
     #[command(disable_help_flag = true)]
     Client(ClientForward),
+    /// Run the deployed node code of every node of a cluster in one process,
+    /// under a seeded scheduler with network, disk and clock faults (see
+    /// `smelt sim <spec> --help`).
+    #[command(disable_help_flag = true)]
+    Sim(Forward),
 }
 
 /// A spec path followed by the arguments of the spec's harness, which parses
@@ -97,6 +102,7 @@ pub fn main() -> i32 {
         Command::Check(f) => harness::run(&f.spec, "check", &f.args),
         Command::Run(f) => harness::run(&f.spec, "run", &f.args),
         Command::Cluster(f) => harness::run(&f.spec, "cluster", &f.args),
+        Command::Sim(f) => harness::run(&f.spec, "sim", &f.args),
         Command::Client(f) => match client_spec(f.args) {
             Ok((spec, args)) => harness::run(&spec, "client", &args),
             Err(e) => {

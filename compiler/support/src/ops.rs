@@ -196,6 +196,16 @@ pub fn take<T: Clone>(l: &[T], n: u64) -> Vec<T> {
     l.iter().take(n.min(usize::MAX as u64) as usize).cloned().collect()
 }
 
+/// `l.take(n)` as a slice, for comparisons that need no copy.
+pub fn take_slice<T>(l: &[T], n: u64) -> &[T] {
+    &l[..l.len().min(n.min(usize::MAX as u64) as usize)]
+}
+
+/// `l.skip(n)` as a slice.
+pub fn skip_slice<T>(l: &[T], n: u64) -> &[T] {
+    &l[l.len().min(n.min(usize::MAX as u64) as usize)..]
+}
+
 /// `truncate(n)` with a spec integer.
 pub fn truncate<T, I: Int>(l: &mut Vec<T>, n: I) {
     let n = n.to_i128().clamp(0, usize::MAX as i128) as usize;

@@ -285,6 +285,9 @@ pub trait Protocol:
     /// The error a node stopped with, if any.
     fn failure(state: &Self::State) -> Option<&HandlerError>;
     fn client_state(state: &Self::State) -> Option<&ClientState>;
+    /// A client's state as a node state (the simulator shows its clients
+    /// to the spec's properties this way).
+    fn client_node_state(state: ClientState) -> Self::State;
     /// The role and explicit state a node is in, for traces.
     fn describe_state(state: &Self::State) -> (&'static str, Option<&'static str>);
     /// A node's state as `(name, value)` pairs, for traces: its explicit
