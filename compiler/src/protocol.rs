@@ -681,6 +681,8 @@ impl Gen<'_> {
             let st = self.role_ident(r, "Storage");
             quote!(State::#n(s) => Some(Storage::#n(#st::of(s))),)
         });
+        let erase_arms = names.iter().map(|n| quote!(State::#n(s) => s.erase_ghosts(),));
+        let erase_storage_arms = names.iter().map(|n| quote!(Storage::#n(s) => s.erase_ghosts(),));
         let initial_storage_arms = names
             .iter()
             .map(|n| quote!(#p::#n(a) => Ok(Storage::#n(a.initial_storage(id)?)),));
@@ -897,6 +899,19 @@ impl Gen<'_> {
                     match state {
                         #(#storage_arms)*
                         State::Client(_) => None,
+                    }
+                }
+
+                fn erase_ghosts(state: &mut State) {
+                    match state {
+                        #(#erase_arms)*
+                        State::Client(_) => {}
+                    }
+                }
+
+                fn erase_ghost_storage(storage: &mut Storage) {
+                    match storage {
+                        #(#erase_storage_arms)*
                     }
                 }
             }

@@ -58,6 +58,14 @@ impl Gen<'_> {
             let n = ident(&v.name);
             quote!(#n: st.#n.clone())
         });
+        let erase_state = role.vars.iter().filter(|v| v.ghost).map(|v| {
+            let n = ident(&v.name);
+            quote!(self.#n = Default::default();)
+        });
+        let erase_storage = durable.iter().filter(|v| v.ghost).map(|v| {
+            let n = ident(&v.name);
+            quote!(self.#n = Default::default();)
+        });
         let (delta_variants, delta_apply) = self.deltas(role);
         let timers = role.timers.iter().map(|t| camel(&t.name));
         let choices = role.choices.iter().map(|c| {
@@ -122,10 +130,25 @@ impl Gen<'_> {
             #derives
             pub enum #choice_t { #(#choices,)* }
 
+            impl #state_t {
+                /// Resets the ghost variables (which the runtime does not
+                /// keep), to compare a state with the runtime's.
+                #[allow(unused_variables)]
+                pub fn erase_ghosts(&mut self) {
+                    #(#erase_state)*
+                }
+            }
+
             impl #storage_t {
                 /// The durable variables of a state.
                 pub fn of(st: &#state_t) -> Self {
                     #storage_t { #(#storage_of,)* }
+                }
+
+                /// Resets the durable ghost variables.
+                #[allow(unused_variables)]
+                pub fn erase_ghosts(&mut self) {
+                    #(#erase_storage)*
                 }
 
                 /// Replays one logged change.
@@ -453,9 +476,11 @@ impl Gen<'_> {
                     .trim(),
                 self.loc_text(h.span)
             );
+            let label = doc.trim().to_string();
             out.extend(quote! {
                 #[doc = #doc]
                 fn #name<E: Effects<#p, Delta>>(&self, me: Id, st: &mut Cow<'_, #state_t>, fx: &mut E, dirty: &mut bool, #(#params),*) -> Result<Flow<#phase_t>, HandlerError> {
+                    fx.handler(#label);
                     #body
                     Ok(Flow::Stay)
                 }

@@ -51,6 +51,11 @@ pub struct Args {
     /// Safety: servers that may be down at once. Liveness: crashes in total.
     #[arg(long)]
     pub crashes: Option<u64>,
+    /// Do not also run each step the runtime's way (deltas, no ghosts) and
+    /// compare: faster, and the deployed node is then not checked to be
+    /// the checked one.
+    #[arg(long)]
+    pub no_delta_check: bool,
     /// Safety: clients resend a timed-out request to the next server at
     /// most N times, then give up on it (the runtime client's policy).
     #[arg(long, value_name = "N")]
@@ -300,6 +305,9 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         if let Some(r) = args.retries {
             c.retries = Some(r);
         }
+        if args.no_delta_check {
+            c.delta_check = false;
+        }
         if let Some(n) = args.sessions {
             if P::SESSIONS.is_none() {
                 return Err("`--sessions`: this protocol's service keeps no session table".into());
@@ -448,6 +456,13 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
         text.push_str(&render_nodes(&sys, last));
         (Some(steps(&sys, &trace)), Some(text), detail)
     });
+    let mut props = props;
+    let searched = stats.complete
+        || stats
+            .stopped
+            .as_deref()
+            .is_some_and(|w| w.starts_with("reached max_depth"));
+    props.push(crate::report::delta_report(&sys.delta, &cfg, searched));
     Ok(CheckReport {
         spec: spec.to_string(),
         protocol: P::NAME.to_string(),

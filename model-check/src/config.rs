@@ -34,6 +34,8 @@ pub struct RunConfig {
     pub retries: Option<u64>,
     /// The session table's capacity, overriding the spec's `sessions N`.
     pub sessions: Option<u64>,
+    /// Run every step the runtime's way too and compare (delta.rs).
+    pub delta_check: bool,
     /// The check's state constraint, as written (evaluated by the
     /// protocol's `eval_bound` for check `workload_index`).
     pub bound: Option<String>,
@@ -65,6 +67,7 @@ impl RunConfig {
             synchronous: c.timing == Timing::Synchronous,
             retries: c.retries,
             sessions: c.sessions,
+            delta_check: true,
             bound: c.bound.map(String::from),
             skip: c.skip.clone(),
             expect: c.expect.clone(),

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod delta;
 pub mod explore;
 pub mod history;
 pub mod liveness;

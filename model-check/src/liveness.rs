@@ -191,6 +191,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
     if cfg.client_retry().is_some() {
         assumptions.push("clients resend an unanswered request on a timer".into());
     }
+    props.push(crate::report::delta_report(&sys.delta, &cfg, stats.complete));
     Ok(CheckReport {
         spec: spec.to_string(),
         protocol: P::NAME.to_string(),

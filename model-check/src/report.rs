@@ -148,6 +148,40 @@ fn stopped_only_by_depth(cfg: &RunConfig, stopped: Option<&str>) -> bool {
         && stopped.is_some_and(|w| w.starts_with("reached max_depth"))
 }
 
+/// The verdict of the delta check (`delta.rs`): every step explored was
+/// also run the runtime's way. `searched`: the run explored what it set out
+/// to (completely, or to its bound), so no mismatch means it holds there.
+pub fn delta_report(d: &crate::delta::DeltaCheck, cfg: &RunConfig, searched: bool) -> PropReport {
+    let mut r = PropReport {
+        name: "runtime_equivalence".into(),
+        kind: PropertyKind::Invariant,
+        verdict: Verdict::Unknown,
+        text: "every step runs the same on the runtime (owned state, deltas, no ghosts), and its deltas replay to the saved storage".into(),
+        detail: None,
+        steps: None,
+        trace: None,
+        trace_text: None,
+    };
+    if !cfg.delta_check {
+        r.verdict = Verdict::Skipped;
+        r.detail = Some("turned off (`--no-delta-check`)".into());
+        return r;
+    }
+    match d.first() {
+        Some(m) => {
+            r.verdict = Verdict::Violated;
+            r.detail = Some(format!("the deployed node would not be the checked one: {m}"));
+        }
+        None => {
+            if searched {
+                r.verdict = Verdict::Holds;
+            }
+            r.detail = Some(format!("{} steps compared", d.compared()));
+        }
+    }
+    r
+}
+
 /// Verdicts of a safety run from its discoveries.
 pub fn safety_verdicts<P: Protocol>(
     cfg: &RunConfig,

@@ -345,7 +345,11 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
             bound_cut: sys.cut.load(std::sync::atomic::Ordering::Relaxed),
             ..StatsReport::from(&stats)
         },
-        properties: reports.into_iter().map(|(_, r)| r).collect(),
+        properties: {
+            let mut props: Vec<PropReport> = reports.into_iter().map(|(_, r)| r).collect();
+            props.push(crate::report::delta_report(&sys.delta, &sys.cfg, false));
+            props
+        },
         assumptions: vec![],
         expected: None,
         as_expected: None,

@@ -405,6 +405,8 @@ pub struct System<P: Protocol> {
     pub service: P::Service,
     /// Steps not taken because they would leave the check's `bound`.
     pub cut: std::sync::atomic::AtomicU64,
+    /// Each step run the runtime's way too (`RunConfig::delta_check`).
+    pub delta: crate::delta::DeltaCheck,
 }
 
 impl<P: Protocol> System<P> {
@@ -451,6 +453,7 @@ impl<P: Protocol> System<P> {
             workloads,
             service,
             cut: std::sync::atomic::AtomicU64::new(0),
+            delta: crate::delta::DeltaCheck::default(),
         })
     }
 
@@ -490,8 +493,10 @@ impl<P: Protocol> System<P> {
     pub fn actions(&self, s: &SysState<P>, out: &mut Vec<Action<P>>) {
         let first = out.len();
         let faults_left_drop = self.drops_allowed(s);
+        let crash_drops = s.crashed != 0 && self.crash_drops(s);
         for env in s.net.deliverable() {
-            if faults_left_drop {
+            let (from, to) = (usize::from(env.src), usize::from(env.dst));
+            if faults_left_drop || (crash_drops && (s.is_crashed(from) || s.is_crashed(to))) {
                 out.push(Action::Drop {
                     src: env.src,
                     dst: env.dst,
@@ -576,6 +581,17 @@ impl<P: Protocol> System<P> {
                 out.push(Action::Torn(Box::new(out[k].clone())));
             }
         }
+    }
+
+    /// Whether messages on a link of a crashed node may be lost: on an
+    /// ordered network, which otherwise loses nothing. A process that dies
+    /// takes its unsent queue and its unhandled inbound frames with it,
+    /// and its connections reset (the runtime's contract with the model,
+    /// ARCHITECTURE.md). On the unordered networks a message that is never
+    /// delivered is already a lost one. Part of the crash fault, so not
+    /// counted as a drop, and over once a liveness run is calm.
+    fn crash_drops(&self, s: &SysState<P>) -> bool {
+        matches!(s.net, Net::Ordered(_)) && !(self.cfg.liveness && s.calm)
     }
 
     fn drops_allowed(&self, s: &SysState<P>) -> bool {
@@ -716,7 +732,10 @@ impl<P: Protocol> System<P> {
                 }) {
                     return None;
                 }
-                if self.cfg.liveness {
+                // A loss at a crash is part of that fault; any other drop
+                // spends the drop budget.
+                let at_crash = s.is_crashed(usize::from(*src)) || s.is_crashed(usize::from(*dst));
+                if self.cfg.liveness && !(at_crash && self.crash_drops(s)) {
                     n.drops_used += 1;
                     self.settle_budget(&mut n);
                 }
@@ -873,7 +892,121 @@ impl<P: Protocol> System<P> {
             Cow::Owned(new) => Some(new),
             Cow::Borrowed(_) => None,
         };
+        if self.cfg.delta_check {
+            self.delta_check(s, a, i, &st, &fx);
+        }
         Some((i, st, fx))
+    }
+
+    /// Runs the step's handler again the runtime's way and compares (see
+    /// `delta.rs`). Steps of a failed handler are not compared: the
+    /// runtime stops the node there (its in-place changes may differ from
+    /// the checker's rolled-back state, and nothing is persisted).
+    fn delta_check(&self, s: &SysState<P>, a: &Action<P>, i: usize, new: &Option<P::NodeState>, fx: &ModelFx<P>) {
+        use crate::delta::{handler_name, Eff, RuntimeFx};
+        let old: &P::NodeState = &s.nodes[i].state;
+        let model: &P::NodeState = new.as_ref().unwrap_or(old);
+        if P::failure(model).is_some() || P::failure(old).is_some() || P::client_state(old).is_some() {
+            return;
+        }
+        let mut rfx = RuntimeFx::<P>::new();
+        let runtime: P::NodeState = match a {
+            Action::Deliver { src, dst, msg } => {
+                let mut c = Cow::Owned(old.clone());
+                self.actors[i].handle_msg(*dst, &mut c, *src, msg.clone(), &mut rfx);
+                c.into_owned()
+            }
+            Action::Timeout { node, timer } => {
+                let mut c = Cow::Owned(old.clone());
+                self.actors[i].handle_timeout(*node, &mut c, timer, &mut rfx);
+                c.into_owned()
+            }
+            Action::Choose { node, value, .. } => {
+                let mut c = Cow::Owned(old.clone());
+                self.actors[i].handle_random(*node, &mut c, value, &mut rfx);
+                c.into_owned()
+            }
+            Action::Recover(node) => self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut rfx),
+            _ => return,
+        };
+        self.delta.steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let step = || {
+            let node = crate::trace::node_name(self, Id::from(i));
+            let what = match a {
+                Action::Deliver { src, msg, .. } => format!(
+                    "{node} receiving {} from {}",
+                    crate::trace::show(self, msg),
+                    crate::trace::node_name(self, *src)
+                ),
+                Action::Timeout { timer, .. } => format!("{node}'s timeout {}", crate::trace::show(self, timer)),
+                Action::Choose { value, .. } => format!("{node} choosing {}", crate::trace::show(self, value)),
+                Action::Recover(_) => format!("{node} restarting"),
+                _ => node,
+            };
+            handler_name(&rfx, &what)
+        };
+        let model_effects: Vec<Eff<P>> = fx
+            .cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Send(d, m) => Some(Eff::Send(*d, m.clone(), false)),
+                Cmd::SendEarly(d, m) => Some(Eff::Send(*d, m.clone(), true)),
+                Cmd::SetTimer(t) => Some(Eff::SetTimer(t.clone())),
+                Cmd::CancelTimer(t) => Some(Eff::CancelTimer(t.clone())),
+                Cmd::Choose(k, o) => Some(Eff::Choose(k, o.clone())),
+                Cmd::Save(_) => None,
+            })
+            .collect();
+        if model_effects != rfx.effects {
+            return self.delta.record(format!(
+                "{}: the runtime's effects differ from the checker's\n      checker: {}\n      runtime: {}",
+                step(),
+                crate::trace::names(self, &format!("{model_effects:?}")),
+                crate::trace::names(self, &format!("{:?}", rfx.effects))
+            ));
+        }
+        let (mut m, mut r) = (model.clone(), runtime.clone());
+        P::erase_ghosts(&mut m);
+        P::erase_ghosts(&mut r);
+        if m != r {
+            let (fm, fr) = (P::describe_fields(&m), P::describe_fields(&r));
+            let diff: Vec<String> = fm
+                .iter()
+                .zip(&fr)
+                .filter(|(a, b)| a != b)
+                .map(|((n, a), (_, b))| format!("{n}: checker {a}, runtime {b}"))
+                .collect();
+            return self.delta.record(format!(
+                "{}: the runtime's state differs from the checker's (ghosts aside): {}",
+                step(),
+                crate::trace::names(self, &diff.join("; "))
+            ));
+        }
+        // Recovery replays the log over the last storage.
+        let mut replayed = match s.nodes[i].storage.as_deref() {
+            Some(st) => st.clone(),
+            None => match self.actors[i].initial_storage(Id::from(i)) {
+                Ok(st) => st,
+                Err(_) => return,
+            },
+        };
+        for d in rfx.deltas.clone() {
+            if let Err(e) = P::apply_delta(&mut replayed, d) {
+                return self.delta.record(format!("{}: a delta does not replay: {e}", step()));
+            }
+        }
+        let Some(mut want) = P::storage_of(model) else { return };
+        P::erase_ghost_storage(&mut replayed);
+        P::erase_ghost_storage(&mut want);
+        if replayed != want {
+            self.delta.record(format!(
+                "{}: replaying the runtime's deltas over the last storage does not give the checker's\n      replayed: {}\n      saved:    {}\n      deltas:   {}",
+                step(),
+                crate::trace::names(self, &format!("{replayed:?}")),
+                crate::trace::names(self, &format!("{want:?}")),
+                crate::trace::names(self, &format!("{:?}", rfx.deltas))
+            ));
+        }
     }
 
     /// Node `i` crashes: timers and pending choices are gone; its storage

@@ -33,6 +33,13 @@ pub trait Effects<A: Actor, D> {
     fn choose(&mut self, key: &'static str, options: Vec<A::Random>);
     fn save(&mut self, storage: A::Storage);
     fn delta(&mut self, delta: D);
+    /// Generated code calls this as a handler starts, with the handler's
+    /// header and place in the spec (`on AppendEntries(m) from src
+    /// (raft.sm:412:5)`), so a tool can name what ran. Nothing by default.
+    #[inline]
+    fn handler(&mut self, name: &'static str) {
+        let _ = name;
+    }
     /// A position to roll back to if the handler fails.
     fn mark(&self) -> usize;
     /// Forgets every effect after `mark`: a failed handler has no effects.

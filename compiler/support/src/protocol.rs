@@ -372,4 +372,9 @@ pub trait Protocol:
     fn apply_delta(storage: &mut Self::Storage, delta: Self::Delta) -> Result<(), String>;
     /// The durable part of a node's state, for snapshots.
     fn storage_of(state: &Self::State) -> Option<Self::Storage>;
+    /// Resets the `ghost` variables of a state and of a storage (the
+    /// runtime does not keep them), so the checker can compare a handler's
+    /// result in the checker's world with the runtime's.
+    fn erase_ghosts(state: &mut Self::State);
+    fn erase_ghost_storage(storage: &mut Self::Storage);
 }
