@@ -56,6 +56,7 @@ const DEEP: &[(&str, &str)] = &[
     ("Raft", "compaction_faults"),
     ("MultiPaxos", "basic"),
     ("MultiPaxos", "retries"),
+    ("ChainReplication", "restart"),
 ];
 
 fn is_deep<P: Protocol>(check: &str) -> bool {
@@ -201,13 +202,22 @@ fn raft_deep() {
 
 #[test]
 fn chain_replication() {
-    check_all::<smelt_specs::chain_replication::ChainReplication>(&[
-        ("concurrent", States::AtLeast(500)),
-        ("three_clients", States::AtLeast(100_000)),
-        ("long_chain", States::AtLeast(2_000)),
-        ("restart", States::AtLeast(2_000)),
-        ("progress", States::AtLeast(100_000)),
-    ]);
+    check_all::<smelt_specs::chain_replication::ChainReplication>(CHAIN_SIZES);
+}
+
+const CHAIN_SIZES: &[(&str, States)] = &[
+    ("concurrent", States::AtLeast(500)),
+    ("three_clients", States::AtLeast(100_000)),
+    ("long_chain", States::AtLeast(2_000)),
+    ("restart", States::AtLeast(8_000_000)),
+    ("restart_one_client", States::AtLeast(10_000)),
+    ("progress", States::AtLeast(100_000)),
+];
+
+#[test]
+#[ignore = "deep: about a minute and 1.5 GiB; run with --ignored"]
+fn chain_replication_deep() {
+    check_deep::<smelt_specs::chain_replication::ChainReplication>(CHAIN_SIZES);
 }
 
 #[test]

@@ -425,7 +425,9 @@ impl Checker<'_> {
                     return self.unknown_target(name);
                 };
                 let var = self.spec.roles[role].vars[v].clone();
-                if block == BlockKind::Init && var.durable {
+                // A durable ghost is the checker's observation, not state the
+                // deployed node recovers: `init` may count starts in one.
+                if block == BlockKind::Init && var.durable && !var.ghost {
                     let vs = var.span;
                     let d = Diagnostic::error(place.span, format!("`init` assigns durable variable `{}`", name.name))
                         .label("would overwrite the recovered value")
