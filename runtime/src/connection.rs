@@ -7,19 +7,54 @@
 //! on that connection; it receives on the connections the others opened.
 //! So there is never a question of which of two simultaneous connections
 //! wins, and a link's queue belongs to exactly one writer task.
+//!
+//! **A link is reliable and in order between two live processes**, across
+//! reconnects: the writer numbers each message (per sender incarnation),
+//! keeps it until the receiver acknowledges it, and resends what is
+//! unacknowledged on a new connection; the receiver delivers each number
+//! once, in order, and reads only the newest connection of a sender (a
+//! reader of an older one stops at its next frame: its frames can never
+//! interleave with the new one's). The receiver acknowledges as it reads
+//! (a frame read but not yet handled is lost if the receiver crashes, as
+//! the model's crash allows), every `ACK_EVERY` messages and on a ping.
+//! The writer pings a quiet link and takes one with no answer for
+//! `link_dead_ms` for dead: it reconnects (and resends), so a link stalled
+//! by a partition recovers within a bounded time after it heals. What a
+//! link still loses: a sender's unacknowledged messages when it crashes,
+//! and, beyond `peer_queue_len_max` / `peer_queue_bytes_max` of them to a
+//! peer that does not acknowledge, the oldest (counted and logged) — see
+//! the runtime's contract with the model in ARCHITECTURE.md.
 
 use crate::frame::{self, Frame, FrameError, Hello, Kind, Response, HEADER_LEN};
 use crate::node::{Event, Limits};
 use crate::rng::Rng;
 use smelt_support::{Client, Id, Protocol};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
+
+/// The receiver acknowledges after this many messages (and on a ping).
+pub const ACK_EVERY: u64 = 32;
+
+/// The receiving end of the links from one sender: which connection is
+/// current, which incarnation of the sender it carries, and the last
+/// message number delivered in order.
+#[derive(Debug, Default)]
+pub struct LinkIn {
+    generation: u64,
+    incarnation: u64,
+    last: u64,
+}
+
+/// Every sender's `LinkIn`, shared by the reader tasks of a node.
+pub type Links = Arc<std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<LinkIn>>>>>;
 
 /// What connection tasks need to know about the node.
 #[derive(Clone, Debug)]
@@ -88,23 +123,61 @@ impl PeerOut {
     }
 }
 
+/// Messages to one peer that are numbered and not yet acknowledged.
+struct Unacked {
+    next_seq: u64,
+    frames: VecDeque<(u64, Vec<u8>)>,
+    bytes: usize,
+    /// Dropped because the peer did not acknowledge in time (see the
+    /// module).
+    dropped: u64,
+}
+
+impl Unacked {
+    fn ack(&mut self, upto: u64) {
+        while self.frames.front().is_some_and(|(s, _)| *s <= upto) {
+            if let Some((_, f)) = self.frames.pop_front() {
+                self.bytes -= f.len();
+            }
+        }
+    }
+}
+
+async fn write_frames<W: AsyncWrite + Unpin>(w: &mut W, frames: impl Iterator<Item = &[u8]>) -> std::io::Result<()> {
+    for f in frames {
+        w.write_all(f).await?;
+    }
+    w.flush().await
+}
+
 /// Keeps a link to peer `to` at `addr` up (reconnecting with exponential
-/// backoff and jitter) and writes the queued frames. Ends when the event
-/// loop drops the queue's sender (after writing what is queued, if
-/// connected) or when `stop` fires.
+/// backoff and jitter), numbers and writes the messages the loop queues
+/// (each the encoding of one `P::Msg`), keeps them until acknowledged and
+/// resends the rest on a new connection. Ends when the event loop drops
+/// the queue's sender (after writing what is queued, if connected) or when
+/// `stop` fires.
+#[allow(clippy::too_many_arguments)]
 pub async fn peer_writer(
     ctx: Ctx,
     to: u64,
     addr: SocketAddr,
-    hello: Vec<u8>,
+    hello: Hello,
     mut rx: mpsc::Receiver<Vec<u8>>,
     queued_bytes: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let l = &ctx.limits;
     let mut rng = Rng::new(Rng::seed_from(ctx.id ^ (to << 20)));
     let mut backoff_ms = l.reconnect_ms_min;
     let mut was_up = false;
+    let mut out = Unacked {
+        next_seq: 1,
+        frames: VecDeque::new(),
+        bytes: 0,
+        dropped: 0,
+    };
+    let max = l.frame_payload_bytes_max;
     loop {
         let connect = tokio::time::timeout(Duration::from_millis(l.connect_timeout_ms), TcpStream::connect(addr));
         let stream = match connect.await {
@@ -118,30 +191,98 @@ pub async fn peer_writer(
         if let Some(stream) = stream {
             backoff_ms = l.reconnect_ms_min;
             let _ = stream.set_nodelay(true);
-            info!(peer = to, %addr, "connected to peer");
+            info!(peer = to, %addr, resend = out.frames.len(), "connected to peer");
             was_up = true;
-            let mut w = BufWriter::new(stream);
-            let result = async {
-                w.write_all(&hello).await?;
-                w.flush().await?;
-                while let Some(f) = rx.recv().await {
-                    queued_bytes.fetch_sub(f.len(), Ordering::Relaxed);
-                    w.write_all(&f).await?;
-                    while let Ok(f) = rx.try_recv() {
-                        queued_bytes.fetch_sub(f.len(), Ordering::Relaxed);
-                        w.write_all(&f).await?;
+            let (read, write) = stream.into_split();
+            let mut w = BufWriter::new(write);
+            // Acks are read by a task of their own: a read cut off by
+            // `select!` would lose its place in the stream.
+            let (ack_tx, mut acks) = watch::channel(Ok(0u64));
+            let cluster = ctx.cluster;
+            let ack_reader = tokio::spawn(async move {
+                let mut r = BufReader::new(read);
+                loop {
+                    let got = match read_frame(&mut r, 64).await {
+                        Ok(Some(f)) if f.kind == Kind::Ack && f.cluster == cluster => {
+                            frame::payload::<u64>(&f.payload).map_err(|e| e.to_string())
+                        }
+                        Ok(Some(f)) => Err(format!("unexpected {:?} frame from the peer", f.kind)),
+                        Ok(None) => Err("the peer closed the link".into()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let end = got.is_err();
+                    if ack_tx.send(got).is_err() || end {
+                        return;
                     }
-                    w.flush().await?;
                 }
-                Ok::<(), std::io::Error>(())
+            });
+            let result: Result<bool, String> = async {
+                // The hello, then everything not yet acknowledged. Every
+                // frame in `out` was written to an earlier connection.
+                let hello = Hello {
+                    written: out.next_seq - 1,
+                    ..hello.clone()
+                };
+                let hello = frame::encode(Kind::Hello, ctx.cluster, ctx.id, &hello, max).map_err(|e| e.to_string())?;
+                let resend = std::iter::once(&hello[..]).chain(out.frames.iter().map(|(_, f)| &f[..]));
+                write_frames(&mut w, resend).await.map_err(|e| e.to_string())?;
+                let mut heard = Instant::now();
+                let mut tick = tokio::time::interval(Duration::from_millis(l.link_keepalive_ms.max(1)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        m = rx.recv() => {
+                            let Some(msg) = m else { return Ok(true) };
+                            queued_bytes.fetch_sub(msg.len(), Ordering::Relaxed);
+                            let mut batch = vec![msg];
+                            while let Ok(m) = rx.try_recv() {
+                                queued_bytes.fetch_sub(m.len(), Ordering::Relaxed);
+                                batch.push(m);
+                            }
+                            let first = out.frames.len();
+                            for msg in batch {
+                                let seq = out.next_seq;
+                                out.next_seq += 1;
+                                match frame::encode(Kind::Peer, ctx.cluster, ctx.id, &(seq, &msg[..]), max) {
+                                    Ok(f) => {
+                                        out.bytes += f.len();
+                                        out.frames.push_back((seq, f));
+                                    }
+                                    Err(e) => warn!(peer = to, error = %e, "message not sent"),
+                                }
+                            }
+                            let fresh: Vec<&[u8]> = out.frames.iter().skip(first).map(|(_, f)| &f[..]).collect();
+                            write_frames(&mut w, fresh.into_iter()).await.map_err(|e| e.to_string())?;
+                            trim(&mut out, l, to, &dropped);
+                        }
+                        r = acks.changed() => {
+                            if r.is_err() {
+                                return Err("the link's reader stopped".into());
+                            }
+                            let upto = acks.borrow_and_update().clone()?;
+                            out.ack(upto);
+                            heard = Instant::now();
+                        }
+                        _ = tick.tick() => {
+                            if heard.elapsed() > Duration::from_millis(l.link_dead_ms) {
+                                return Err(format!("no acknowledgement for {} ms", l.link_dead_ms));
+                            }
+                            let ping = frame::encode(Kind::Ping, ctx.cluster, ctx.id, &(), max).map_err(|e| e.to_string())?;
+                            write_frames(&mut w, std::iter::once(&ping[..])).await.map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
             }
             .await;
+            ack_reader.abort();
             match result {
-                Ok(()) => {
+                Ok(_) => {
                     let _ = w.shutdown().await;
                     return;
                 }
-                Err(e) => warn!(peer = to, %addr, error = %e, "peer link lost; reconnecting"),
+                Err(e) => {
+                    warn!(peer = to, %addr, error = %e, unacked = out.frames.len(), "peer link lost; reconnecting")
+                }
             }
         } else if was_up {
             was_up = false;
@@ -150,18 +291,58 @@ pub async fn peer_writer(
         if *stop.borrow() {
             return;
         }
+        // While down, keep taking the loop's messages (numbered, kept for
+        // the resend), within the bounds.
         let jitter = rng.below(backoff_ms / 2 + 1);
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(backoff_ms + jitter)) => {}
-            _ = stop.changed() => return,
+        let wake = tokio::time::sleep(Duration::from_millis(backoff_ms + jitter));
+        tokio::pin!(wake);
+        loop {
+            tokio::select! {
+                _ = &mut wake => break,
+                _ = stop.changed() => return,
+                m = rx.recv() => {
+                    let Some(msg) = m else { return };
+                    queued_bytes.fetch_sub(msg.len(), Ordering::Relaxed);
+                    let seq = out.next_seq;
+                    out.next_seq += 1;
+                    if let Ok(f) = frame::encode(Kind::Peer, ctx.cluster, ctx.id, &(seq, &msg[..]), max) {
+                        out.bytes += f.len();
+                        out.frames.push_back((seq, f));
+                    }
+                    trim(&mut out, l, to, &dropped);
+                }
+            }
         }
         backoff_ms = (backoff_ms * 2).min(l.reconnect_ms_max);
+    }
+}
+
+/// Beyond the bounds, the oldest unacknowledged messages are dropped: a
+/// peer that has not acknowledged anything for that long loses them (the
+/// receiver sees the gap in the numbers and logs it).
+fn trim(out: &mut Unacked, l: &Limits, to: u64, dropped: &AtomicU64) {
+    let mut n = 0;
+    while out.frames.len() > l.peer_queue_len_max || out.bytes > l.peer_queue_bytes_max {
+        let Some((_, f)) = out.frames.pop_front() else { break };
+        out.bytes -= f.len();
+        n += 1;
+    }
+    if n > 0 {
+        out.dropped += n;
+        dropped.fetch_add(n, Ordering::Relaxed);
+        warn!(
+            peer = to,
+            dropped = n,
+            total = out.dropped,
+            "the peer acknowledges nothing: its oldest messages are dropped"
+        );
     }
 }
 
 /// Accepts peer connections and feeds their messages to the event loop.
 pub async fn accept_peers<P: Protocol>(listener: TcpListener, ctx: Ctx, tx: mpsc::Sender<Event<P>>) {
     let permits = Arc::new(Semaphore::new(ctx.limits.peer_connections_max));
+    let links: Links = Arc::default();
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
@@ -175,11 +356,11 @@ pub async fn accept_peers<P: Protocol>(listener: TcpListener, ctx: Ctx, tx: mpsc
             warn!(%from, "too many peer connections; closing this one");
             continue;
         };
-        let (ctx, tx) = (ctx.clone(), tx.clone());
+        let (ctx, tx, links) = (ctx.clone(), tx.clone(), links.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            match read_peer::<P>(stream, &ctx, &tx).await {
+            match read_peer::<P>(stream, &ctx, &tx, &links).await {
                 Ok(()) => debug!(%from, "peer connection closed"),
                 Err(e) => warn!(%from, error = %e, "closing peer connection after a bad frame"),
             }
@@ -191,9 +372,28 @@ fn reject(why: String) -> ReadError {
     ReadError::Frame(FrameError::Rejected(why))
 }
 
-async fn read_peer<P: Protocol>(stream: TcpStream, ctx: &Ctx, tx: &mpsc::Sender<Event<P>>) -> Result<(), ReadError> {
+async fn send_ack<W: AsyncWrite + Unpin>(w: &mut W, ctx: &Ctx, last: u64) -> Result<(), ReadError> {
+    let f = frame::encode(
+        Kind::Ack,
+        ctx.cluster,
+        ctx.id,
+        &last,
+        ctx.limits.frame_payload_bytes_max,
+    )
+    .map_err(ReadError::Frame)?;
+    w.write_all(&f).await.map_err(ReadError::Io)?;
+    w.flush().await.map_err(ReadError::Io)
+}
+
+async fn read_peer<P: Protocol>(
+    stream: TcpStream,
+    ctx: &Ctx,
+    tx: &mpsc::Sender<Event<P>>,
+    links: &Links,
+) -> Result<(), ReadError> {
     let max = ctx.limits.frame_payload_bytes_max;
-    let mut r = BufReader::new(stream);
+    let (read, mut write) = stream.into_split();
+    let mut r = BufReader::new(read);
     let first = tokio::time::timeout(
         Duration::from_millis(ctx.limits.handshake_timeout_ms),
         read_frame(&mut r, max),
@@ -217,18 +417,76 @@ async fn read_peer<P: Protocol>(stream: TcpStream, ctx: &Ctx, tx: &mpsc::Sender<
             P::NAME
         )));
     }
+    // This connection is now the sender's current one: a reader of an
+    // older one stops at its next frame.
+    let link = links
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(src)
+        .or_default()
+        .clone();
+    let (generation, mut last) = {
+        let mut l = link.lock().await;
+        l.generation += 1;
+        if l.incarnation != hello.incarnation {
+            // A sender incarnation this process has not heard: what it
+            // wrote before may have reached an earlier incarnation of this
+            // node, so it is skipped, not delivered twice (see `Hello`).
+            l.incarnation = hello.incarnation;
+            l.last = hello.written;
+        }
+        (l.generation, l.last)
+    };
+    send_ack(&mut write, ctx, last).await?;
+    let mut unacked = 0u64;
+    let id = Id::from(src as usize);
     while let Some(f) = read_frame(&mut r, max).await? {
         check_cluster(ctx, &f)?;
-        if f.kind != Kind::Peer || f.sender != src {
+        if f.sender != src {
             return Err(reject(format!(
                 "{:?} frame from {} on the link of {src}",
                 f.kind, f.sender
             )));
         }
-        let msg: P::Msg = frame::payload(&f.payload).map_err(ReadError::Frame)?;
-        let src = Id::from(src as usize);
-        if tx.send(Event::Peer { src, msg }).await.is_err() {
-            return Ok(());
+        match f.kind {
+            Kind::Peer => {
+                let (seq, bytes): (u64, Vec<u8>) = frame::payload(&f.payload).map_err(ReadError::Frame)?;
+                let msg: P::Msg = frame::payload(&bytes).map_err(ReadError::Frame)?;
+                // Delivered under the link's lock, so a newer connection's
+                // messages cannot overtake this one's.
+                let mut l = link.lock().await;
+                if l.generation != generation {
+                    debug!(peer = src, "an older connection of the peer: closed");
+                    return Ok(());
+                }
+                if seq <= l.last {
+                    // A resend of what arrived already.
+                    continue;
+                }
+                if seq != l.last + 1 {
+                    warn!(
+                        peer = src,
+                        lost = seq - l.last - 1,
+                        "messages from the peer were lost (its queue to this node overflowed)"
+                    );
+                }
+                l.last = seq;
+                last = seq;
+                if tx.send(Event::Peer { src: id, msg }).await.is_err() {
+                    return Ok(());
+                }
+                drop(l);
+                unacked += 1;
+                if unacked >= ACK_EVERY {
+                    send_ack(&mut write, ctx, last).await?;
+                    unacked = 0;
+                }
+            }
+            Kind::Ping => {
+                send_ack(&mut write, ctx, last).await?;
+                unacked = 0;
+            }
+            k => return Err(reject(format!("{k:?} frame on the link of {src}"))),
         }
     }
     Ok(())

@@ -25,7 +25,6 @@
 
 use crate::commit::Record;
 use crate::connection::{self, Ctx};
-use crate::frame::{self, Kind};
 use crate::node::{Exit, NodeStats};
 use crate::rng::Rng;
 use crate::storage::Recovered;
@@ -126,8 +125,9 @@ impl<P: Protocol, G: Ghosts> Effects<P, P::Delta> for Fx<P, G> {
 /// What leaves the node, once it may.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Out {
-    /// A frame for server `to`.
-    Peer { to: u64, frame: Vec<u8> },
+    /// A message for server `to`: its encoding (`postcard` of `P::Msg`);
+    /// the link numbers it and frames it (`connection.rs`).
+    Peer { to: u64, msg: Vec<u8> },
     /// A response frame for client session `session` (routed by the shell
     /// to the connection that last carried one of the session's requests).
     Client { session: u64, frame: Vec<u8> },
@@ -443,14 +443,20 @@ impl<P: Protocol, G: Ghosts> Core<P, G> {
             }
             return;
         } else if d < self.ctx.servers {
-            match frame::encode(
-                Kind::Peer,
-                self.ctx.cluster,
-                self.ctx.id,
-                &msg,
-                self.ctx.limits.frame_payload_bytes_max,
-            ) {
-                Ok(frame) => Out::Peer { to: d, frame },
+            match postcard::to_stdvec(&msg) {
+                Ok(bytes) if bytes.len() + 64 <= self.ctx.limits.frame_payload_bytes_max => {
+                    Out::Peer { to: d, msg: bytes }
+                }
+                Ok(bytes) => {
+                    warn!(
+                        node = self.ctx.id,
+                        to = d,
+                        bytes = bytes.len(),
+                        "message not sent: larger than a frame"
+                    );
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 Err(e) => {
                     warn!(node = self.ctx.id, to = d, error = %e, "message not sent");
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);

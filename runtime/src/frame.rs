@@ -25,8 +25,9 @@ use std::fmt;
 
 pub const MAGIC: [u8; 2] = *b"SM";
 /// 2: client requests and responses are tagged with the client's session
-/// and sequence number (1 tagged them with a per-connection request id).
-pub const VERSION: u8 = 2;
+/// and sequence number (1 tagged them with a per-connection request id),
+/// and peer links number their messages (acks, pings, resends).
+pub const VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 28;
 /// The default limit on a frame's payload. A protocol message larger than
 /// this is dropped by the sender (and would be rejected by the receiver).
@@ -36,15 +37,23 @@ pub const PAYLOAD_BYTES_MAX: usize = 16 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// The first frame of a peer connection: the sender's protocol name.
+    /// The first frame of a peer connection: the sender's protocol name
+    /// and incarnation ([`Hello`]).
     Hello = 1,
-    /// A protocol message between servers (`P::Msg`).
+    /// A protocol message between servers: `(link sequence number, the
+    /// message's own encoding)`.
     Peer = 2,
     /// A client request: `(tag, P::Request)`, the tag naming the client's
     /// session and the request's sequence number in it.
     Request = 3,
     /// An answer to a client: [`Response`].
     Response = 4,
+    /// From the receiving end of a peer link: every message up to this link
+    /// sequence number (a `u64`) arrived.
+    Ack = 5,
+    /// On a quiet peer link: asks for an `Ack` (a link with no answer is
+    /// dead, and the sender reconnects).
+    Ping = 6,
 }
 
 impl Kind {
@@ -54,6 +63,8 @@ impl Kind {
             2 => Kind::Peer,
             3 => Kind::Request,
             4 => Kind::Response,
+            5 => Kind::Ack,
+            6 => Kind::Ping,
             _ => return None,
         })
     }
@@ -63,6 +74,16 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Hello {
     pub protocol: String,
+    /// Drawn at every start of the sending process: a receiver that sees a
+    /// new one starts the link's numbering over.
+    pub incarnation: u64,
+    /// The last message number this sender incarnation has written to any
+    /// earlier connection of the link (0 on its first). A receiver that has
+    /// not seen this incarnation before — it restarted since, having read
+    /// some of them or none — skips them all: delivering one again could
+    /// repeat what its previous incarnation handled, which the model never
+    /// does; losing them is the model's loss at a crash.
+    pub written: u64,
 }
 
 /// What a node sends back on a client connection, tagged like the request

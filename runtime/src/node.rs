@@ -17,7 +17,7 @@ use crate::cluster::{resolve, Cluster};
 use crate::commit::{self, Cmd, CommitStats, Durable};
 use crate::connection::{self, Ctx, PeerOut};
 use crate::core::{Core, Out};
-use crate::frame::{self, Hello, Kind};
+use crate::frame::{self, Hello};
 use crate::storage::{Recovered, Store};
 use smelt_support::{Id, Protocol};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -58,6 +58,11 @@ pub struct Limits {
     pub snapshot_log_bytes_min: u64,
     pub reconnect_ms_min: u64,
     pub reconnect_ms_max: u64,
+    /// A peer link is pinged this often; the receiver acknowledges.
+    pub link_keepalive_ms: u64,
+    /// A peer link with no acknowledgement for this long is dead: the
+    /// writer reconnects and resends what is unacknowledged.
+    pub link_dead_ms: u64,
     pub connect_timeout_ms: u64,
     pub handshake_timeout_ms: u64,
     /// How long a stopping node waits for its queues to drain.
@@ -84,7 +89,9 @@ impl Default for Limits {
             local_queue_len_max: 4096,
             snapshot_log_bytes_min: 16 << 20,
             reconnect_ms_min: 20,
-            reconnect_ms_max: 2000,
+            reconnect_ms_max: 1000,
+            link_keepalive_ms: 200,
+            link_dead_ms: 1000,
             connect_timeout_ms: 1000,
             handshake_timeout_ms: 5000,
             shutdown_flush_ms_max: 2000,
@@ -119,6 +126,9 @@ pub struct NodeStats {
     pub dropped: AtomicU64,
     /// Outputs released after their fsync.
     pub released: AtomicU64,
+    /// Messages a peer link dropped because the peer acknowledged nothing
+    /// for too long (its resend buffer was full).
+    pub link_dropped: Arc<AtomicU64>,
     pub commit: Arc<CommitStats>,
 }
 
@@ -195,16 +205,13 @@ pub async fn start<P: Protocol, S: Store>(
         .map_err(|e| format!("cannot start the commit thread: {e}"))?;
     let (stop, stop_rx) = watch::channel(false);
     let (in_tx, in_rx) = mpsc::channel(cfg.limits.inbound_queue_len_max);
-    let hello = frame::encode(
-        Kind::Hello,
-        ctx.cluster,
-        cfg.id,
-        &Hello {
-            protocol: P::NAME.to_string(),
-        },
-        cfg.limits.frame_payload_bytes_max,
-    )
-    .map_err(|e| e.to_string())?;
+    let hello = Hello {
+        protocol: P::NAME.to_string(),
+        // A new number at every start: receivers restart the link's
+        // numbering for a new process.
+        incarnation: crate::rng::Rng::new(crate::rng::Rng::seed_from(cfg.id) ^ cfg.seed).next_u64(),
+        written: 0,
+    };
     let mut peers = Vec::new();
     let mut writers = Vec::new();
     for n in &cfg.cluster.nodes {
@@ -222,6 +229,7 @@ pub async fn start<P: Protocol, S: Store>(
             hello.clone(),
             rx,
             queued_bytes.clone(),
+            stats.link_dropped.clone(),
             stop_rx.clone(),
         )));
         peers.push(Some(PeerOut { tx, queued_bytes }));
@@ -467,8 +475,8 @@ impl<P: Protocol> Loop<P> {
     fn deliver_ready(&mut self) {
         for out in self.core.take_outputs() {
             let ok = match out {
-                Out::Peer { to, frame } => match self.peers.get(to as usize).and_then(|p| p.as_ref()) {
-                    Some(p) => p.offer(frame, self.ctx.limits.peer_queue_bytes_max),
+                Out::Peer { to, msg } => match self.peers.get(to as usize).and_then(|p| p.as_ref()) {
+                    Some(p) => p.offer(msg, self.ctx.limits.peer_queue_bytes_max),
                     None => false,
                 },
                 Out::Client { session, frame } => match self.routes.get(&session).and_then(|c| self.clients.get(c)) {

@@ -189,16 +189,31 @@ fn replies_wait_for_the_fsync_of_their_handler_and_all_before() {
     assert_eq!(rt.block_on(node.done).expect("join"), Exit::Stopped);
 }
 
-/// Reads frames from one accepted connection and reports the kinds.
+/// Reads frames from one accepted connection and reports the kinds (all
+/// but pings, which it acknowledges, as a receiver does: the link stays up).
 fn fake_peer(listener: std::net::TcpListener) -> mpsc::Receiver<Kind> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let Ok((mut s, _)) = listener.accept() else { return };
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
+        let mut last = 0u64;
         loop {
             while let Ok(Some((f, used))) = frame::decode(&buf, frame::PAYLOAD_BYTES_MAX) {
                 buf.drain(..used);
+                match f.kind {
+                    Kind::Ping => {
+                        let ack = frame::encode(Kind::Ack, f.cluster, 1, &last, frame::PAYLOAD_BYTES_MAX).expect("ack");
+                        let _ = std::io::Write::write_all(&mut s, &ack);
+                        continue;
+                    }
+                    Kind::Peer => {
+                        if let Ok((seq, _)) = frame::payload::<(u64, Vec<u8>)>(&f.payload) {
+                            last = seq;
+                        }
+                    }
+                    _ => {}
+                }
                 if tx.send(f.kind).is_err() {
                     return;
                 }

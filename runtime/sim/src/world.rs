@@ -852,9 +852,41 @@ impl<P: Protocol> World<P> {
         if tore {
             self.stats.torn_writes += 1;
         }
-        // Its connections reset: frames on the way to it are lost; frames
-        // on the way from it arrive up to a random point (what the kernel
-        // had already sent).
+        // Its connections reset. Peer messages on the way to it: the ones
+        // it had read (acknowledged) are lost with it, the rest its peers
+        // resend once it is back (the links are reliable between live
+        // processes). Client frames on the way to it are lost. Frames on
+        // the way from it arrive up to a random point (what the kernel had
+        // already sent); its unacknowledged messages die with it.
+        let mut inbound: Vec<((Us, u64), usize)> = self
+            .queue
+            .iter()
+            .filter_map(|(k, ev)| match ev {
+                Ev::ToNode {
+                    node,
+                    from: Endpoint::Node(src),
+                    ..
+                } if *node == i => Some((*k, *src)),
+                _ => None,
+            })
+            .collect();
+        inbound.sort();
+        let read = self.rng.below(inbound.len() as u64 + 1) as usize;
+        let mut resend: BTreeMap<usize, VecDeque<Vec<u8>>> = BTreeMap::new();
+        for (n, (k, src)) in inbound.into_iter().enumerate() {
+            if let Some(Ev::ToNode { frame, .. }) = self.queue.remove(&k) {
+                if n >= read {
+                    resend.entry(src).or_default().push_back(frame);
+                }
+            }
+        }
+        // Older than anything waiting on the link (a partition may have
+        // held later ones back): they go first.
+        for (src, mut frames) in resend {
+            let l = self.link(Endpoint::Node(src), Endpoint::Node(i));
+            frames.extend(l.waiting.drain(..));
+            l.waiting = frames;
+        }
         for l in self.links.iter_mut().filter(|((_, to), _)| *to == Endpoint::Node(i)) {
             l.1.epoch += 1;
         }
@@ -966,7 +998,10 @@ impl<P: Protocol> World<P> {
 
     fn send_out(&mut self, i: usize, out: Out) {
         match out {
-            Out::Peer { to, frame } => self.transmit(Endpoint::Node(i), Endpoint::Node(to as usize), frame),
+            // The link layer (numbering, acks, resends) is the transport's;
+            // the simulated network delivers what it guarantees: in order,
+            // once, between live processes.
+            Out::Peer { to, msg } => self.transmit(Endpoint::Node(i), Endpoint::Node(to as usize), msg),
             Out::Client { session, frame } => {
                 // Routed to the connection that last carried a request of
                 // the session to this node, if there is one.
@@ -984,6 +1019,15 @@ impl<P: Protocol> World<P> {
         if self.link(from, Endpoint::Node(node)).epoch != epoch || self.nodes[node].core.is_none() {
             return;
         }
+        if let Endpoint::Node(src) = from {
+            let msg: P::Msg = match frame::payload(&bytes) {
+                Ok(m) => m,
+                Err(e) => return self.fail(format!("node {node}: a peer message does not decode: {e}")),
+            };
+            self.log(|| format!("node {node} <- node {src}: {}", brief(&msg)));
+            self.stats.handlers += 1;
+            return self.step_node(node, |core, now| core.peer_message(Id::from(src), msg, now));
+        }
         let max = self.limits.frame_payload_bytes_max;
         let f = match frame::decode(&bytes, max) {
             Ok(Some((f, _))) => f,
@@ -994,15 +1038,6 @@ impl<P: Protocol> World<P> {
             }
         };
         match (from, f.kind) {
-            (Endpoint::Node(src), Kind::Peer) => {
-                let msg: P::Msg = match frame::payload(&f.payload) {
-                    Ok(m) => m,
-                    Err(e) => return self.fail(format!("node {node}: a peer message does not decode: {e}")),
-                };
-                self.log(|| format!("node {node} <- node {src}: {}", brief(&msg)));
-                self.stats.handlers += 1;
-                self.step_node(node, |core, now| core.peer_message(Id::from(src), msg, now));
-            }
             (Endpoint::Client(c), Kind::Request) => {
                 let (tag, request): (Tag, P::Request) = match frame::payload(&f.payload) {
                     Ok(x) => x,
