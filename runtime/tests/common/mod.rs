@@ -113,6 +113,13 @@ pub struct NodeProc {
 
 impl NodeProc {
     pub fn start(spec: &str, dir: &Path, cluster: &Path, id: u64, extra: &[&str]) -> NodeProc {
+        NodeProc::start_in(None, spec, dir, cluster, id, extra)
+    }
+
+    /// Starts the node inside network namespace `ns` (`ip netns exec`,
+    /// which execs the node in place: the child's pid is the node's), or in
+    /// this process's namespace with `None`.
+    pub fn start_in(ns: Option<&str>, spec: &str, dir: &Path, cluster: &Path, id: u64, extra: &[&str]) -> NodeProc {
         let data = dir.join(format!("node-{id}"));
         let log = dir.join(format!("node-{id}.log"));
         let out = std::fs::OpenOptions::new()
@@ -129,7 +136,16 @@ impl NodeProc {
             data.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(std::env::current_exe().expect("exe"))
+        let exe = std::env::current_exe().expect("exe");
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = command
             .args(["--exact", "node_entry", "--nocapture", "--test-threads=1"])
             .env(NODE_ENV, spec)
             .env(ARGS_ENV, args.join("\u{1f}"))
