@@ -244,10 +244,14 @@ struct World {
     cluster: Cluster,
     seed: u64,
     starts: u64,
+    /// `raft` or `raft_no_dedup` (the node binary's spec).
+    spec: &'static str,
+    /// More arguments for every node.
+    extra: Vec<String>,
 }
 
 impl World {
-    fn new(run: u32, seed: u64) -> World {
+    fn new(run: u32, cfg: &Config) -> World {
         let dir = scratch(&format!("nemesis-{run}"));
         let net = match Net::create(run) {
             Ok(net) => Some(net),
@@ -286,8 +290,13 @@ impl World {
             dir,
             file,
             cluster,
-            seed,
+            seed: cfg.seed,
             starts: 0,
+            spec: cfg.spec,
+            extra: match cfg.snapshot_bytes {
+                Some(n) => vec!["--snapshot-log-bytes".into(), n.to_string()],
+                None => Vec::new(),
+            },
         };
         for i in 0..NODES {
             let n = w.spawn(i);
@@ -301,14 +310,9 @@ impl World {
         self.starts += 1;
         let seed = (self.seed ^ self.starts.wrapping_mul(0x9e37_79b9)).to_string();
         let ns = self.net.as_ref().map(|n| n.namespaces[i].clone());
-        NodeProc::start_in(
-            ns.as_deref(),
-            "raft",
-            &self.dir,
-            &self.file,
-            i as u64,
-            &["--seed", &seed],
-        )
+        let mut args = vec!["--seed", &seed];
+        args.extend(self.extra.iter().map(String::as_str));
+        NodeProc::start_in(ns.as_deref(), self.spec, &self.dir, &self.file, i as u64, &args)
     }
 
     fn restart(&mut self, i: usize) {
@@ -319,6 +323,62 @@ impl World {
     fn partitions(&self) -> bool {
         self.net.is_some()
     }
+
+    /// Node i's durable state, read with the runtime's recovery.
+    fn durable(&self, i: usize) -> Result<raft::ServerStorage, String> {
+        durable_as_raft(self.spec, &self.cluster, i, &self.nodes[i].data).map(server_storage)
+    }
+}
+
+/// A node's durable state as the runtime's recovery reads it, as
+/// `raft::Storage`: `raft_no_dedup`'s durable state has the same shape (its
+/// spec differs from raft.sm only in how handlers apply commands), so it is
+/// converted through its encoding.
+fn durable_as_raft(spec: &str, cluster: &Cluster, i: usize, data: &Path) -> Result<raft::Storage, String> {
+    let id = i as u64;
+    match spec {
+        "raft" => durable::<raft::Raft>(cluster, id, data)
+            .map_err(|e| e.to_string())?
+            .storage
+            .ok_or_else(|| "nothing saved".into()),
+        "raft_no_dedup" => {
+            let s = durable::<raft_no_dedup::RaftNoDedup>(cluster, id, data)
+                .map_err(|e| e.to_string())?
+                .storage
+                .ok_or("nothing saved")?;
+            let max = smelt_runtime::frame::PAYLOAD_BYTES_MAX << 4;
+            let f = smelt_runtime::frame::encode(smelt_runtime::frame::Kind::Peer, 0, 0, &s, max)
+                .map_err(|e| e.to_string())?;
+            smelt_runtime::frame::payload(&f[smelt_runtime::frame::HEADER_LEN..]).map_err(|e| e.to_string())
+        }
+        other => Err(format!("unknown spec {other}")),
+    }
+}
+
+/// The nodes that do not hold the client request `tag` in their durable
+/// log yet (None: a durable state could not be read). A node holds it once
+/// its log has it, or has compacted past where another node's log has it
+/// (only entries every node holds are compacted); when no log has it,
+/// every node compacted it.
+fn not_holding(w: &World, tag: Tag) -> Option<Vec<usize>> {
+    let states: Vec<raft::ServerStorage> = (0..NODES).map(|i| w.durable(i).ok()).collect::<Option<_>>()?;
+    let at = |s: &raft::ServerStorage| {
+        s.log
+            .iter()
+            .position(|e| e.command.as_ref().is_some_and(|c| c.client == tag))
+            .map(|p| s.snap_index + p as u64 + 1)
+    };
+    let Some(c) = states.iter().find_map(at) else {
+        return Some(Vec::new());
+    };
+    Some(
+        (0..NODES)
+            .filter(|i| {
+                let s = &states[*i];
+                s.snap_index < c && at(s) != Some(c)
+            })
+            .collect(),
+    )
 }
 
 impl Drop for World {
@@ -757,9 +817,8 @@ fn server_storage(s: raft::Storage) -> raft::ServerStorage {
 /// Replays node `id`'s snapshot and write-ahead log (the formats of
 /// `storage.rs`) and keeps every entry a `LogDropFirst` compacted away.
 /// The result must equal what `durable` (the runtime's recovery) reads.
-fn read_disk(cluster: &Cluster, id: usize, data: &Path) -> Result<Disk, String> {
-    let recovered = durable::<raft::Raft>(cluster, id as u64, data).map_err(|e| e.to_string())?;
-    let recovered = server_storage(recovered.storage.ok_or("nothing saved")?);
+fn read_disk(spec: &str, cluster: &Cluster, id: usize, data: &Path) -> Result<Disk, String> {
+    let recovered = server_storage(durable_as_raft(spec, cluster, id, data)?);
     let mut segments = Vec::new();
     let mut snapshots = Vec::new();
     for e in std::fs::read_dir(data).map_err(|e| e.to_string())? {
@@ -865,9 +924,13 @@ fn read_disk(cluster: &Cluster, id: usize, data: &Path) -> Result<Disk, String> 
 // ------------------------------------------------------------------ a run
 
 struct Config {
+    /// The node binary's spec: `raft`, or `raft_no_dedup` (no session table).
+    spec: &'static str,
     seed: u64,
     secs: u64,
     check_limit: Duration,
+    /// `--snapshot-log-bytes` for the nodes (runtime snapshots).
+    snapshot_bytes: Option<u64>,
 }
 
 #[derive(Default)]
@@ -880,6 +943,8 @@ struct Report {
     /// Per key: the verdict (`None`: the search did not finish) and its time.
     keys: Vec<(u64, Option<bool>, Duration)>,
     dup_token_reads: usize,
+    /// Values in the nodes' snapshot stores that hold a token twice.
+    dup_token_stores: usize,
     /// Requests (session and seq) in the committed log more than once, and
     /// the extra copies.
     appended_twice: usize,
@@ -888,6 +953,8 @@ struct Report {
     committed: u64,
     failures: Vec<String>,
     mode: &'static str,
+    /// The longest stretch in which no call succeeded.
+    max_gap: Duration,
     /// The faults as carried out.
     schedule: Vec<String>,
 }
@@ -909,8 +976,8 @@ impl Report {
         let max = self.keys.iter().map(|k| k.2).max().unwrap_or_default();
         format!(
             "nemesis run {run} seed={:#x} mode={} secs={}: ops={} ok={} unknown={} (applied {}) failed={} \
-             faults{{{}}} verdict={} committed={} appended_twice={} (extra copies {}) dup_tokens={} \
-             check={:.2}s (slowest key {:.2}s) problems={}",
+             faults{{{}}} verdict={} committed={} appended_twice={} (extra copies {}) dup_tokens={}/{} \
+             check={:.2}s (slowest key {:.2}s) longest_unavailable={:.2}s problems={}",
             cfg.seed,
             self.mode,
             cfg.secs,
@@ -925,8 +992,10 @@ impl Report {
             self.appended_twice,
             self.extra_copies,
             self.dup_token_reads,
+            self.dup_token_stores,
             check.as_secs_f64(),
             max.as_secs_f64(),
+            self.max_gap.as_secs_f64(),
             self.failures.len()
         )
     }
@@ -935,7 +1004,7 @@ impl Report {
 fn run_once(cfg: &Config) -> (Report, PathBuf) {
     let _one = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let run = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut w = World::new(run, cfg.seed);
+    let mut w = World::new(run, cfg);
     let dir = w.dir.clone();
     let mut rep = Report {
         mode: if w.partitions() { "netns" } else { "loopback" },
@@ -974,6 +1043,18 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
         rep.schedule.push(d.text.clone());
     }
 
+    // Every node still runs (none stopped on its own), and none logged a
+    // handler or disk failure.
+    for n in w.nodes.iter_mut() {
+        if let Ok(Some(status)) = n.child.try_wait() {
+            rep.failures.push(format!(
+                "node {} exited by itself during the run ({status}; see {})",
+                n.id,
+                n.log.display()
+            ));
+        }
+    }
+
     // Healed (every fault is undone before the next): every key reads back.
     if let Some(net) = w.net.as_mut() {
         net.heal();
@@ -999,29 +1080,13 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
 
     // Every node holds the last final read (so its committed log reaches
     // it), then a clean stop.
-    let holds = |w: &World, i: usize| -> bool {
-        let Ok(r) = durable::<raft::Raft>(&w.cluster, i as u64, &w.nodes[i].data) else {
-            return false;
-        };
-        let Some(raft::Storage::Server(s)) = r.storage else {
-            return false;
-        };
-        s.log
-            .iter()
-            .any(|e| e.command.as_ref().is_some_and(|c| c.client == final_tag))
-            || s.snap_kv
-                .__sessions
-                .table
-                .get(&final_tag.session)
-                .is_some_and(|a| a.seq >= final_tag.seq)
-    };
     let caught_up = eventually(Duration::from_secs(20), || {
-        (0..NODES).all(|i| holds(&w, i)).then_some(())
+        not_holding(&w, final_tag).filter(|v| v.is_empty())
     });
     if caught_up.is_none() && finals.iter().all(|r| matches!(r.out, Outcome::Ok(..))) {
-        let behind: Vec<usize> = (0..NODES).filter(|i| !holds(&w, *i)).collect();
         rep.failures.push(format!(
-            "nodes {behind:?} did not receive the committed final reads within 20 s of the cluster serving them"
+            "nodes {:?} did not receive the committed final reads within 20 s of the cluster serving them",
+            not_holding(&w, final_tag)
         ));
     }
     for n in w.nodes.iter_mut() {
@@ -1034,7 +1099,16 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
             ));
         }
     }
-    let disks: Vec<Result<Disk, String>> = (0..NODES).map(|i| read_disk(&w.cluster, i, &w.nodes[i].data)).collect();
+    for n in &w.nodes {
+        for line in n.log_text().lines() {
+            if line.contains("ERROR") || line.contains("handler failed") || line.contains("refuses to start") {
+                rep.failures.push(format!("node {} logged: {line}", n.id));
+            }
+        }
+    }
+    let disks: Vec<Result<Disk, String>> = (0..NODES)
+        .map(|i| read_disk(w.spec, &w.cluster, i, &w.nodes[i].data))
+        .collect();
     drop(w);
 
     recs.extend(finals.iter().cloned());
@@ -1050,6 +1124,13 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
             }
         }
     }
+    let mut oks: Vec<Instant> = recs
+        .iter()
+        .filter(|r| r.client < CLIENTS && matches!(r.out, Outcome::Ok(..)))
+        .map(|r| r.end)
+        .collect();
+    oks.sort();
+    rep.max_gap = oks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
     if rep.ok < 200 {
         rep.failures
             .push(format!("only {} calls succeeded: the run checks little", rep.ok));
@@ -1114,6 +1195,19 @@ fn check_logs(rep: &mut Report, disks: &[Result<Disk, String>], recs: &[Rec], fi
         match d {
             Ok(d) => ok_disks.push(d),
             Err(e) => rep.failures.push(format!("durable state: {e}")),
+        }
+    }
+    // No store on disk holds a token twice.
+    for d in &ok_disks {
+        for (key, v) in &d.storage.snap_kv.data {
+            let t = repeated(v);
+            if !t.is_empty() {
+                rep.dup_token_stores += 1;
+                rep.failures.push(format!(
+                    "node {}'s snapshot store holds tokens {t:?} twice under key {key}: a request applied twice",
+                    d.id
+                ));
+            }
         }
     }
     // Each node's snapshot store is its own log's compacted prefix replayed.
@@ -1221,6 +1315,7 @@ fn check_logs(rep: &mut Report, disks: &[Result<Disk, String>], recs: &[Rec], fi
         for (key, v) in &kv.data {
             let t = repeated(v);
             if !t.is_empty() {
+                rep.dup_token_stores += 1;
                 rep.failures
                     .push(format!("the committed store's key {key} holds tokens {t:?} twice"));
             }
@@ -1242,9 +1337,11 @@ fn env_u64(name: &str) -> Option<u64> {
 fn config(secs: u64, run: u64) -> Config {
     let seed = env_u64("SMELT_NEMESIS_SEED").unwrap_or_else(|| Rng::seed_from(0x6e65_6d65));
     Config {
+        spec: "raft",
         seed: seed.wrapping_add(run),
         secs,
         check_limit: Duration::from_secs(env_u64("SMELT_NEMESIS_CHECK_SECS").unwrap_or(120)),
+        snapshot_bytes: env_u64("SMELT_NEMESIS_SNAPSHOT_BYTES"),
     }
 }
 
@@ -1253,7 +1350,7 @@ fn finish(runs: Vec<(Report, PathBuf, Config)>) {
     for (i, (rep, dir, cfg)) in runs.iter().enumerate() {
         println!("{}", rep.summary(i + 1, cfg));
         println!("  faults: {}", rep.schedule.join("; "));
-        if rep.failures.is_empty() {
+        if rep.failures.is_empty() && std::env::var_os("SMELT_NEMESIS_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(dir);
         } else {
             for f in &rep.failures {
@@ -1289,6 +1386,36 @@ fn nemesis_long() {
         out.push((rep, dir, cfg));
     }
     finish(out);
+}
+
+/// The whole test is not vacuous: on `buggy/raft_no_dedup.sm` (raft.sm
+/// whose servers apply every copy of a request), the nemesis sees a request
+/// applied twice. Runs of `SMELT_NEMESIS_SECS` (default 30) until one does,
+/// at most `SMELT_NEMESIS_RUNS` (default 5): a copy is only committed twice
+/// when a retry crosses a leader change, which takes luck with the timing.
+#[test]
+#[ignore]
+fn nemesis_finds_raft_no_dedup() {
+    let secs = env_u64("SMELT_NEMESIS_SECS").unwrap_or(30);
+    let runs = env_u64("SMELT_NEMESIS_RUNS").unwrap_or(5);
+    for run in 0..runs {
+        let cfg = Config {
+            spec: "raft_no_dedup",
+            ..config(secs, run)
+        };
+        let (rep, dir) = run_once(&cfg);
+        println!("{}", rep.summary(run as usize + 1, &cfg));
+        for f in &rep.failures {
+            println!("  problem: {f}");
+        }
+        let found = rep.dup_token_reads + rep.dup_token_stores > 0 || rep.verdict() == "NOT linearizable";
+        if found {
+            println!("  found the double application; data kept in {}", dir.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    panic!("{runs} runs on raft_no_dedup.sm never showed a request applied twice");
 }
 
 /// The checks are not vacuous: a history where an append shows twice, or

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 smelt::protocol!("../specs/paxos.sm");
 smelt::protocol!("../specs/two_phase_commit.sm");
 smelt::protocol!("../specs/raft.sm");
+smelt::protocol!("../specs/buggy/raft_no_dedup.sm");
 smelt::protocol!("tests/specs/journal.sm");
 smelt::protocol!("tests/specs/replog.sm");
 smelt::protocol!("tests/specs/counter.sm");
@@ -39,6 +40,7 @@ pub fn node_entry() {
     let code = match spec.as_str() {
         "paxos" => smelt_runtime::cli::main::<paxos::Paxos>("run", args),
         "raft" => smelt_runtime::cli::main::<raft::Raft>("run", args),
+        "raft_no_dedup" => smelt_runtime::cli::main::<raft_no_dedup::RaftNoDedup>("run", args),
         "journal" => smelt_runtime::cli::main::<journal::Journal>("run", args),
         "replog" => smelt_runtime::cli::main::<rep_log::RepLog>("run", args),
         "counter" => smelt_runtime::cli::main::<counter::Counter>("run", args),
