@@ -751,6 +751,88 @@ fn history_of_key(recs: &[Rec], clients: usize, key: u64) -> History<raft::Reque
     }
 }
 
+/// A check slower than this is noted and its history kept.
+const SLOW_CHECK: Duration = Duration::from_secs(5);
+
+/// A history as text, one operation a line, for `nemesis_check_history`:
+/// `client<TAB>seen,seen,...<TAB>request<TAB>outcome`, where a request is
+/// `A key value`, `P key value` or `G key`, and an outcome `-` (abandoned),
+/// `PutOk`, `Appended`, `TooLong`, `V-` (no value) or `V=value`. Values are
+/// the workload's tokens (no whitespace).
+fn history_text(h: &History<raft::Request, raft::Reply>) -> String {
+    let mut out = String::new();
+    for (c, ops) in h.clients.iter().enumerate() {
+        for o in ops {
+            let seen: Vec<String> = o.seen.iter().map(u32::to_string).collect();
+            let text = |b: &Bytes| String::from_utf8_lossy(b.as_slice()).into_owned();
+            let req = match &o.req {
+                raft::Request::Append { key, value } => format!("A {key} {}", text(value)),
+                raft::Request::Put { key, value } => format!("P {key} {}", text(value)),
+                raft::Request::Get { key } => format!("G {key}"),
+            };
+            let ret = match &o.ret {
+                None => "-".to_string(),
+                Some(raft::Reply::Value(None)) => "V-".into(),
+                Some(raft::Reply::Value(Some(v))) => format!("V={}", text(v)),
+                Some(r) => format!("{r:?}"),
+            };
+            out += &format!("{c}\t{}\t{req}\t{ret}\n", seen.join(","));
+        }
+    }
+    out
+}
+
+fn parse_history(text: &str) -> Result<History<raft::Request, raft::Reply>, String> {
+    let mut clients: Vec<Vec<Op<raft::Request, raft::Reply>>> = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = || format!("line {}: {line:?}", n + 1);
+        let f: Vec<&str> = line.split('\t').collect();
+        let [c, seen, req, ret] = f[..] else { return Err(bad()) };
+        let c: usize = c.parse().map_err(|_| bad())?;
+        let seen = seen
+            .split(',')
+            .map(|s| s.parse::<u32>().map_err(|_| bad()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let r: Vec<&str> = req.split(' ').collect();
+        let key = |k: &str| k.parse::<u64>().map_err(|_| bad());
+        let req = match r[..] {
+            ["A", k, v] => raft::Request::Append {
+                key: key(k)?,
+                value: Bytes::from(v),
+            },
+            ["P", k, v] => raft::Request::Put {
+                key: key(k)?,
+                value: Bytes::from(v),
+            },
+            ["G", k] => raft::Request::Get { key: key(k)? },
+            _ => return Err(bad()),
+        };
+        let ret = match ret {
+            "-" => None,
+            "PutOk" => Some(raft::Reply::PutOk),
+            "Appended" => Some(raft::Reply::Appended),
+            "TooLong" => Some(raft::Reply::TooLong),
+            "V-" => Some(raft::Reply::Value(None)),
+            v => Some(raft::Reply::Value(Some(Bytes::from(
+                v.strip_prefix("V=").ok_or_else(bad)?,
+            )))),
+        };
+        if clients.len() <= c {
+            clients.resize(c + 1, Vec::new());
+        }
+        clients[c].push(Op {
+            req,
+            abandoned: ret.is_none(),
+            ret,
+            seen,
+        });
+    }
+    Ok(History {
+        clients,
+        malformed: false,
+    })
+}
+
 /// Linearizability of one key's history against `raft::KV`, searched on a
 /// thread with a large stack (the search recurses once per operation).
 /// `None` when it did not finish within `limit` (the thread is left to
@@ -951,12 +1033,17 @@ struct Report {
     extra_copies: usize,
     unknown_applied: usize,
     committed: u64,
+    /// The committed log is known from this index on (a runtime snapshot
+    /// replaced what came before: the log checks cover the rest).
+    log_from: u64,
     failures: Vec<String>,
     mode: &'static str,
     /// The longest stretch in which no call succeeded.
     max_gap: Duration,
     /// The faults as carried out.
     schedule: Vec<String>,
+    /// Worth a look, not failures (slow checks).
+    notes: Vec<String>,
 }
 
 impl Report {
@@ -976,7 +1063,7 @@ impl Report {
         let max = self.keys.iter().map(|k| k.2).max().unwrap_or_default();
         format!(
             "nemesis run {run} seed={:#x} mode={} secs={}: ops={} ok={} unknown={} (applied {}) failed={} \
-             faults{{{}}} verdict={} committed={} appended_twice={} (extra copies {}) dup_tokens={}/{} \
+             faults{{{}}} verdict={} committed={}{} appended_twice={} (extra copies {}) dup_tokens={}/{} \
              check={:.2}s (slowest key {:.2}s) longest_unavailable={:.2}s problems={}",
             cfg.seed,
             self.mode,
@@ -989,6 +1076,11 @@ impl Report {
             faults.join(" "),
             self.verdict(),
             self.committed,
+            if self.log_from > 1 {
+                format!(" (log known from {})", self.log_from)
+            } else {
+                String::new()
+            },
             self.appended_twice,
             self.extra_copies,
             self.dup_token_reads,
@@ -1154,8 +1246,22 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
     let t_start = recs.iter().map(|r| r.start).min().unwrap_or_else(Instant::now);
     for key in 0..KEYS {
         let h = history_of_key(&recs, CLIENTS + 1, key);
+        let text = history_text(&h);
         let (v, took) = check_key(h, cfg.check_limit);
         rep.keys.push((key, v, took));
+        if v != Some(true) || took >= SLOW_CHECK {
+            // For `nemesis_check_history`.
+            let file = dir.join(format!("history-key-{key}.hist"));
+            let _ = std::fs::write(&file, text);
+            if v == Some(true) {
+                rep.notes.push(format!(
+                    "key {key}: the linearizability search took {:.1} s ({} operations; {})",
+                    took.as_secs_f64(),
+                    recs.iter().filter(|r| key_of(&r.req) == key).count(),
+                    file.display()
+                ));
+            }
+        }
         if v != Some(true) {
             let file = dir.join(format!("history-key-{key}.txt"));
             let mut ops: Vec<&Rec> = recs.iter().filter(|r| key_of(&r.req) == key).collect();
@@ -1249,6 +1355,7 @@ fn check_logs(rep: &mut Report, disks: &[Result<Disk, String>], recs: &[Rec], fi
         return;
     };
     rep.committed = c;
+    rep.log_from = reference.base + 1;
     for d in &ok_disks {
         match d.entry(c) {
             Some(e) if Some(e) == reference.entry(c) => {
@@ -1350,7 +1457,10 @@ fn finish(runs: Vec<(Report, PathBuf, Config)>) {
     for (i, (rep, dir, cfg)) in runs.iter().enumerate() {
         println!("{}", rep.summary(i + 1, cfg));
         println!("  faults: {}", rep.schedule.join("; "));
-        if rep.failures.is_empty() && std::env::var_os("SMELT_NEMESIS_KEEP").is_none() {
+        for n in &rep.notes {
+            println!("  note: {n}");
+        }
+        if rep.failures.is_empty() && rep.notes.is_empty() && std::env::var_os("SMELT_NEMESIS_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(dir);
         } else {
             for f in &rep.failures {
@@ -1418,6 +1528,29 @@ fn nemesis_finds_raft_no_dedup() {
     panic!("{runs} runs on raft_no_dedup.sm never showed a request applied twice");
 }
 
+/// Runs the linearizability search on a history a run kept
+/// (`SMELT_NEMESIS_HISTORY=<dir>/history-key-K.hist`), timed.
+#[test]
+#[ignore]
+fn nemesis_check_history() {
+    let Some(path) = std::env::var_os("SMELT_NEMESIS_HISTORY") else {
+        panic!("set SMELT_NEMESIS_HISTORY to a history-key-K.hist file a nemesis run kept");
+    };
+    let text = std::fs::read_to_string(&path).expect("read the history");
+    let h = parse_history(&text).expect("parse the history");
+    assert_eq!(history_text(&h), text, "the format round-trips");
+    let ops: usize = h.clients.iter().map(Vec::len).sum();
+    let abandoned = h.clients.iter().flatten().filter(|o| o.abandoned).count();
+    let limit = Duration::from_secs(env_u64("SMELT_NEMESIS_CHECK_SECS").unwrap_or(600));
+    let (v, took) = check_key(h, limit);
+    println!(
+        "{}: {ops} operations ({abandoned} abandoned): {v:?} in {:.2} s",
+        Path::new(&path).display(),
+        took.as_secs_f64()
+    );
+    assert_eq!(v, Some(true));
+}
+
 /// The checks are not vacuous: a history where an append shows twice, or
 /// a read misses an acknowledged append, is caught.
 #[test]
@@ -1448,12 +1581,22 @@ fn the_checks_catch_double_and_lost_appends() {
     };
     let get = raft::Request::Get { key: 0 };
 
+    let h = history_of_key(&[], 2, 0);
+    assert_eq!(
+        parse_history(&history_text(&h)).expect("parse"),
+        History {
+            clients: vec![],
+            malformed: false
+        }
+    );
     let good = vec![
         rec(0, append("c0-1;"), 0, 10, appended.clone()),
         rec(0, append("c0-2;"), 20, 30, Outcome::Unknown("timeout".into())),
         rec(1, get.clone(), 40, 50, read(Some("c0-1;c0-2;"))),
     ];
     assert!(linearizable(&good));
+    let h = history_of_key(&good, 2, 0);
+    assert_eq!(parse_history(&history_text(&h)).expect("parse"), h);
     assert!(duplicated_tokens(&good).is_empty());
 
     let twice = vec![
