@@ -356,6 +356,15 @@ impl World {
         self.net.is_some()
     }
 
+    /// The highest durable term of any node (each election raises it).
+    fn max_term(&self) -> u64 {
+        (0..NODES)
+            .filter_map(|i| self.durable(i).ok())
+            .map(|s| s.current_term)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Node i's durable state, read with the runtime's recovery.
     fn durable(&self, i: usize) -> Result<raft::ServerStorage, String> {
         durable_as_raft(self.spec, &self.cluster, i, &self.nodes[i].data).map(server_storage)
@@ -671,6 +680,7 @@ fn run_nemesis(w: &mut World, plan: &[Planned], last_ok: &Mutex<Option<(usize, I
                 vec![a, b, m]
             }
         };
+        let term_before = w.max_term();
         let text = format!(
             "{} {:?} (leader {:?}) {} ms + {} ms",
             p.kind.name(),
@@ -701,8 +711,9 @@ fn run_nemesis(w: &mut World, plan: &[Planned], last_ok: &Mutex<Option<(usize, I
                 net.heal();
             }
         }
-        done.push(Done { kind: p.kind, text });
         sleep_ms(p.gap_ms);
+        let text = format!("{text}, term {term_before}->{}", w.max_term());
+        done.push(Done { kind: p.kind, text });
     }
     done
 }
@@ -870,12 +881,24 @@ const CHECK_ENV: &str = "SMELT_NEMESIS_CHECK";
 /// When this process was started as a checker (`CHECK_ENV` names a history
 /// file): searches for a linearization against `raft::KV` on a thread with
 /// a large stack (the search recurses once per operation) and exits 0
-/// (linearizable), 1 (not) or 3 (unreadable history).
+/// (linearizable), 1 (not) or 3 (unreadable history). Its address space is
+/// capped (`SMELT_NEMESIS_CHECK_MEM_MB`, default 4096): the search's memo
+/// grows by gigabytes a minute on the histories it struggles with, and the
+/// machine may be shared; at the cap an allocation fails and it aborts.
 #[test]
 fn check_entry() {
     let Some(path) = std::env::var_os(CHECK_ENV) else {
         return;
     };
+    let cap = env_u64("SMELT_NEMESIS_CHECK_MEM_MB").unwrap_or(4096) << 20;
+    let limit = libc::rlimit {
+        rlim_cur: cap as libc::rlim_t,
+        rlim_max: cap as libc::rlim_t,
+    };
+    // SAFETY: setrlimit only reads the struct; it limits this process alone.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_AS, &limit);
+    }
     let h = match std::fs::read_to_string(&path)
         .map_err(|e| e.to_string())
         .and_then(|t| parse_history(&t))
@@ -924,9 +947,12 @@ fn check_history(
         match child.try_wait() {
             Ok(Some(status)) => {
                 let took = t0.elapsed();
-                return match status.code() {
-                    Some(0) => (Ok(Some(true)), took),
-                    Some(1) => (Ok(Some(false)), took),
+                use std::os::unix::process::ExitStatusExt;
+                return match (status.code(), status.signal()) {
+                    (Some(0), _) => (Ok(Some(true)), took),
+                    (Some(1), _) => (Ok(Some(false)), took),
+                    // An allocation failed at the memory cap: unfinished.
+                    (_, Some(libc::SIGABRT)) => (Ok(None), took),
                     _ => (
                         Err(format!("the checker process failed ({status}) on {}", file.display())),
                         took,
@@ -1620,12 +1646,32 @@ fn check_logs(rep: &mut Report, disks: &[Result<Disk, String>], recs: &[Rec], fi
     rep.extra_copies = copies.values().map(|n| n.saturating_sub(1)).sum();
     let mut kv = reference.base_kv.clone();
     let mut first: HashMap<Tag, raft::Reply> = HashMap::new();
-    for e in &committed {
+    let mut first_at: HashMap<Tag, u64> = HashMap::new();
+    for (e, i) in committed.iter().zip(reference.base + 1..) {
         if let Some(cmd) = &e.command {
             let reply = kv
                 .apply_session(&cmd.client, &cmd.op, reference.capacity)
                 .expect("apply");
             first.entry(cmd.client).or_insert(reply);
+            first_at.entry(cmd.client).or_insert(i);
+        }
+    }
+    // A call with an unknown outcome takes effect before the client's next
+    // call or never (client.rs): a client's requests enter the committed
+    // log in the order it made them.
+    for c in 0..=CLIENTS {
+        let mut last: Option<(&Rec, u64)> = None;
+        for r in recs.iter().filter(|r| r.client == c) {
+            let Some(&i) = first_at.get(&r.tag) else { continue };
+            if let Some((p, j)) = last {
+                if j > i {
+                    rep.failures.push(format!(
+                        "client {c}'s call {:?} {:?} is committed at {j}, after its later call {:?} {:?} at {i}",
+                        p.tag, p.req, r.tag, r.req
+                    ));
+                }
+            }
+            last = Some((r, i));
         }
     }
     let before_log = |t: &Tag| {
