@@ -537,6 +537,14 @@ enum Kind {
     Bridge,
 }
 
+const ALL_KINDS: [Kind; 5] = [
+    Kind::KillRandom,
+    Kind::KillLeader,
+    Kind::IsolateLeader,
+    Kind::IsolateFollower,
+    Kind::Bridge,
+];
+
 impl Kind {
     fn name(self) -> &'static str {
         match self {
@@ -564,18 +572,15 @@ const WARMUP_MS: u64 = 2000;
 
 /// The fault schedule: a function of the seed alone. Kinds come in
 /// shuffled rounds of every kind available, so a short run sees each once.
-fn plan(seed: u64, secs: u64, partitions: bool) -> Vec<Planned> {
-    let kinds: &[Kind] = if partitions {
-        &[
-            Kind::KillRandom,
-            Kind::KillLeader,
-            Kind::IsolateLeader,
-            Kind::IsolateFollower,
-            Kind::Bridge,
-        ]
-    } else {
-        &[Kind::KillRandom, Kind::KillLeader]
-    };
+fn plan(seed: u64, secs: u64, partitions: bool, only: Option<&[Kind]>) -> Vec<Planned> {
+    let kinds: Vec<Kind> = ALL_KINDS
+        .into_iter()
+        .filter(|k| partitions || matches!(k, Kind::KillRandom | Kind::KillLeader))
+        .filter(|k| only.is_none_or(|o| o.contains(k)))
+        .collect();
+    if kinds.is_empty() {
+        return Vec::new();
+    }
     let mut rng = Rng::new(seed);
     let budget = (secs * 1000).saturating_sub(WARMUP_MS + 1000);
     let mut out = Vec::new();
@@ -583,7 +588,7 @@ fn plan(seed: u64, secs: u64, partitions: bool) -> Vec<Planned> {
     let mut round: Vec<Kind> = Vec::new();
     loop {
         if round.is_empty() {
-            round = kinds.to_vec();
+            round = kinds.clone();
             // Fisher-Yates.
             for i in (1..round.len()).rev() {
                 let j = rng.below(i as u64 + 1) as usize;
@@ -656,10 +661,9 @@ fn run_nemesis(w: &mut World, plan: &[Planned], last_ok: &Mutex<Option<(usize, I
     sleep_ms(WARMUP_MS);
     for p in plan {
         let all = [true; NODES];
-        let leader = match p.kind {
-            Kind::KillRandom => None,
-            _ => find_leader(&mut probe, &all, last_ok),
-        };
+        // (Asked for every kind, so the report tells a follower's kill
+        // from the leader's.)
+        let leader = find_leader(&mut probe, &all, last_ok);
         let pick = (p.pick % NODES as u64) as usize;
         let others = |x: usize| (0..NODES).filter(move |y| *y != x);
         let nodes = match p.kind {
@@ -1158,6 +1162,9 @@ struct Config {
     check_limit: Duration,
     /// `--snapshot-log-bytes` for the nodes (runtime snapshots).
     snapshot_bytes: Option<u64>,
+    /// Only these kinds of faults (`SMELT_NEMESIS_FAULTS`, names as in the
+    /// report, comma-separated).
+    kinds: Option<Vec<Kind>>,
 }
 
 #[derive(Default)]
@@ -1272,7 +1279,7 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
         mode: if w.partitions() { "netns" } else { "loopback" },
         ..Report::default()
     };
-    let plan = plan(cfg.seed, cfg.secs, w.partitions());
+    let plan = plan(cfg.seed, cfg.secs, w.partitions(), cfg.kinds.as_deref());
     eprintln!(
         "nemesis: seed {:#x} (SMELT_NEMESIS_SEED), {} faults planned: {:?}",
         cfg.seed,
@@ -1396,6 +1403,10 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
     if rep.ok < 200 {
         rep.failures
             .push(format!("only {} calls succeeded: the run checks little", rep.ok));
+    }
+    if plan.is_empty() {
+        rep.failures
+            .push("no fault was planned (SMELT_NEMESIS_FAULTS without a kind this mode can do?)".into());
     }
     if done.len() != plan.len() {
         rep.failures.push("not every planned fault was carried out".into());
@@ -1729,6 +1740,16 @@ fn config(secs: u64, run: u64, check_secs: u64) -> Config {
         secs,
         check_limit: Duration::from_secs(env_u64("SMELT_NEMESIS_CHECK_SECS").unwrap_or(check_secs)),
         snapshot_bytes: env_u64("SMELT_NEMESIS_SNAPSHOT_BYTES"),
+        kinds: std::env::var("SMELT_NEMESIS_FAULTS").ok().map(|v| {
+            v.split(',')
+                .map(|n| {
+                    ALL_KINDS
+                        .into_iter()
+                        .find(|k| k.name() == n.trim())
+                        .unwrap_or_else(|| panic!("SMELT_NEMESIS_FAULTS: no fault kind {n:?}"))
+                })
+                .collect()
+        }),
     }
 }
 
@@ -1921,13 +1942,16 @@ fn the_sweep_knows_its_names() {
 /// The fault schedule is a function of the seed.
 #[test]
 fn the_schedule_follows_the_seed() {
-    assert_eq!(plan(7, 30, true), plan(7, 30, true));
-    assert_ne!(plan(7, 30, true), plan(8, 30, true));
-    let p = plan(7, 30, true);
+    assert_eq!(plan(7, 30, true, None), plan(7, 30, true, None));
+    assert_ne!(plan(7, 30, true, None), plan(8, 30, true, None));
+    let p = plan(7, 30, true, None);
     assert!(p.len() >= 5, "{p:?}");
     let kinds: BTreeSet<Kind> = p.iter().take(5).map(|p| p.kind).collect();
     assert_eq!(kinds.len(), 5, "the first round has every kind: {p:?}");
-    assert!(plan(7, 30, false)
+    assert!(plan(7, 30, false, None)
         .iter()
         .all(|p| matches!(p.kind, Kind::KillRandom | Kind::KillLeader)));
+    let only = [Kind::Bridge];
+    assert!(plan(7, 30, true, Some(&only)).iter().all(|p| p.kind == Kind::Bridge));
+    assert!(plan(7, 30, false, Some(&only)).is_empty());
 }
