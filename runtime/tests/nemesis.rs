@@ -29,19 +29,28 @@
 //!   log with the reply the replay gives it, and requests appended twice
 //!   are counted (allowed: the session table answers the second copy).
 //!
-//! `SMELT_NEMESIS_NO_NETNS=1` forces the loopback fallback.
+//! Running it (as root for the namespaces):
+//! - `cargo test -p smelt-runtime --test nemesis`: one 30 s run (about 35 s
+//!   in all), plus cheap self-tests of the checks and the schedule.
+//! - `... -- --ignored nemesis_long`: `SMELT_NEMESIS_RUNS` (default 3) runs
+//!   of `SMELT_NEMESIS_SECS` (default 120) each.
+//! - `... -- --ignored nemesis_finds_raft_no_dedup`: the same test on
+//!   `buggy/raft_no_dedup.sm`, which must be caught.
+//! - `SMELT_NEMESIS_HISTORY=<kept .hist> ... -- --ignored
+//!   nemesis_check_history`: the linearizability search on a kept history.
 //!
-//! `cargo test -p smelt-runtime --test nemesis` runs one 30 s run; the
-//! `--ignored` variant `nemesis_long` takes `SMELT_NEMESIS_SECS` and
-//! `SMELT_NEMESIS_RUNS`. `SMELT_NEMESIS_CHECK_SECS` bounds each
-//! linearizability search (default 15 s; 120 s in `nemesis_long`). A search
-//! on the history as the clients saw it that does not finish is reported;
-//! the verdict then comes from the second, stricter search without the
-//! unknown outcomes the committed log never applied
+//! Knobs: `SMELT_NEMESIS_SEED` (printed by every run; fixes the fault
+//! schedule and the workload's choices), `SMELT_NEMESIS_FAULTS` (only these
+//! kinds, comma-separated, names as in the report), `SMELT_NEMESIS_KEEP=1`
+//! (keep every run's directory), `SMELT_NEMESIS_SNAPSHOT_BYTES` (the nodes'
+//! `--snapshot-log-bytes`), `SMELT_NEMESIS_NO_NETNS=1` (the loopback
+//! fallback), `SMELT_NEMESIS_CHECK_SECS` and `SMELT_NEMESIS_CHECK_MEM_MB`
+//! (each linearizability search's time, default 15 s and 120 s in
+//! `nemesis_long`, and memory, default 4096 MiB). A search on the history
+//! as the clients saw it that does not finish is reported (a note, the
+//! history kept); the run is then decided by the second, stricter search,
+//! without the unknown outcomes the committed log never applied
 //! (`SMELT_NEMESIS_STRICT_CHECK=1`: the unfinished search fails the run).
-//! `SMELT_NEMESIS_SEED` fixes the seed (printed by every run),
-//! `SMELT_NEMESIS_KEEP=1` keeps every run's directory,
-//! `SMELT_NEMESIS_SNAPSHOT_BYTES` sets the nodes' `--snapshot-log-bytes`.
 
 mod common;
 
