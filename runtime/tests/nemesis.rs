@@ -31,7 +31,8 @@
 //!
 //! Running it (as root for the namespaces):
 //! - `cargo test -p smelt-runtime --test nemesis`: one 30 s run (about 35 s
-//!   in all), plus cheap self-tests of the checks and the schedule.
+//!   in all), plus cheap self-tests of the checks and the schedule
+//!   (`-- --nocapture` shows each run's summary line and faults).
 //! - `... -- --ignored nemesis_long`: `SMELT_NEMESIS_RUNS` (default 3) runs
 //!   of `SMELT_NEMESIS_SECS` (default 120) each.
 //! - `... -- --ignored nemesis_finds_raft_no_dedup`: the same test on
