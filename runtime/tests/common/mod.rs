@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 smelt::protocol!("../specs/paxos.sm");
 smelt::protocol!("../specs/two_phase_commit.sm");
 smelt::protocol!("../specs/raft.sm");
+smelt::protocol!("../specs/buggy/raft_no_dedup.sm");
 smelt::protocol!("tests/specs/journal.sm");
 smelt::protocol!("tests/specs/replog.sm");
 smelt::protocol!("tests/specs/counter.sm");
@@ -39,6 +40,7 @@ pub fn node_entry() {
     let code = match spec.as_str() {
         "paxos" => smelt_runtime::cli::main::<paxos::Paxos>("run", args),
         "raft" => smelt_runtime::cli::main::<raft::Raft>("run", args),
+        "raft_no_dedup" => smelt_runtime::cli::main::<raft_no_dedup::RaftNoDedup>("run", args),
         "journal" => smelt_runtime::cli::main::<journal::Journal>("run", args),
         "replog" => smelt_runtime::cli::main::<rep_log::RepLog>("run", args),
         "counter" => smelt_runtime::cli::main::<counter::Counter>("run", args),
@@ -113,6 +115,13 @@ pub struct NodeProc {
 
 impl NodeProc {
     pub fn start(spec: &str, dir: &Path, cluster: &Path, id: u64, extra: &[&str]) -> NodeProc {
+        NodeProc::start_in(None, spec, dir, cluster, id, extra)
+    }
+
+    /// Starts the node inside network namespace `ns` (`ip netns exec`,
+    /// which execs the node in place: the child's pid is the node's), or in
+    /// this process's namespace with `None`.
+    pub fn start_in(ns: Option<&str>, spec: &str, dir: &Path, cluster: &Path, id: u64, extra: &[&str]) -> NodeProc {
         let data = dir.join(format!("node-{id}"));
         let log = dir.join(format!("node-{id}.log"));
         let out = std::fs::OpenOptions::new()
@@ -129,7 +138,16 @@ impl NodeProc {
             data.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(std::env::current_exe().expect("exe"))
+        let exe = std::env::current_exe().expect("exe");
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = command
             .args(["--exact", "node_entry", "--nocapture", "--test-threads=1"])
             .env(NODE_ENV, spec)
             .env(ARGS_ENV, args.join("\u{1f}"))
