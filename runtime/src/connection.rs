@@ -17,9 +17,10 @@
 //! interleave with the new one's). The receiver acknowledges as it reads
 //! (a frame read but not yet handled is lost if the receiver crashes, as
 //! the model's crash allows), every `ACK_EVERY` messages and on a ping.
-//! The writer pings a quiet link and takes one with no answer for
-//! `link_dead_ms` for dead: it reconnects (and resends), so a link stalled
-//! by a partition recovers within a bounded time after it heals. What a
+//! The writer pings every `link_keepalive_ms` and takes a link with no
+//! answer, or a write blocked, for `link_dead_ms` for dead: it reconnects
+//! (and resends), so a link stalled by a partition recovers within a
+//! bounded time after it heals. What a
 //! link still loses: a sender's unacknowledged messages when it crashes,
 //! and, beyond `peer_queue_len_max` / `peer_queue_bytes_max` of them to a
 //! peer that does not acknowledge, the oldest (counted and logged) — see
@@ -108,7 +109,8 @@ pub struct PeerOut {
 
 impl PeerOut {
     /// Queues a frame unless the queue is full; a full queue drops it (the
-    /// protocol tolerates loss, the node must not grow without limit).
+    /// node must not grow without limit; a gap in the model's contract,
+    /// counted in the node's stats — ARCHITECTURE.md).
     pub fn offer(&self, bytes: Vec<u8>, bytes_max: usize) -> bool {
         let len = bytes.len();
         if self.queued_bytes.load(Ordering::Relaxed) + len > bytes_max {
@@ -126,6 +128,10 @@ impl PeerOut {
 /// Messages to one peer that are numbered and not yet acknowledged.
 struct Unacked {
     next_seq: u64,
+    /// The last number handed to a connection's socket (messages taken
+    /// while the link was down are numbered but not written): what a
+    /// receiver's earlier incarnation can have read (`Hello::written`).
+    written: u64,
     frames: VecDeque<(u64, Vec<u8>)>,
     bytes: usize,
     /// Dropped because the peer did not acknowledge in time (see the
@@ -143,11 +149,24 @@ impl Unacked {
     }
 }
 
-async fn write_frames<W: AsyncWrite + Unpin>(w: &mut W, frames: impl Iterator<Item = &[u8]>) -> std::io::Result<()> {
-    for f in frames {
-        w.write_all(f).await?;
+/// Writes and flushes `frames`, within `limit`: a write blocked by a full
+/// send buffer (a partition, a peer that stopped reading) counts as a dead
+/// link, so the writer reconnects and goes on taking the loop's messages.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    frames: impl Iterator<Item = &[u8]>,
+    limit: Duration,
+) -> Result<(), String> {
+    let write = async {
+        for f in frames {
+            w.write_all(f).await?;
+        }
+        w.flush().await
+    };
+    match tokio::time::timeout(limit, write).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("a write blocked for {} ms", limit.as_millis())),
     }
-    w.flush().await
 }
 
 /// Keeps a link to peer `to` at `addr` up (reconnecting with exponential
@@ -173,11 +192,13 @@ pub async fn peer_writer(
     let mut was_up = false;
     let mut out = Unacked {
         next_seq: 1,
+        written: 0,
         frames: VecDeque::new(),
         bytes: 0,
         dropped: 0,
     };
     let max = l.frame_payload_bytes_max;
+    let dead = Duration::from_millis(l.link_dead_ms);
     loop {
         let connect = tokio::time::timeout(Duration::from_millis(l.connect_timeout_ms), TcpStream::connect(addr));
         let stream = match connect.await {
@@ -217,15 +238,17 @@ pub async fn peer_writer(
                 }
             });
             let result: Result<bool, String> = async {
-                // The hello, then everything not yet acknowledged. Every
-                // frame in `out` was written to an earlier connection.
+                // The hello, then everything not yet acknowledged.
                 let hello = Hello {
-                    written: out.next_seq - 1,
+                    written: out.written,
                     ..hello.clone()
                 };
                 let hello = frame::encode(Kind::Hello, ctx.cluster, ctx.id, &hello, max).map_err(|e| e.to_string())?;
                 let resend = std::iter::once(&hello[..]).chain(out.frames.iter().map(|(_, f)| &f[..]));
-                write_frames(&mut w, resend).await.map_err(|e| e.to_string())?;
+                // Numbered as written before the write: a partial write may
+                // still reach the receiver.
+                out.written = out.written.max(out.next_seq - 1);
+                write_frames(&mut w, resend, dead).await?;
                 let mut heard = Instant::now();
                 let mut tick = tokio::time::interval(Duration::from_millis(l.link_keepalive_ms.max(1)));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -252,7 +275,8 @@ pub async fn peer_writer(
                                 }
                             }
                             let fresh: Vec<&[u8]> = out.frames.iter().skip(first).map(|(_, f)| &f[..]).collect();
-                            write_frames(&mut w, fresh.into_iter()).await.map_err(|e| e.to_string())?;
+                            out.written = out.next_seq - 1;
+                            write_frames(&mut w, fresh.into_iter(), dead).await?;
                             trim(&mut out, l, to, &dropped);
                         }
                         r = acks.changed() => {
@@ -268,7 +292,7 @@ pub async fn peer_writer(
                                 return Err(format!("no acknowledgement for {} ms", l.link_dead_ms));
                             }
                             let ping = frame::encode(Kind::Ping, ctx.cluster, ctx.id, &(), max).map_err(|e| e.to_string())?;
-                            write_frames(&mut w, std::iter::once(&ping[..])).await.map_err(|e| e.to_string())?;
+                            write_frames(&mut w, std::iter::once(&ping[..]), dead).await?;
                         }
                     }
                 }

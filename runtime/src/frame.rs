@@ -24,9 +24,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 
 pub const MAGIC: [u8; 2] = *b"SM";
-/// 2: client requests and responses are tagged with the client's session
-/// and sequence number (1 tagged them with a per-connection request id),
-/// and peer links number their messages (acks, pings, resends).
+/// 3: peer links number their messages (acks, pings, resends) and the
+/// hello says what the sender wrote before; 2 tagged client requests and
+/// responses with the client's session and sequence number; 1 with a
+/// per-connection request id.
 pub const VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 28;
 /// The default limit on a frame's payload. A protocol message larger than
@@ -78,7 +79,8 @@ pub struct Hello {
     /// new one starts the link's numbering over.
     pub incarnation: u64,
     /// The last message number this sender incarnation has written to any
-    /// earlier connection of the link (0 on its first). A receiver that has
+    /// earlier connection of the link (0 if none; messages numbered while
+    /// the link was down were never written, and are not counted). A receiver that has
     /// not seen this incarnation before — it restarted since, having read
     /// some of them or none — skips them all: delivering one again could
     /// repeat what its previous incarnation handled, which the model never

@@ -51,7 +51,8 @@ pub struct Limits {
     pub held_len_max: usize,
     /// Record bytes awaiting an fsync before the loop stops taking events.
     pub unsynced_bytes_max: usize,
-    /// Messages a node sent itself, not yet handled; more are dropped.
+    /// Messages a node sent itself, not yet handled; one more stops the
+    /// node (exit 1) rather than drop it.
     pub local_queue_len_max: usize,
     /// The log is compacted into a snapshot once it holds this many bytes
     /// and more than the last snapshot's size.
