@@ -362,9 +362,16 @@ impl Gen<'_> {
             quote!(#phase_t::#n => { #b })
         });
         let sig = quote!(<E: Effects<#p, Delta>>(&self, me: Id, st: &mut Cow<'_, #state_t>, fx: &mut E, dirty: &mut bool) -> Result<Flow<#phase_t>, HandlerError>);
+        // A start is a step too: the delta check names it like a handler.
+        let label = format!(
+            "the start of role `{}` (`init`, initializers, initial `entry`; {}).",
+            role.name,
+            self.loc_text(role.span)
+        );
         quote! {
             /// The `init` block: runs on every start, including after a crash.
             fn init #sig {
+                fx.handler(#label);
                 #init
                 Ok(Flow::Stay)
             }

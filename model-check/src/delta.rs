@@ -108,7 +108,7 @@ impl DeltaCheck {
 /// Which handler a step ran, for messages.
 pub fn handler_name(fx: &RuntimeFx<impl Protocol>, what: &str) -> String {
     match fx.handler {
-        Some(h) => format!("{what}, in `{h}`"),
+        Some(h) => format!("{what}, in {}", h.trim_end_matches('.')),
         None => what.to_string(),
     }
 }
