@@ -992,7 +992,7 @@ impl Gen<'_> {
                 ir::Network::UnorderedNonDuplicating => quote!(UnorderedNonDuplicating),
                 ir::Network::Ordered => quote!(Ordered),
             };
-            let (lossy, drops, crash, symmetry) = (c.lossy, c.drops, c.crash, c.symmetry);
+            let (lossy, drops, races, crash, symmetry) = (c.lossy, c.drops, c.races, c.crash, c.symmetry);
             let (retries, sessions) = (opt(c.retries), opt(c.sessions));
             let mode = if c.mode == ir::Mode::Safety {
                 quote!(Safety)
@@ -1037,6 +1037,7 @@ impl Gen<'_> {
                     network: #s::NetworkKind::#network,
                     lossy: #lossy,
                     drops: #drops,
+                    races: #races,
                     crash: #crash,
                     retries: #retries,
                     sessions: #sessions,

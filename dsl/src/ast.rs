@@ -600,6 +600,7 @@ pub enum CheckEntryKind {
     Network(Ident),
     Lossy,
     Drops(u128),
+    Races(u128),
     Crash(u128),
     Retries(u128),
     Sessions(u128),

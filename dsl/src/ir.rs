@@ -807,6 +807,9 @@ pub struct Check {
     pub lossy: bool,
     /// Liveness: how many messages may be dropped before the network is fair.
     pub drops: u64,
+    /// Liveness: how many timer firings may break the timing model (race)
+    /// before the run is calm.
+    pub races: u64,
     pub crash: u64,
     /// `retries N`: clients resend a request after a timeout at most this
     /// many times, then give up on it (safety checks too).

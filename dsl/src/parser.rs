@@ -2215,6 +2215,7 @@ impl Builder {
                     Rule::ck_network => CheckEntryKind::Network(self.ident(ei.next().unwrap())),
                     Rule::ck_lossy => CheckEntryKind::Lossy,
                     Rule::ck_drops => CheckEntryKind::Drops(self.int(ei.next().unwrap())),
+                    Rule::ck_races => CheckEntryKind::Races(self.int(ei.next().unwrap())),
                     Rule::ck_crash => CheckEntryKind::Crash(self.int(ei.next().unwrap())),
                     Rule::ck_retries => CheckEntryKind::Retries(self.int(ei.next().unwrap())),
                     Rule::ck_sessions => CheckEntryKind::Sessions(self.int(ei.next().unwrap())),

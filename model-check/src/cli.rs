@@ -22,7 +22,13 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   is given, timing is partially synchronous after the faults: a timer does
   not fire at a node while messages to that node are in flight, and a timer
   does not fire while another armed timer is declared to expire strictly
-  sooner (its upper bound is below this timer's lower bound).
+  sooner (its upper bound is below this timer's lower bound). Before the
+  run is calm, timers fire in any order; `races N` (--races N) adds N timer
+  firings that break the timing model to the budget — racing timeouts,
+  e.g. two servers whose election timers expire within one message delay,
+  so both stand and split the vote — after which the run is calm. A check
+  with only `races` explores exactly those races and otherwise the timing
+  model.
   `timing synchronous` is stronger: no timer fires while any message is in
   flight anywhere (messages are faster than every timer). Timers and random
   choices are strongly fair: a timer enabled again and again (say between
@@ -32,7 +38,11 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   `eventually P` fails if some fair behaviour never reaches P; `leads_to P ~> Q`
   fails if some fair behaviour reaches P and never reaches Q afterwards.
   Violations are found as reachable cycles in the state graph (lassos),
-  printed as a prefix and a loop that repeats forever.";
+  printed as a prefix and a loop that repeats forever. A step the check's
+  `bound` cuts counts as enabled but is not explored: a state with such a
+  step is not stuck, and a loop that never takes it is not fair, so a
+  behaviour that leaves the bound is never a counterexample (the report
+  says how many steps the bound cut).";
 
 #[derive(Parser, Debug)]
 #[command(name = "smelt check", about = "Model-check a spec's protocol.", after_help = LIVENESS_HELP)]
@@ -69,6 +79,10 @@ pub struct Args {
     /// Liveness: messages that may be lost in total.
     #[arg(long)]
     pub drops: Option<u64>,
+    /// Liveness: timer firings that may break the timing model in total
+    /// (racing timeouts, e.g. two candidates within one message delay).
+    #[arg(long)]
+    pub races: Option<u64>,
     /// Breadth-first search (shortest counterexamples; the default).
     #[arg(long, conflicts_with = "dfs")]
     pub bfs: bool,
@@ -220,6 +234,7 @@ fn default_config<P: Protocol>() -> RunConfig {
         network: NetworkKind::UnorderedNonDuplicating,
         lossy: false,
         drops: 0,
+        races: 0,
         crash: 0,
         retries: None,
         sessions: None,
@@ -268,6 +283,9 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         }
         if let Some(d) = args.drops {
             c.drops = d;
+        }
+        if let Some(r) = args.races {
+            c.races = r;
         }
         if args.dfs {
             c.strategy = Strategy::Dfs;

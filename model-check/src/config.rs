@@ -16,6 +16,9 @@ pub struct RunConfig {
     pub lossy: bool,
     /// Liveness mode: how many drops the environment may make in total.
     pub drops: u64,
+    /// Liveness: how many timer firings may break the timing model in
+    /// total (racing timeouts, `races N`).
+    pub races: u64,
     /// Safety: how many servers may be down at once. Liveness: how many
     /// crashes in total.
     pub crash: u64,
@@ -56,6 +59,7 @@ impl RunConfig {
             network: c.network,
             lossy: c.lossy,
             drops: c.drops,
+            races: c.races,
             crash: c.crash,
             liveness,
             symmetry: c.symmetry,
@@ -115,6 +119,9 @@ impl RunConfig {
         }
         if self.liveness {
             parts.push(format!("liveness (drops {})", self.drops));
+            if self.races > 0 {
+                parts.push(format!("races {}", self.races));
+            }
         }
         if self.symmetry {
             parts.push("symmetry".into());

@@ -102,9 +102,15 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
         return Err("too many liveness property instances (at most 64 per check)".into());
     }
     let (graph, reached) = explore(&sys, &goals, progress, start)?;
+    // The sink of cut steps (see `explore`) is not a state, nor its edges
+    // steps.
+    let (sink_nodes, sink_edges) = match sys.cfg.bound {
+        Some(_) => (1, graph.edges.iter().filter(|(j, _)| *j == 1).count() as u64),
+        None => (0, 0),
+    };
     let stats = Stats {
-        unique: graph.fps.len() as u64,
-        total: graph.edges.len() as u64,
+        unique: graph.fps.len() as u64 - sink_nodes,
+        total: graph.edges.len() as u64 - sink_edges,
         max_depth: graph.depth.iter().copied().max().unwrap_or(0),
         elapsed: start.elapsed(),
         complete: true,
@@ -168,9 +174,17 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
         props.push(r);
     }
     let mut assumptions = vec![format!(
-        "fault budget: {} message drop(s), {} crash(es); afterwards no more faults",
-        cfg.drops, cfg.crash
+        "fault budget: {} message drop(s), {} crash(es), {} timer race(s); afterwards no more faults",
+        cfg.drops, cfg.crash, cfg.races
     )];
+    if cfg.partial_synchrony && (cfg.drops > 0 || cfg.crash > 0) {
+        assumptions.push("while drops or crashes remain in the budget, timers fire in any order (asynchrony)".into());
+    } else if cfg.partial_synchrony && cfg.races > 0 {
+        assumptions.push(format!(
+            "before the run is calm, at most {} timer firing(s) break the timing model (racing timeouts: a timer fires while a message to its node is in flight, or before a timer declared to expire sooner)",
+            cfg.races
+        ));
+    }
     assumptions.push(
         "fairness after the faults: a message that stays deliverable is delivered, a crashed node recovers, a pending choice is made; a timer enabled infinitely often fires (strong fairness)"
             .into(),
@@ -355,6 +369,20 @@ fn explore<P: Protocol>(
     g.depth.push(0);
     g.bits.push(bits_of(&init));
     g.calm.push(init.calm);
+    // A step the check's bound cuts is enabled but leads out of what is
+    // checked. It becomes an edge to `sink` (a node that is never calm, so
+    // never part of a counterexample): a state with such a step is not
+    // stuck, and a loop that never takes it is not fair — a behaviour that
+    // leaves the bound is not explored, so it cannot be a counterexample
+    // (the report says how many steps the bound cut).
+    let sink = sys.cfg.bound.is_some().then(|| {
+        g.fps.push(0);
+        g.parent.push(NONE);
+        g.depth.push(0);
+        g.bits.push(0);
+        g.calm.push(false);
+        1u32
+    });
     let mut queue: VecDeque<(SysState<P>, u32)> = VecDeque::from([(init, 0)]);
     let mut actions = Vec::new();
     let mut next_progress = progress.map(|p| start + p);
@@ -371,9 +399,12 @@ fn explore<P: Protocol>(
         actions.clear();
         sys.actions(&s, &mut actions);
         for a in &actions {
-            let Some(t) = sys.next(&s, a) else { continue };
-            let t = canon(t);
-            let tfp = fingerprint(&t);
+            let cut_before = sys.cut.load(std::sync::atomic::Ordering::Relaxed);
+            let next = sys.next(&s, a);
+            let cut = next.is_none() && sys.cut.load(std::sync::atomic::Ordering::Relaxed) > cut_before;
+            if next.is_none() && !cut {
+                continue;
+            }
             let class = match class_of(sys, a) {
                 Some(h) => {
                     let n = classes.len() as u32;
@@ -393,6 +424,14 @@ fn explore<P: Protocol>(
                 }
                 None => NO_CLASS,
             };
+            let Some(t) = next else {
+                if let Some(k) = sink {
+                    g.edges.push((k, class));
+                }
+                continue;
+            };
+            let t = canon(t);
+            let tfp = fingerprint(&t);
             let j = match index.get(&tfp) {
                 Some(&j) => j,
                 None => {
@@ -413,6 +452,11 @@ fn explore<P: Protocol>(
             g.edges.push((j, class));
         }
         g.edge_start.push(g.edges.len() as u32);
+        if sink == Some(i + 1) {
+            // The sink is never expanded: no edges.
+            g.edge_start.push(g.edges.len() as u32);
+            expected += 1;
+        }
         if let (Some(at), Some(every)) = (next_progress, progress) {
             if Instant::now() >= at {
                 next_progress = Some(at + every);

@@ -159,6 +159,9 @@ pub struct SysState<P: Protocol> {
     /// that a fault can never be part of a cycle.
     pub drops_used: u8,
     pub crashes_used: u8,
+    /// Timer firings that broke the timing model before the run was calm
+    /// (counted up to the `races` budget).
+    pub races_used: u8,
     /// Liveness mode: the faults are over. From here on the environment
     /// makes no more faults, is fair, and obeys the timing model. A state
     /// becomes calm when the budget is spent, or by the `Calm` action (the
@@ -175,6 +178,7 @@ impl<P: Protocol> Clone for SysState<P> {
             history: self.history.clone(),
             drops_used: self.drops_used,
             crashes_used: self.crashes_used,
+            races_used: self.races_used,
             calm: self.calm,
         }
     }
@@ -188,6 +192,7 @@ impl<P: Protocol> PartialEq for SysState<P> {
             && self.history == o.history
             && self.drops_used == o.drops_used
             && self.crashes_used == o.crashes_used
+            && self.races_used == o.races_used
             && self.calm == o.calm
     }
 }
@@ -202,6 +207,7 @@ impl<P: Protocol> Hash for SysState<P> {
         self.history.hash(h);
         self.drops_used.hash(h);
         self.crashes_used.hash(h);
+        self.races_used.hash(h);
         self.calm.hash(h);
     }
 }
@@ -262,6 +268,7 @@ impl<P: Protocol> SysState<P> {
             history: Arc::new((*self.history).rewrite(f)),
             drops_used: self.drops_used,
             crashes_used: self.crashes_used,
+            races_used: self.races_used,
             calm: self.calm,
         }
     }
@@ -470,7 +477,8 @@ impl<P: Protocol> System<P> {
             history: Arc::new(History::new(self.actors.len() - self.first_client)),
             drops_used: 0,
             crashes_used: 0,
-            calm: !self.cfg.liveness || (self.cfg.drops == 0 && self.cfg.crash == 0),
+            races_used: 0,
+            calm: !self.cfg.liveness || (self.cfg.drops == 0 && self.cfg.crash == 0 && self.cfg.races == 0),
         };
         for (i, a) in self.actors.iter().enumerate() {
             let mut fx = ModelFx::new();
@@ -618,19 +626,33 @@ impl<P: Protocol> System<P> {
 
     /// After a fault, a state whose budget is spent is calm.
     fn settle_budget(&self, n: &mut SysState<P>) {
-        if (n.drops_used as u64) >= self.cfg.drops && (n.crashes_used as u64) >= self.cfg.crash {
+        if (n.drops_used as u64) >= self.cfg.drops
+            && (n.crashes_used as u64) >= self.cfg.crash
+            && (n.races_used as u64) >= self.cfg.races
+        {
             n.calm = true;
         }
+    }
+
+    /// Whether timer `t` of node `i` may fire: always before the faults are
+    /// over (a firing the timing model forbids is then a race, see
+    /// `is_race`), afterwards only as the timing model allows.
+    fn timer_enabled(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
+        !self.cfg.partial_synchrony || !self.faults_over(s) || self.timing_allows(s, i, t)
+    }
+
+    /// A firing of `t` at node `i` before the run is calm that the timing
+    /// model would forbid: two servers timing out within one message delay
+    /// of each other, say. Counted against the `races` budget.
+    fn is_race(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
+        self.cfg.liveness && self.cfg.partial_synchrony && !s.calm && !self.timing_allows(s, i, t)
     }
 
     /// The timing model (liveness mode, once the faults are over): a timer
     /// does not fire at a node with messages in flight to it, and does not
     /// fire while another armed timer is declared to expire strictly
     /// earlier (its upper bound below this one's lower bound).
-    fn timer_enabled(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
-        if !self.cfg.partial_synchrony || !self.faults_over(s) {
-            return true;
-        }
+    fn timing_allows(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
         if self.message_pending_to(s, i) {
             return false;
         }
@@ -769,6 +791,10 @@ impl<P: Protocol> System<P> {
                     return None;
                 }
                 let mut n = s.clone();
+                if (s.races_used as u64) < self.cfg.races && self.is_race(s, i, timer) {
+                    n.races_used += 1;
+                    self.settle_budget(&mut n);
+                }
                 n.nodes[i].cancel_timer(timer);
                 if let Some(new) = st {
                     // A client that gives up on a request ends it and

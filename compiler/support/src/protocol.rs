@@ -86,6 +86,8 @@ pub struct CheckConfig {
     pub network: NetworkKind,
     pub lossy: bool,
     pub drops: u64,
+    /// Liveness: timer firings that may break the timing model (`races N`).
+    pub races: u64,
     pub crash: u64,
     /// Resends per request after a timeout before a client gives up
     /// (`retries N`); `None`: clients never time out in safety checks.

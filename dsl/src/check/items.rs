@@ -601,6 +601,7 @@ impl Checker<'_> {
             network: Network::UnorderedNonDuplicating,
             lossy: false,
             drops: 0,
+            races: 0,
             crash: 0,
             retries: None,
             sessions: None,
@@ -725,6 +726,7 @@ impl Checker<'_> {
                 }
                 CE::Lossy => k.lossy = true,
                 CE::Drops(n) => k.drops = range(self, *n, 0, 64, "the drop budget", e.span),
+                CE::Races(n) => k.races = range(self, *n, 0, 64, "the race budget", e.span),
                 CE::Crash(n) => k.crash = range(self, *n, 0, SERVERS_MAX as u128, "the crash count", e.span),
                 CE::Retries(n) => k.retries = Some(range(self, *n, 0, RETRIES_MAX as u128, "`retries`", e.span)),
                 CE::Sessions(n) => {
@@ -835,6 +837,7 @@ impl Checker<'_> {
                         "network",
                         "lossy",
                         "drops",
+                        "races",
                         "crash",
                         "retries",
                         "sessions",
@@ -902,6 +905,12 @@ impl Checker<'_> {
                 .note("for message loss in a safety check, use `lossy`");
             self.error(d);
         }
+        if k.mode == Mode::Safety && k.races > 0 {
+            let d = Diagnostic::error(c.name.span, "`races` is a fault budget of a liveness check")
+                .label("safety check with a race budget")
+                .note("a safety check with `timing any` lets every timer fire at any moment already");
+            self.error(d);
+        }
         if k.symmetry && !self.spec.symmetric {
             // Reported with the reason in `analyse`, once the whole spec is known.
         }
@@ -918,6 +927,7 @@ fn entry_key(k: &CE) -> &'static str {
         CE::Network(_) => "network",
         CE::Lossy => "lossy",
         CE::Drops(_) => "drops",
+        CE::Races(_) => "races",
         CE::Crash(_) => "crash",
         CE::Retries(_) => "retries",
         CE::Sessions(_) => "sessions",

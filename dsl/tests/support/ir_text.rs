@@ -231,10 +231,11 @@ impl Printer<'_> {
         self.line(
             1,
             format!(
-                "network {}, lossy {}, drops {}, crash {}, mode {:?}, timing {:?}",
+                "network {}, lossy {}, drops {}, races {}, crash {}, mode {:?}, timing {:?}",
                 c.network.name(),
                 c.lossy,
                 c.drops,
+                c.races,
                 c.crash,
                 c.mode,
                 c.timing
