@@ -695,8 +695,9 @@ fn restart_steps_are_compared() {
     assert_eq!(*v, Verdict::Violated, "{}", render_summary(&r));
     assert_eq!(other_verdicts(&r), other_verdicts(&bare));
     assert!(
-        detail.contains(" restarting, in the start of role `Server` (`init`, initializers, initial `entry`; chain_replication.sm:")
-            && detail.contains("the runtime's state differs from the checker's (ghosts aside): starts: checker "),
+        detail.contains(
+            " restarting, in the start of role `Server` (`init`, initializers, initial `entry`; chain_replication.sm:"
+        ) && detail.contains("the runtime's state differs from the checker's (ghosts aside): starts: checker "),
         "{detail}"
     );
     eprintln!("ChainReplication `{check}` with KeepsGhosts: {detail}");
