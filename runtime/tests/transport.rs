@@ -650,3 +650,244 @@ fn pings_and_every_32_messages_are_acknowledged() {
     assert_eq!(a.ack(), 33);
     n.stop();
 }
+
+// ---------------------------------------------------------------------------
+// The sending end's resend buffer: what a peer that acknowledges nothing
+// costs (ARCHITECTURE.md, "Resend-buffer overflow").
+
+/// Node 0 as `Node0::start` starts it, with `limits`, and with server 1's
+/// listener handed to the caller instead of to `fake_receiver`: the test
+/// plays the receiving end of node 0's link itself. (`replies` is left
+/// empty; read node 0's link through the listener.)
+fn start_node0_with(name: &str, limits: Limits) -> (Node0, std::net::TcpListener) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cluster = Cluster {
+        cluster_id: format!("transport-{name}"),
+        spec: None,
+        nodes: (0..3)
+            .map(|id| NodeEntry {
+                id,
+                role: "Server".into(),
+                address: format!("127.0.0.1:{}", free_port()),
+                client_address: None,
+            })
+            .collect(),
+    };
+    let listener = std::net::TcpListener::bind(&cluster.nodes[SENDER as usize].address).expect("bind");
+    let dir = scratch(name);
+    let layout = cluster.layout::<Paxos>().expect("layout");
+    let actor = Paxos::server(Id::from(0), &layout).expect("server");
+    let identity = Identity {
+        cluster: cluster.hash(),
+        node: 0,
+        protocol: "Paxos".into(),
+    };
+    let (recovered, store) =
+        storage::recover::<Paxos>(&dir.join("data"), &identity, &actor, Id::from(0), true).expect("recover");
+    let cfg = NodeConfig {
+        cluster: cluster.clone(),
+        id: 0,
+        seed: 1,
+        limits,
+    };
+    let node = rt
+        .block_on(node::start::<Paxos, _>(cfg, store.expect("store"), recovered))
+        .expect("start");
+    let (_, replies) = mpsc::channel();
+    let n = Node0 {
+        rt,
+        node,
+        dir,
+        addr: cluster.nodes[0].address.clone(),
+        cluster: cluster.hash(),
+        replies,
+    };
+    (n, listener)
+}
+
+/// Node 0's connections to server 1's address, as they are accepted.
+fn accepted_links(listener: std::net::TcpListener) -> mpsc::Receiver<TcpStream> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            if tx.send(s).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next connection node 0 opens to server 1, read as a `Conn` (its
+/// frames come from node 0), with its hello.
+fn next_link(links: &mpsc::Receiver<TcpStream>, cluster: u64) -> (Conn, Hello) {
+    let s = links
+        .recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("node 0 did not connect to server 1 within {DEADLINE:?}"));
+    let mut c = Conn {
+        s,
+        buf: Vec::new(),
+        cluster,
+    };
+    let f = c.next_frame().expect("node 0 closed its link before the hello");
+    assert_eq!((f.kind, f.cluster, f.sender), (Kind::Hello, cluster, 0));
+    let h: Hello = frame::payload(&f.payload).expect("a hello");
+    (c, h)
+}
+
+impl Conn {
+    /// The next numbered message on node 0's link to server 1 (its pings
+    /// skipped): `(seq, msg)`. Fails after `DEADLINE` without one (pings
+    /// alone do not extend it).
+    fn next_numbered(&mut self) -> (u64, Msg) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let f = self.next_frame().expect("node 0 closed its link to server 1");
+            assert_eq!((f.cluster, f.sender), (self.cluster, 0));
+            match f.kind {
+                Kind::Ping => assert!(
+                    Instant::now() < end,
+                    "only pings from node 0 for {DEADLINE:?}, no message"
+                ),
+                Kind::Peer => {
+                    let (seq, bytes): (u64, Vec<u8>) = frame::payload(&f.payload).expect("(seq, message)");
+                    return (seq, frame::payload(&bytes).expect("a paxos message"));
+                }
+                k => panic!("{k:?} frame on node 0's link after its hello"),
+            }
+        }
+    }
+}
+
+/// A peer that takes node 0's link but acknowledges nothing makes node 0
+/// keep only the newest `peer_queue_len_max` unacknowledged messages: with
+/// a bound of 8 and 20 replies to server 1, the resend on node 0's next
+/// connection is exactly messages 13..=20 (the 12 oldest are gone, and
+/// counted in `stats.link_dropped`), the new connection's numbering goes
+/// on at 21, and the node keeps serving (`overflow` says how).
+///
+/// Fails if `trim` keeps the wrong messages or the wrong number of them:
+/// dropping the newest instead of the oldest (`pop_back`: 1..=8 resent),
+/// trimming at `>=` instead of `>` the bound (14..=20 resent, 13 dropped),
+/// not trimming (1..=20 resent, 0 dropped), or not adding to the node's
+/// `link_dropped` (0 counted) — each was checked to fail. Also if a
+/// reconnect renumbered the link (the reply after the resend is 21) or
+/// lost `written` (the second hello's is 20).
+#[test]
+fn a_peer_that_acknowledges_nothing_costs_only_its_oldest_messages() {
+    let limits = Limits {
+        peer_queue_len_max: 8,
+        link_dead_ms: 60_000,
+        ..Limits::default()
+    };
+    overflow("transport-overflow", limits, 8);
+}
+
+/// The same with the bound in bytes: `peer_queue_bytes_max` fits 8 of the
+/// (equally long) frames and half of a 9th, the count bound is the
+/// default 4096. Fails if `trim` ignored `out.bytes` (1..=20 resent, 0
+/// dropped; checked).
+#[test]
+fn the_resend_buffer_is_bounded_in_bytes_too() {
+    // Every reply of the test is an `Accepted` with a one-byte round and a
+    // one-byte number: one frame length.
+    let reply = postcard::to_stdvec(&accepted(1)).expect("encode");
+    let frame_len = frame::encode(Kind::Peer, 0, 0, &(1u64, &reply[..]), PAYLOAD_BYTES_MAX)
+        .expect("encode")
+        .len();
+    let limits = Limits {
+        peer_queue_bytes_max: 8 * frame_len + frame_len / 2,
+        link_dead_ms: 60_000,
+        ..Limits::default()
+    };
+    overflow("transport-overflow-bytes", limits, 8);
+}
+
+/// Node 0 with `limits` (which keep `bound` replies to server 1 and a
+/// `link_dead_ms` far beyond the test) answers 20 of server 1's Accepts
+/// on a link server 1 never acknowledges; server 1 then drops the link,
+/// and node 0 resends exactly the newest `bound` replies on its next
+/// connection.
+///
+/// Server 1's address is a listener of the test. Node 0's first link to it
+/// is read (so the test knows each reply was taken from the loop's queue
+/// before it causes the next one: nothing is lost at `PeerOut::offer`,
+/// `stats.dropped` stays 0) but never acknowledged; with `link_dead_ms` a
+/// minute node 0 never gives up on the silent link by itself: the test
+/// closes it, and node 0 reconnects and resends what it kept. (Those
+/// dropped were written to the first connection, and the test read them: a
+/// receiver that had lost them would see the gap, 13 after 0, and
+/// `read_peer` logs it.)
+fn overflow(name: &str, limits: Limits, bound: u64) {
+    const SENT: u64 = 20;
+    let (n, listener) = start_node0_with(name, limits);
+    let links = accepted_links(listener);
+    let (mut first, hello1) = next_link(&links, n.cluster);
+    assert_eq!(hello1.written, 0, "node 0's first connection to server 1");
+
+    // Server 1 (as the sender on its own link to node 0) asks node 0 to
+    // accept SENT ballots; each is answered `Accepted` to server 1. The
+    // next one is sent only once the answer is on the wire: node 0's writer
+    // has taken it from the loop's queue.
+    let mut inbound = n.connect(7, 0);
+    assert_eq!(inbound.ack(), 0);
+    for seq in 1..=SENT {
+        inbound.msg(seq, &accept(seq));
+        assert_eq!(
+            first.next_numbered(),
+            (seq, accepted(seq)),
+            "node 0's replies to server 1 are numbered in order"
+        );
+    }
+
+    // Server 1 acknowledged nothing. It drops the connection; node 0
+    // reconnects and resends what it still has.
+    drop(first);
+    let (mut second, hello2) = next_link(&links, n.cluster);
+    assert_eq!(hello2.incarnation, hello1.incarnation, "node 0 did not restart");
+    assert_eq!(
+        hello2.written, SENT,
+        "every message was written to the first connection"
+    );
+    // The writer trims right after it takes a message, and it took the last
+    // one before it noticed the closed connection and came back: the counts
+    // are final now. (Read now: if the ack below were not processed before
+    // the next message, taking it would drop the oldest resent one too.)
+    let link_dropped = n.node.stats.link_dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let dropped = n.node.stats.dropped.load(std::sync::atomic::Ordering::Relaxed);
+
+    // Server 1 acknowledges now, and asks node 0 once more. The hello and
+    // the resend are one write, so the new reply comes right behind the
+    // resend on the link: everything before it is what node 0 kept.
+    let ack = frame::encode(Kind::Ack, n.cluster, SENDER, &SENT, PAYLOAD_BYTES_MAX).expect("encode");
+    second.write(&ack);
+    inbound.msg(SENT + 1, &accept(SENT + 1));
+    let mut resent = Vec::new();
+    loop {
+        let (seq, msg) = second.next_numbered();
+        if msg == accepted(SENT + 1) {
+            assert_eq!(seq, SENT + 1, "the link's numbering goes on after the resend");
+            break;
+        }
+        resent.push((seq, msg));
+        assert!(
+            resent.len() as u64 <= SENT,
+            "more resent than was ever sent: {resent:?}"
+        );
+    }
+    let newest: Vec<(u64, Msg)> = (SENT - bound + 1..=SENT).map(|s| (s, accepted(s))).collect();
+    assert_eq!(
+        resent, newest,
+        "node 0 keeps exactly the newest {bound} unacknowledged messages, in order"
+    );
+    assert_eq!(link_dropped, SENT - bound, "the dropped messages are counted");
+    assert_eq!(dropped, 0, "nothing was lost at the loop's queue to the writer");
+    // And it still takes server 1's messages.
+    inbound.ping();
+    assert_eq!(inbound.ack(), SENT + 1, "node 0 still takes server 1's messages");
+    n.stop();
+}
