@@ -476,10 +476,25 @@ impl<P: Protocol> Loop<P> {
     fn deliver_ready(&mut self) {
         for out in self.core.take_outputs() {
             let ok = match out {
-                Out::Peer { to, msg } => match self.peers.get(to as usize).and_then(|p| p.as_ref()) {
-                    Some(p) => p.offer(msg, self.ctx.limits.peer_queue_bytes_max),
-                    None => false,
-                },
+                Out::Peer { to, msg } => {
+                    let ok = match self.peers.get(to as usize).and_then(|p| p.as_ref()) {
+                        Some(p) => p.offer(msg, self.ctx.limits.peer_queue_bytes_max),
+                        None => false,
+                    };
+                    if !ok {
+                        // A loss the model does not explore (ARCHITECTURE.md,
+                        // the contract): said, but not once per message.
+                        let n = self.stats.dropped.load(Ordering::Relaxed);
+                        if n.is_power_of_two() || n == 0 {
+                            tracing::warn!(
+                                peer = to,
+                                dropped_so_far = n + 1,
+                                "the queue to a peer is full: message dropped"
+                            );
+                        }
+                    }
+                    ok
+                }
                 Out::Client { session, frame } => match self.routes.get(&session).and_then(|c| self.clients.get(c)) {
                     Some(c) => c.tx.try_send(frame).is_ok(),
                     None => false,
