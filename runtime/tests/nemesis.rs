@@ -957,30 +957,35 @@ fn check_history(
         Ok(c) => c,
         Err(e) => return (Err(format!("cannot start the checker: {e}")), t0.elapsed()),
     };
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                let took = t0.elapsed();
-                use std::os::unix::process::ExitStatusExt;
-                return match (status.code(), status.signal()) {
-                    (Some(0), _) => (Ok(Some(true)), took),
-                    (Some(1), _) => (Ok(Some(false)), took),
-                    // An allocation failed at the memory cap: unfinished.
-                    (_, Some(libc::SIGABRT)) => (Ok(None), took),
-                    _ => (
-                        Err(format!("the checker process failed ({status}) on {}", file.display())),
-                        took,
-                    ),
-                };
-            }
-            Ok(None) if t0.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return (Ok(None), t0.elapsed());
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return (Err(format!("waiting for the checker: {e}")), t0.elapsed()),
+    // The child's exit is the event waited for (on a thread of its own);
+    // `limit` is only how long the search may take.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(limit) {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return (Err(format!("waiting for the checker: {e}")), t0.elapsed()),
+        Err(_) => {
+            // SAFETY: kill has no memory preconditions; `pid` is our child,
+            // not yet reaped (the waiting thread reaps it after this).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            let _ = rx.recv();
+            return (Ok(None), t0.elapsed());
         }
+    };
+    let took = t0.elapsed();
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => (Ok(Some(true)), took),
+        (Some(1), _) => (Ok(Some(false)), took),
+        // An allocation failed at the memory cap: unfinished.
+        (_, Some(libc::SIGABRT)) => (Ok(None), took),
+        _ => (
+            Err(format!("the checker process failed ({status}) on {}", file.display())),
+            took,
+        ),
     }
 }
 

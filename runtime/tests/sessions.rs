@@ -51,12 +51,14 @@ impl Raw {
 
     /// Sends and waits for the answer with this tag, following nothing:
     /// a one-server cluster is its own leader (redirects only while it
-    /// elects itself, right after the start).
+    /// elects itself, right after the start). Each retry waits for the
+    /// node's answer to the last one, no pause: the election's end is the
+    /// event, whenever it comes.
     fn call(&mut self, tag: Client, r: &raft::Request) -> Response<raft::Reply> {
         loop {
             self.send(tag, r);
             match self.recv() {
-                Response::Redirect(t, _) if t == tag => std::thread::sleep(Duration::from_millis(50)),
+                Response::Redirect(t, _) if t == tag => continue,
                 resp => return resp,
             }
         }
