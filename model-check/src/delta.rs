@@ -6,6 +6,7 @@
 //! saved. A mismatch is a checker error that names the handler and its line
 //! in the spec: the deployed node would not be the node that was checked.
 
+use crate::system::Cmd;
 use smelt_support::{Effects, Id, Protocol};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -13,19 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// One effect, as both worlds can report it (storage writes apart).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Eff<P: Protocol> {
-    Send(Id, P::Message, bool),
-    SetTimer(P::TimerKind),
-    CancelTimer(P::TimerKind),
-    Choose(&'static str, Vec<P::Choice>),
-}
-
 /// The runtime's way of running a handler (`smelt_runtime::core::Fx`
-/// with ghosts off), recording what it does.
+/// with ghosts off), recording what it does: the model's commands but
+/// `Save` (deltas instead).
 pub struct RuntimeFx<P: Protocol> {
-    pub effects: Vec<Eff<P>>,
+    pub effects: Vec<Cmd<P>>,
     pub deltas: Vec<P::Delta>,
     pub handler: Option<&'static str>,
 }
@@ -52,19 +45,19 @@ impl<P: Protocol> Effects<P, P::Delta> for RuntimeFx<P> {
     const GHOST: bool = false;
 
     fn send(&mut self, dst: Id, msg: P::Message) {
-        self.effects.push(Eff::Send(dst, msg, false));
+        self.effects.push(Cmd::Send(dst, msg));
     }
     fn send_early(&mut self, dst: Id, msg: P::Message) {
-        self.effects.push(Eff::Send(dst, msg, true));
+        self.effects.push(Cmd::SendEarly(dst, msg));
     }
     fn set_timer(&mut self, timer: P::TimerKind, _range: Range<Duration>) {
-        self.effects.push(Eff::SetTimer(timer));
+        self.effects.push(Cmd::SetTimer(timer));
     }
     fn cancel_timer(&mut self, timer: P::TimerKind) {
-        self.effects.push(Eff::CancelTimer(timer));
+        self.effects.push(Cmd::CancelTimer(timer));
     }
     fn choose(&mut self, key: &'static str, options: Vec<P::Choice>) {
-        self.effects.push(Eff::Choose(key, options));
+        self.effects.push(Cmd::Choose(key, options));
     }
     fn save(&mut self, _storage: P::Durable) {}
     fn delta(&mut self, delta: P::Delta) {

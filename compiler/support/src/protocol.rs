@@ -147,6 +147,17 @@ impl Layout {
     pub fn role_of(&self, id: Id) -> Option<usize> {
         self.roles.iter().position(|r| r.contains(&id))
     }
+
+    /// The servers whose role takes client requests (`roles`: the
+    /// protocol's role table, `Protocol::roles()`), the ones clients send to.
+    pub fn serving(&self, roles: &[RoleInfo]) -> Vec<Id> {
+        self.roles
+            .iter()
+            .enumerate()
+            .filter(|(r, _)| roles.get(*r).is_some_and(|i| i.serves_clients))
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -320,13 +320,7 @@ impl<P: Protocol> World<P> {
             ..Limits::default()
         };
         limits.unsafe_release_before_fsync = opts.bugs.release_before_fsync;
-        let serving: Vec<Id> = layout
-            .roles
-            .iter()
-            .enumerate()
-            .filter(|(r, _)| P::roles().get(*r).is_some_and(|i| i.serves_clients))
-            .flat_map(|(_, ids)| ids.iter().copied())
-            .collect();
+        let serving: Vec<Id> = layout.serving(P::roles());
         let mut nodes = Vec::new();
         for id in layout.servers() {
             let actor = P::server(id, &layout).ok_or_else(|| format!("no role for server {id:?}"))?;
