@@ -53,6 +53,7 @@
 //!   slots are in use, so a probe always ends at an empty slot.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// A fingerprint; never zero.
@@ -272,6 +273,9 @@ impl Shard {
 pub struct Table {
     shards: Vec<Mutex<Shard>>,
     parents: bool,
+    /// Bytes held by the shards' arrays, kept up to date on growth so that
+    /// a search can compare it with its memory budget without locking.
+    allocated: AtomicUsize,
 }
 
 impl Default for Table {
@@ -289,6 +293,7 @@ impl Table {
         Table {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             parents,
+            allocated: AtomicUsize::new(0),
         }
     }
 
@@ -306,11 +311,19 @@ impl Table {
     pub fn insert(&self, fp: Fp, parent: Fp) -> bool {
         debug_assert_ne!(fp, 0, "fingerprint 0 marks an empty slot");
         let mut shard = self.shard(fp);
-        if self.parents {
+        let before = shard.words.len();
+        let new = if self.parents {
             shard.insert::<2>(fp, parent)
         } else {
             shard.insert::<1>(fp, 0)
+        };
+        let after = shard.words.len();
+        if after != before {
+            // Only growth changes the size (entries are never removed).
+            debug_assert!(after > before);
+            self.allocated.fetch_add((after - before) * 8, Ordering::Relaxed);
         }
+        new
     }
 
     /// Whether `fp` was inserted.
@@ -344,10 +357,7 @@ impl Table {
 
     /// Bytes held by the shards' arrays.
     pub fn allocated_bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).words.len() * 8)
-            .sum()
+        self.allocated.load(Ordering::Relaxed)
     }
 
     /// The fingerprints from an initial state to `fp`.
@@ -436,6 +446,9 @@ mod tests {
             for k in fps(300_000, 9) {
                 t.insert(k, 1);
             }
+            // The running count is the shards' arrays' sizes.
+            let summed: usize = t.shards.iter().map(|s| s.lock().unwrap().words.len() * 8).sum();
+            assert_eq!(t.allocated_bytes(), summed);
             let per_entry = t.allocated_bytes() as f64 / t.len() as f64;
             let bound = word_bytes * 100.0 / (MAX_LOAD_PERCENT as f64 / 1.25) + 0.5;
             assert!(per_entry <= bound, "{per_entry:.2} bytes per entry (bound {bound:.2})");
