@@ -42,7 +42,20 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   `bound` cuts counts as enabled but is not explored: a state with such a
   step is not stuck, and a loop that never takes it is not fair, so a
   behaviour that leaves the bound is never a counterexample (the report
-  says how many steps the bound cut).";
+  says how many steps the bound cut).
+
+MEMORY
+  A search keeps to a memory budget (--memory; default half of physical
+  memory, printed with each result). The breadth-first frontier moves to
+  disk (--spill-dir) when it does not fit beside the visited set; a search
+  that still does not fit stops with verdict unknown and says why.
+
+EXIT STATUS
+  0  no property violated (with --expect: every check as its `expect` says)
+  1  a property violated (with --expect: a check not as expected)
+  2  usage error: a bad option, an unknown check, a spec the check refuses
+  3  no violation found, but a search stopped for lack of memory or disk
+     before deciding (verdicts unknown)";
 
 #[derive(Parser, Debug)]
 #[command(name = "smelt check", about = "Model-check a spec's protocol.", after_help = LIVENESS_HELP)]
@@ -95,6 +108,23 @@ pub struct Args {
     pub max_depth: Option<u64>,
     #[arg(long)]
     pub max_states: Option<u64>,
+    /// Memory budget (e.g. 4GiB, 512M; default: half of physical memory).
+    /// The BFS frontier moves to disk to stay within it; a search whose
+    /// visited set outgrows it stops with verdict unknown.
+    #[arg(long, value_name = "SIZE", value_parser = crate::memory::parse_size)]
+    pub memory: Option<u64>,
+    /// Where the BFS frontier spills to disk (default: the system's
+    /// temporary directory). The files are unnamed: nothing is left behind.
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Keep the BFS frontier as live states in RAM, without a bound (the
+    /// layout before the encoded frontier; for benchmarks).
+    #[arg(long, hide = true)]
+    pub live_frontier: bool,
+    /// Keep at most SIZE of the BFS frontier in RAM (below the budget's
+    /// share; 0 sends it all to disk). For tests and benchmarks.
+    #[arg(long, hide = true, value_name = "SIZE", value_parser = parse_frontier_ram)]
+    pub frontier_ram: Option<u64>,
     /// Reduce by permutations of interchangeable servers.
     #[arg(long, conflicts_with = "no_symmetry")]
     pub symmetry: bool,
@@ -220,6 +250,8 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
     }
     if reports.iter().any(CheckReport::violated) {
         1
+    } else if reports.iter().any(|r| r.stats.out_of_resources) {
+        3
     } else {
         0
     }
@@ -302,6 +334,21 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         if args.max_states.is_some() {
             c.max_states = args.max_states;
         }
+        if args.memory.is_some() {
+            c.memory = args.memory;
+        }
+        if let Some(d) = &args.spill_dir {
+            if !d.is_dir() {
+                return Err(format!("--spill-dir {}: not a directory", d.display()));
+            }
+            c.spill_dir = Some(d.clone());
+        }
+        if args.live_frontier {
+            c.live_frontier = true;
+        }
+        if args.frontier_ram.is_some() {
+            c.frontier_ram = args.frontier_ram;
+        }
         if args.symmetry {
             if !P::SYMMETRIC {
                 return Err("this protocol is not symmetric: its behaviour depends on how servers are numbered (see `smelt lint`)".into());
@@ -348,6 +395,13 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         }
     }
     Ok(configs)
+}
+
+fn parse_frontier_ram(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    crate::memory::parse_size(s)
 }
 
 fn parse_shard(s: Option<&str>) -> Result<(u64, u64), String> {

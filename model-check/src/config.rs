@@ -28,6 +28,18 @@ pub struct RunConfig {
     pub max_states: Option<u64>,
     pub strategy: Strategy,
     pub threads: usize,
+    /// The memory budget in bytes (`--memory`); `None`: the default (see
+    /// `memory::Budget`).
+    pub memory: Option<u64>,
+    /// Where the BFS frontier spills (`--spill-dir`; default: the system's
+    /// temporary directory).
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Keep the BFS frontier as live states in RAM, unbounded (the layout
+    /// before the encoded frontier; a baseline for benchmarks).
+    pub live_frontier: bool,
+    /// At most this many bytes of the frontier in RAM (below the budget's
+    /// share; 0: every chunk goes to disk). For tests and benchmarks.
+    pub frontier_ram: Option<u64>,
     /// Liveness timing assumption after the faults (see `timer_enabled`).
     pub partial_synchrony: bool,
     /// Stronger: no timer fires while any message is in flight.
@@ -67,6 +79,10 @@ impl RunConfig {
             max_states: c.max_states,
             strategy: c.strategy,
             threads: c.threads.map(|t| t as usize).unwrap_or(1),
+            memory: None,
+            spill_dir: None,
+            live_frontier: false,
+            frontier_ram: None,
             partial_synchrony: matches!(c.timing, Timing::PartialSynchrony | Timing::Synchronous),
             synchronous: c.timing == Timing::Synchronous,
             retries: c.retries,

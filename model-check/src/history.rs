@@ -15,13 +15,14 @@
 //! Unlike the tester, the history can have node ids rewritten (symmetry) and
 //! its verdict is cached by fingerprint, since many states share a history.
 
+use serde::{Deserialize, Serialize};
 use smelt_support::stateright::semantics::SequentialSpec;
 use smelt_support::{HandlerError, Rewrite};
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Mutex;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Op<Req, Rep> {
     pub req: Req,
     pub ret: Option<Rep>,
@@ -40,7 +41,7 @@ impl<Req, Rep> Op<Req, Rep> {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct History<Req, Rep> {
     /// Per client (by client index), its operations in invocation order.
     pub clients: Vec<Vec<Op<Req, Rep>>>,

@@ -101,7 +101,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
     if goals.len() + reachables::<P>(&sys.cfg).len() > 64 {
         return Err("too many liveness property instances (at most 64 per check)".into());
     }
-    let (graph, reached) = explore(&sys, &goals, progress, start)?;
+    let (graph, reached, stopped) = explore(&sys, &goals, progress, start)?;
     // The sink of cut steps (see `explore`) is not a state, nor its edges
     // steps.
     let (sink_nodes, sink_edges) = match sys.cfg.bound {
@@ -113,9 +113,12 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
         total: graph.edges.len() as u64 - sink_edges,
         max_depth: graph.depth.iter().copied().max().unwrap_or(0),
         elapsed: start.elapsed(),
-        complete: true,
-        stopped: None,
+        complete: stopped.is_none(),
+        stopped: stopped.clone(),
         peak_rss_bytes: peak_rss(),
+        out_of_resources: stopped.is_some(),
+        memory: crate::memory::Budget::new(sys.cfg.memory),
+        frontier_disk_bytes_max: 0,
     };
     let mut props = Vec::new();
     for (i, p) in P::properties().iter().enumerate() {
@@ -135,6 +138,12 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
             continue;
         }
         match p.kind {
+            // A partial graph decides nothing about fair behaviours: a
+            // state not expanded looks stuck.
+            PropertyKind::Eventually | PropertyKind::LeadsTo if stopped.is_some() => {
+                r.verdict = Verdict::Unknown;
+                r.detail = Some("not decided: the search stopped before the whole graph was built".into());
+            }
             PropertyKind::Eventually | PropertyKind::LeadsTo => {
                 r.verdict = Verdict::Holds;
                 for g in goals.iter().filter(|g| g.prop == i) {
@@ -163,6 +172,10 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Duration>) 
                     r.verdict = Verdict::Reached;
                     r.steps = Some(*d as usize);
                     r.detail = Some(format!("first reached after {d} steps"));
+                }
+                None if stopped.is_some() => {
+                    r.verdict = Verdict::Unknown;
+                    r.detail = Some("not reached before the search stopped".into());
                 }
                 None => {
                     r.verdict = Verdict::Violated;
@@ -315,12 +328,18 @@ type FpIndex = HashMap<Fp, u32, BuildHasherDefault<IdHasher>>;
 
 /// Explores the whole graph. Returns it and, per `reachable` property, the
 /// depth of its first witness.
+/// The state graph, the depth at which each `reachable` was first reached,
+/// and why exploring stopped early (the memory budget), if it did.
+type Explored = (Graph, HashMap<usize, u32>, Option<String>);
+
 fn explore<P: Protocol>(
     sys: &System<P>,
     goals: &[Goal],
     progress: Option<Duration>,
     start: Instant,
-) -> Result<(Graph, HashMap<usize, u32>), String> {
+) -> Result<Explored, String> {
+    let budget = crate::memory::Budget::new(sys.cfg.memory);
+    let baseline = crate::memory::resident().unwrap_or(0);
     let cache = Cache::default();
     let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
     let reach = reachables::<P>(&sys.cfg);
@@ -391,6 +410,14 @@ fn explore<P: Protocol>(
     while let Some((s, i)) = queue.pop_front() {
         debug_assert_eq!(i, expected);
         expected += 1;
+        // The graph and the queue of states to expand are this search's
+        // memory: past the budget it stops (verdicts unknown) rather than
+        // being killed.
+        if expected.is_multiple_of(4096) {
+            if let Some(why) = crate::memory::over_budget(&budget, baseline, g.fps.len() as u64) {
+                return Ok((g, reached, Some(why)));
+            }
+        }
         for (k, &p) in reach.iter().enumerate() {
             if g.bits[i as usize] & (1 << k) != 0 {
                 reached.entry(p).or_insert(g.depth[i as usize]);
@@ -478,7 +505,7 @@ fn explore<P: Protocol>(
             }
         }
     }
-    Ok((g, reached))
+    Ok((g, reached, None))
 }
 
 /// Finds a fair lasso violating one goal instance: the prefix (a path of

@@ -6,10 +6,11 @@
 //! All are ordered collections, so iteration — and therefore the order of
 //! actions and of counterexamples — is deterministic.
 
+use serde::{Deserialize, Serialize};
 use smelt_support::{Id, NetworkKind, Rewrite};
 use std::collections::VecDeque;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Env<M> {
     pub src: Id,
     pub dst: Id,
@@ -29,7 +30,7 @@ impl<M: Rewrite> Rewrite for Env<M> {
 /// Messages in flight. Each kind is a sorted `Vec`: a global state is
 /// cloned for every successor, and one allocation clones faster and takes
 /// less memory than a tree (the sets are small: tens of messages).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Net<M: Ord> {
     /// A set: delivery does not consume.
     Duplicating(Vec<Env<M>>),

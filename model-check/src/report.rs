@@ -49,8 +49,15 @@ pub struct StatsReport {
     pub seconds: f64,
     pub states_per_second: f64,
     pub peak_rss_bytes: Option<u64>,
+    /// The memory budget the search kept to, and where it came from.
+    pub memory_budget_bytes: u64,
+    pub memory_budget_origin: String,
+    /// Most bytes of the BFS frontier on disk at once (0: all in RAM).
+    pub frontier_disk_bytes_max: u64,
     pub complete: bool,
     pub stopped: Option<String>,
+    /// The search stopped for lack of memory or disk (`stopped` says which).
+    pub out_of_resources: bool,
     /// Steps not taken because they would leave the check's `bound`.
     pub bound_cut: u64,
 }
@@ -65,8 +72,12 @@ impl From<&Stats> for StatsReport {
             seconds: secs,
             states_per_second: if secs > 0.0 { s.unique as f64 / secs } else { 0.0 },
             peak_rss_bytes: s.peak_rss_bytes,
+            memory_budget_bytes: s.memory.bytes,
+            memory_budget_origin: s.memory.origin.clone(),
+            frontier_disk_bytes_max: s.frontier_disk_bytes_max,
             complete: s.complete,
             stopped: s.stopped.clone(),
+            out_of_resources: s.out_of_resources,
             bound_cut: 0,
         }
     }
@@ -283,9 +294,21 @@ pub fn render_summary(r: &CheckReport) -> String {
         s.seconds,
         s.states_per_second,
         s.peak_rss_bytes
-            .map(|b| format!(", peak memory {}", format_bytes(b)))
+            .map(|b| format!(
+                ", peak memory {} (budget {}, {})",
+                format_bytes(b),
+                format_bytes(s.memory_budget_bytes),
+                s.memory_budget_origin
+            ))
             .unwrap_or_default()
     );
+    if s.frontier_disk_bytes_max > 0 {
+        let _ = writeln!(
+            out,
+            "  the BFS frontier spilled to disk: at most {} at once",
+            format_bytes(s.frontier_disk_bytes_max)
+        );
+    }
     if let Some(why) = &s.stopped {
         let _ = writeln!(out, "  search incomplete: {why}");
     }

@@ -15,18 +15,25 @@
 //! whatever the thread count; the search finishes the level and stops. DFS
 //! is single-threaded.
 
+use crate::frontier::{Decoder, Encoder, Level, Sealed, Sink, Store};
 use crate::history::Cache;
+use crate::memory::Budget;
+use crate::net::Net;
 use crate::props::{eval, Eval, PropId, SafetyProps};
 use crate::symmetry::canonical;
 use crate::system::{Action, SysState, System};
 use smelt_support::{Protocol, Strategy};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use crate::visited::{Fp, Table};
+
+/// How often (in states expanded) the resident size is compared with the
+/// memory budget where no chunk boundary gives a natural point.
+const RSS_POLL: usize = 4096;
 
 /// A state's fingerprint. Never zero: the visited set uses 0 for an empty
 /// slot and a parent of 0 for "initial state", so a zero hash becomes 1
@@ -56,11 +63,24 @@ impl Hasher for IdHasher {
 }
 
 /// States with their fingerprints: a BFS level, or a share of one.
-type Level<P> = Vec<(SysState<P>, Fp)>;
+type Live<P> = Vec<(SysState<P>, Fp)>;
 
 /// A BFS helper thread as the calling thread sees it: where to send a share
 /// of a level (with its depth) and where its successors come back.
-type Helper<P> = (mpsc::Sender<(Level<P>, u32)>, mpsc::Receiver<Level<P>>);
+type Helper<P> = (mpsc::Sender<(Live<P>, u32)>, mpsc::Receiver<Live<P>>);
+
+/// A BFS helper thread over the encoded frontier: where to send a level's
+/// work, and where it says it is done with it.
+type Worker = (mpsc::Sender<Arc<Work>>, mpsc::Receiver<()>);
+
+/// One level of an encoded BFS, shared by the threads that expand it: they
+/// take its chunks in order and write successors to `next`.
+struct Work {
+    level: Level,
+    next: Sink,
+    depth: u32,
+    cursor: AtomicUsize,
+}
 
 /// Where a property was decided: a violation of an `always` property or a
 /// witness of a `sometimes` one.
@@ -85,7 +105,12 @@ pub struct Stats {
     pub complete: bool,
     /// Why the search stopped early, if it did.
     pub stopped: Option<String>,
+    /// It stopped for lack of memory or disk (or an unreadable frontier).
+    pub out_of_resources: bool,
     pub peak_rss_bytes: Option<u64>,
+    pub memory: Budget,
+    /// Most bytes of the BFS frontier on disk at once (0: it fit in RAM).
+    pub frontier_disk_bytes_max: u64,
 }
 
 pub struct Search<'a, P: Protocol> {
@@ -98,11 +123,23 @@ pub struct Search<'a, P: Protocol> {
     unique: AtomicU64,
     max_depth: AtomicU64,
     found_violation: AtomicBool,
+    /// Bit k: the kth watched property is decided (see `discovered`).
+    decided: AtomicU64,
     /// DFS: the fingerprints of the current branch (DFS is single-threaded;
     /// the mutex only makes `Search` shareable).
     path: Mutex<Vec<Fp>>,
     /// Progress lines on stderr every this often (`None`: quiet).
     pub progress: Option<Duration>,
+    pub budget: Budget,
+    /// The process's resident size when the search was set up: the budget
+    /// counts what the search adds.
+    baseline: u64,
+    /// The encoded BFS frontier's RAM and disk.
+    store: Store,
+    /// Why the search must stop now (memory, the frontier's disk), once
+    /// something says so; `halted` is its lock-free flag.
+    halt: Mutex<Option<String>>,
+    halted: AtomicBool,
 }
 
 impl<'a, P: Protocol> Search<'a, P> {
@@ -117,8 +154,63 @@ impl<'a, P: Protocol> Search<'a, P> {
             unique: AtomicU64::new(0),
             max_depth: AtomicU64::new(0),
             found_violation: AtomicBool::new(false),
+            decided: AtomicU64::new(0),
             path: Mutex::new(Vec::new()),
             progress: None,
+            budget: Budget::new(sys.cfg.memory),
+            baseline: crate::memory::resident().unwrap_or(0),
+            store: Store::new(sys.cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir)),
+            halt: Mutex::new(None),
+            halted: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops the search for `why` (the first reason given is kept).
+    fn stop(&self, why: String) {
+        let mut halt = self.halt.lock().unwrap_or_else(|e| e.into_inner());
+        if halt.is_none() {
+            *halt = Some(why);
+        }
+        self.halted.store(true, Ordering::Relaxed);
+    }
+
+    fn halted(&self) -> Option<String> {
+        if !self.halted.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the search if the process's resident memory is over the
+    /// budget. It reads /proc: callers do it every few thousand states (per
+    /// chunk placed; every `RSS_POLL` states otherwise).
+    fn check_resident(&self) {
+        if let Some(why) = crate::memory::over_budget(&self.budget, self.baseline, self.unique.load(Ordering::Relaxed))
+        {
+            self.stop(why);
+        }
+    }
+
+    /// Stops the search if the visited set has outgrown its share of the
+    /// memory budget (it grows in small steps: one shard by a quarter).
+    fn check_memory(&self) {
+        let table = self.table.allocated_bytes() as u64;
+        if table > self.budget.table_max() {
+            let per_state = if self.sys.cfg.strategy == Strategy::Bfs { 16 } else { 8 };
+            self.stop(format!(
+                "out of memory budget: the visited set of {} states needs {}, more than its share ({}) of \
+                 the {} budget ({}); raise --memory, tighten the check's bound{}",
+                self.unique.load(Ordering::Relaxed),
+                format_bytes(table),
+                format_bytes(self.budget.table_max()),
+                format_bytes(self.budget.bytes),
+                self.budget.origin,
+                if per_state == 16 {
+                    ", or search with --dfs (half the bytes per state)"
+                } else {
+                    ""
+                }
+            ));
         }
     }
 
@@ -130,23 +222,37 @@ impl<'a, P: Protocol> Search<'a, P> {
         }
     }
 
-    fn discovered(&self, p: PropId) -> bool {
+    /// Whether property `p` (the `k`th the search watches) is decided. The
+    /// first 64 have a bit in `decided`, so that threads checking every new
+    /// state do not all take the discoveries' lock.
+    fn discovered(&self, k: usize, p: PropId) -> bool {
+        if k < 64 {
+            return self.decided.load(Ordering::Relaxed) & (1 << k) != 0;
+        }
         self.discoveries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(&p)
     }
 
+    fn decide(&self, k: usize) {
+        if k < 64 {
+            self.decided.fetch_or(1 << k, Ordering::Relaxed);
+        }
+    }
+
     /// Evaluates the safety properties on a new state and records what it
     /// decides.
     fn check(&self, s: &SysState<P>, fp: Fp, depth: u32) {
-        for &p in &self.props.always {
-            if self.discovered(p) {
+        let always = self.props.always.len();
+        for (k, &p) in self.props.always.iter().enumerate() {
+            if self.discovered(k, p) {
                 continue;
             }
             let e = eval(self.sys, s, p, &self.cache);
             if e != Eval::Holds {
                 self.found_violation.store(true, Ordering::Relaxed);
+                self.decide(k);
                 self.discoveries
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -159,11 +265,12 @@ impl<'a, P: Protocol> Search<'a, P> {
                     });
             }
         }
-        for &p in &self.props.sometimes {
-            if self.discovered(p) {
+        for (k, &p) in self.props.sometimes.iter().enumerate() {
+            if self.discovered(always + k, p) {
                 continue;
             }
             if eval(self.sys, s, p, &self.cache) == Eval::Holds {
+                self.decide(always + k);
                 self.discoveries
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -219,6 +326,9 @@ impl<'a, P: Protocol> Search<'a, P> {
             complete,
             stopped,
             peak_rss_bytes: peak_rss(),
+            out_of_resources: self.halted.load(Ordering::Relaxed),
+            memory: self.budget.clone(),
+            frontier_disk_bytes_max: self.store.disk_bytes_max.load(Ordering::Relaxed),
         }
     }
 
@@ -259,22 +369,25 @@ impl<'a, P: Protocol> Search<'a, P> {
         fp: Fp,
         depth: u32,
         actions: &mut Vec<Action<P>>,
-        out: &mut Vec<(SysState<P>, Fp)>,
+        out: &mut impl FnMut(SysState<P>, Fp),
     ) {
         actions.clear();
         self.sys.actions(s, actions);
-        let mut generated = 0;
+        // Counted here and added once: threads updating shared counters
+        // for every state would contend for their cache line.
+        let (mut generated, mut new) = (0, 0);
         for a in actions.iter() {
             let Some(t) = self.sys.next(s, a) else { continue };
             generated += 1;
             let t = self.canon(t);
             let tfp = fingerprint(&t);
             if self.table.insert(tfp, fp) {
-                self.unique.fetch_add(1, Ordering::Relaxed);
+                new += 1;
                 self.check(&t, tfp, depth);
-                out.push((t, tfp));
+                out(t, tfp);
             }
         }
+        self.unique.fetch_add(new, Ordering::Relaxed);
         self.total.fetch_add(generated, Ordering::Relaxed);
     }
 
@@ -283,16 +396,187 @@ impl<'a, P: Protocol> Search<'a, P> {
     }
 
     /// Expands a share of a BFS level, dropping each state once expanded.
-    fn expand_all(&self, part: Level<P>, depth: u32, actions: &mut Vec<Action<P>>) -> Level<P> {
+    fn expand_all(&self, part: Live<P>, depth: u32, actions: &mut Vec<Action<P>>) -> Live<P> {
         let mut out = Vec::new();
-        for (s, fp) in part {
-            self.expand(&s, fp, depth, actions, &mut out);
+        for (k, (s, fp)) in part.into_iter().enumerate() {
+            self.expand(&s, fp, depth, actions, &mut |t, tfp| out.push((t, tfp)));
+            self.check_memory();
+            if k % RSS_POLL == RSS_POLL - 1 {
+                self.check_resident();
+            }
+            if self.halted.load(Ordering::Relaxed) {
+                break;
+            }
         }
         out
     }
 
     /// Returns (complete, why stopped).
     fn bfs(&self) -> (bool, Option<String>) {
+        if self.sys.cfg.live_frontier {
+            return self.bfs_live();
+        }
+        let Some(init) = self.seed() else { return (true, None) };
+        let threads = self.sys.cfg.threads.max(1);
+        // Helper threads live for the whole search (see `bfs_live`); each
+        // has its own encoder, whose buffer it reuses level after level.
+        std::thread::scope(|scope| {
+            let workers: Vec<Worker> = (1..threads)
+                .map(|_| {
+                    let (job_tx, job_rx) = mpsc::channel::<Arc<Work>>();
+                    let (done_tx, done_rx) = mpsc::channel();
+                    scope.spawn(move || {
+                        let mut actions = Vec::new();
+                        let mut enc = Encoder::default();
+                        for work in job_rx {
+                            self.work(&work, &mut actions, &mut enc);
+                            // Let go of the level before saying so: the
+                            // caller takes it back out of the `Arc`.
+                            drop(work);
+                            if done_tx.send(()).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    (job_tx, done_rx)
+                })
+                .collect();
+            self.encoded_levels(init, &workers)
+        })
+    }
+
+    /// Places a closed chunk in the next level: in RAM while the frontier
+    /// fits in its share of the budget, else on disk.
+    fn place(&self, next: &Sink, chunk: Sealed) {
+        self.check_resident();
+        let table = self.table.allocated_bytes() as u64;
+        let ram = self.store.ram_bytes.load(Ordering::Relaxed) + chunk.len() as u64;
+        let ram_max = match self.sys.cfg.frontier_ram {
+            Some(cap) => cap.min(self.budget.frontier_ram_max(table)),
+            None => self.budget.frontier_ram_max(table),
+        };
+        if let Err(e) = next.push(&self.store, chunk, ram <= ram_max) {
+            self.stop(e);
+        }
+    }
+
+    /// Expands chunks of `w.level` until none is left (or the search must
+    /// stop); successors go through `enc` to `w.next`.
+    fn work(&self, w: &Work, actions: &mut Vec<Action<P>>, enc: &mut Encoder<P>) {
+        while !self.halted.load(Ordering::Relaxed) {
+            let i = w.cursor.fetch_add(1, Ordering::Relaxed);
+            if i >= w.level.len() {
+                break;
+            }
+            let (raw, states) = match w.level.take(i, &self.store) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.stop(format!("the BFS frontier is unreadable: {e}"));
+                    break;
+                }
+            };
+            let mut dec = Decoder::<P>::new(&raw, states, Net::new(self.sys.cfg.network), &self.store.keys);
+            loop {
+                let (s, fp) = match dec.next_state() {
+                    Ok(Some(x)) => x,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.stop(format!("the BFS frontier is unreadable: {e}"));
+                        break;
+                    }
+                };
+                self.expand(s, fp, w.depth, actions, &mut |t, tfp| {
+                    enc.push(t, tfp, &self.store.keys);
+                    if enc.full() {
+                        self.place(&w.next, enc.finish());
+                    }
+                });
+                self.check_memory();
+                if self.halted.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }
+        if !enc.is_empty() {
+            self.place(&w.next, enc.finish());
+        }
+    }
+
+    /// The levels of a BFS over the encoded frontier. Every thread (this
+    /// one and `workers`) takes chunks of the level in order; with one
+    /// thread the order of states is exactly that of `bfs_live`.
+    fn encoded_levels(&self, init: (SysState<P>, Fp), workers: &[Worker]) -> (bool, Option<String>) {
+        let mut actions = Vec::new();
+        let mut enc = Encoder::default();
+        let first = Sink::default();
+        enc.push(init.0, init.1, &self.store.keys);
+        self.place(&first, enc.finish());
+        let mut level = first.finish();
+        let mut depth = 0u32;
+        let mut truncated = false;
+        while level.states > 0 {
+            if let Some(why) = self.halted() {
+                return (false, Some(why));
+            }
+            if self.found_violation.load(Ordering::Relaxed) {
+                return (
+                    false,
+                    Some("stopped at the first violation (shortest counterexample)".into()),
+                );
+            }
+            if let Some(why) = self.limit_reached() {
+                return (false, Some(why));
+            }
+            if !self.depth_allows(depth) {
+                truncated = true;
+                break;
+            }
+            depth += 1;
+            let work = Arc::new(Work {
+                level,
+                next: Sink::default(),
+                depth,
+                cursor: AtomicUsize::new(0),
+            });
+            // A level of one chunk is not worth waking the helpers.
+            let helpers = if work.level.len() > 1 { workers } else { &[] };
+            for (jobs, _) in helpers {
+                jobs.send(work.clone()).expect("a BFS helper thread stopped");
+            }
+            self.work(&work, &mut actions, &mut enc);
+            for (_, done) in helpers {
+                done.recv().expect("a BFS helper thread panicked");
+            }
+            let Ok(work) = Arc::try_unwrap(work) else {
+                unreachable!("every helper has finished the level and dropped it")
+            };
+            // The level just expanded (and its spill file) is dropped here.
+            let next = work.next.finish();
+            if next.states > 0 {
+                self.max_depth.fetch_max(depth as u64, Ordering::Relaxed);
+            }
+            level = next;
+        }
+        if let Some(why) = self.halted() {
+            return (false, Some(why));
+        }
+        if self.found_violation.load(Ordering::Relaxed) {
+            return (
+                false,
+                Some("stopped at the first violation (shortest counterexample)".into()),
+            );
+        }
+        if truncated {
+            return (
+                false,
+                Some(format!("reached max_depth = {}", self.sys.cfg.max_depth.unwrap_or(0))),
+            );
+        }
+        (true, None)
+    }
+
+    /// BFS with every frontier state live in RAM (`live_frontier`).
+    fn bfs_live(&self) -> (bool, Option<String>) {
         let Some(init) = self.seed() else { return (true, None) };
         let threads = self.sys.cfg.threads.max(1);
         // The helper threads live for the whole search rather than one set
@@ -305,7 +589,7 @@ impl<'a, P: Protocol> Search<'a, P> {
         std::thread::scope(|scope| {
             let helpers: Vec<Helper<P>> = (1..threads)
                 .map(|_| {
-                    let (job_tx, job_rx) = mpsc::channel::<(Level<P>, u32)>();
+                    let (job_tx, job_rx) = mpsc::channel::<(Live<P>, u32)>();
                     let (out_tx, out_rx) = mpsc::channel();
                     scope.spawn(move || {
                         let mut actions = Vec::new();
@@ -331,6 +615,9 @@ impl<'a, P: Protocol> Search<'a, P> {
         let mut depth = 0u32;
         let mut truncated = false;
         while !frontier.is_empty() {
+            if let Some(why) = self.halted() {
+                return (false, Some(why));
+            }
             if self.found_violation.load(Ordering::Relaxed) {
                 return (
                     false,
@@ -348,7 +635,7 @@ impl<'a, P: Protocol> Search<'a, P> {
             // Each state is dropped as soon as it is expanded, so the peak is
             // not two full levels but the unexpanded rest of this one plus
             // the part of the next found so far.
-            let next: Level<P> = if helpers.is_empty() || frontier.len() < 64 {
+            let next: Live<P> = if helpers.is_empty() || frontier.len() < 64 {
                 self.expand_all(std::mem::take(&mut frontier), depth, &mut actions)
             } else {
                 // Each helper takes a share from the end; this thread keeps
@@ -396,6 +683,7 @@ impl<'a, P: Protocol> Search<'a, P> {
             return (true, None);
         };
         let mut stack = vec![(init, fp, 0u32)];
+        let mut expanded = 0usize;
         let mut actions = Vec::new();
         let mut out = Vec::new();
         let mut truncated = false;
@@ -417,7 +705,15 @@ impl<'a, P: Protocol> Search<'a, P> {
                 continue;
             }
             out.clear();
-            self.expand(&s, fp, depth + 1, &mut actions, &mut out);
+            self.expand(&s, fp, depth + 1, &mut actions, &mut |t, tfp| out.push((t, tfp)));
+            self.check_memory();
+            expanded += 1;
+            if expanded.is_multiple_of(RSS_POLL) {
+                self.check_resident();
+            }
+            if let Some(why) = self.halted() {
+                return (false, Some(why));
+            }
             if !out.is_empty() {
                 self.max_depth.fetch_max(depth as u64 + 1, Ordering::Relaxed);
             }

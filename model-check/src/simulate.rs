@@ -226,6 +226,9 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
             opts.max_depth, opts.seed
         )),
         peak_rss_bytes: peak_rss(),
+        out_of_resources: false,
+        memory: crate::memory::Budget::new(sys.cfg.memory),
+        frontier_disk_bytes_max: 0,
     };
     let mut reports = Vec::new();
     for (i, p) in P::properties().iter().enumerate() {

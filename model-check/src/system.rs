@@ -41,6 +41,19 @@ impl<T: Hash> Hashed<T> {
     }
 }
 
+impl<T> Hashed<T> {
+    /// The cached hash (what `Hash` feeds a hasher).
+    pub fn hash_value(&self) -> u64 {
+        self.hash
+    }
+
+    /// A value with a hash computed earlier by `new` (the encoded BFS
+    /// frontier stores both, so that decoding need not rehash).
+    pub(crate) fn with_hash(value: T, hash: u64) -> Self {
+        Hashed { hash, value }
+    }
+}
+
 impl<T> std::ops::Deref for Hashed<T> {
     type Target = T;
     fn deref(&self) -> &T {
