@@ -4,6 +4,7 @@
 //! `smelt-support` only, never on the spec language.
 
 pub mod cli;
+pub mod column;
 pub mod config;
 pub mod delta;
 pub mod explore;

@@ -29,18 +29,21 @@
 //! A counterexample is printed as a lasso: the prefix to the component and a
 //! fair loop through it (taking every required class), which repeats forever.
 
+use crate::column::{Column, Runs};
 use crate::config::RunConfig;
+use crate::frontier::{Decoder, Encoder, Sealed, Sink, Store};
 use crate::history::Cache;
+use crate::net::Net;
 use crate::props::{eval, Eval, PropId};
 use crate::report::{CheckReport, PropReport, StatsReport, Verdict};
-use crate::search::{fingerprint, format_bytes, peak_rss, Fp, IdHasher, Stats};
+use crate::search::{fingerprint, format_bytes, peak_rss, Fp, Stats, Table};
 use crate::symmetry::canonical;
 use crate::system::{Action, SysState, System};
 use crate::trace::{node_name, render, replay, show, steps};
 use smelt_support::{BinderKind, Id, PropertyKind, Protocol};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
-use std::hash::{BuildHasherDefault, Hash};
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// Successors of a graph node as `(edge, target)` pairs, filtered by the caller's
@@ -65,25 +68,38 @@ struct Goal {
 }
 
 /// The explored graph.
+/// Per-state columns grow a block at a time (`column.rs`): a `Vec` that
+/// doubles would hold up to twice the graph at its peak.
 struct Graph {
-    fps: Vec<Fp>,
-    parent: Vec<u32>,
-    depth: Vec<u32>,
-    bits: Vec<u64>,
-    calm: Vec<bool>,
-    edge_start: Vec<u32>,
-    edges: Vec<(u32, u32)>,
+    fps: Column<Fp>,
+    depth: Column<u32>,
+    bits: Column<u64>,
+    calm: Column<bool>,
+    /// State i's edges are `edge_start[i]..edge_start[i + 1]` of `edges`.
+    edge_start: Column<u32>,
+    edges: Runs<(u32, u32)>,
     /// Per class: strongly fair (a random choice's outcome) rather than weakly.
     strong: Vec<bool>,
 }
 
 impl Graph {
+    /// Bytes its vectors hold.
+    fn bytes(&self) -> u64 {
+        self.fps.bytes()
+            + self.depth.bytes()
+            + self.bits.bytes()
+            + self.calm.bytes()
+            + self.edge_start.bytes()
+            + self.edges.bytes()
+            + self.strong.capacity() as u64
+    }
+
     fn succ(&self, i: u32) -> &[(u32, u32)] {
         let (a, b) = (
             self.edge_start[i as usize] as usize,
             self.edge_start[i as usize + 1] as usize,
         );
-        &self.edges[a..b]
+        self.edges.slice(a, b)
     }
 
     fn bit(&self, i: u32, b: u32) -> bool {
@@ -324,8 +340,6 @@ fn class_of<P: Protocol>(sys: &System<P>, a: &Action<P>) -> Option<u64> {
     })
 }
 
-type FpIndex = HashMap<Fp, u32, BuildHasherDefault<IdHasher>>;
-
 /// Explores the whole graph. Returns it and, per `reachable` property, the
 /// depth of its first witness.
 /// The state graph, the depth at which each `reachable` was first reached,
@@ -343,15 +357,17 @@ fn explore<P: Protocol>(
     let cache = Cache::default();
     let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
     let reach = reachables::<P>(&sys.cfg);
-    let mut index: FpIndex = FpIndex::default();
+    // Fingerprint → state index, in the visited set's layout (16 bytes a
+    // slot, grown by a quarter): a hash map doubled to 2.3 GiB at 63
+    // million states.
+    let index = Table::new(true);
     let mut g = Graph {
-        fps: vec![],
-        parent: vec![],
-        depth: vec![],
-        bits: vec![],
-        calm: vec![],
-        edge_start: vec![0],
-        edges: vec![],
+        fps: Column::default(),
+        depth: Column::default(),
+        bits: Column::default(),
+        calm: Column::default(),
+        edge_start: Column::from_iter([0]),
+        edges: Runs::default(),
         strong: vec![],
     };
     let mut classes: HashMap<u64, u32> = HashMap::new();
@@ -384,7 +400,6 @@ fn explore<P: Protocol>(
     let fp0 = fingerprint(&init);
     index.insert(fp0, 0);
     g.fps.push(fp0);
-    g.parent.push(NONE);
     g.depth.push(0);
     g.bits.push(bits_of(&init));
     g.calm.push(init.calm);
@@ -396,114 +411,144 @@ fn explore<P: Protocol>(
     // (the report says how many steps the bound cut).
     let sink = sys.cfg.bound.is_some().then(|| {
         g.fps.push(0);
-        g.parent.push(NONE);
         g.depth.push(0);
         g.bits.push(0);
         g.calm.push(false);
         1u32
     });
-    let mut queue: VecDeque<(SysState<P>, u32)> = VecDeque::from([(init, 0)]);
+    // The states still to expand, in index order, as encoded chunks (the
+    // BFS frontier's layout, `frontier.rs`): live states cost kilobytes
+    // each, and the queue was most of a large graph's memory. States are
+    // expanded in index order, so edges can be stored as CSR.
+    let store = Store::new(sys.cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    let mut enc = Encoder::<P>::default();
+    let first = Sink::default();
+    enc.push(init, fp0, &store.keys);
+    first.push(&store, enc.finish(), true)?;
+    let mut level = first.finish();
     let mut actions = Vec::new();
+    // The expanded state's edges, appended to the graph as one run.
+    let mut out: Vec<(u32, u32)> = Vec::new();
     let mut next_progress = progress.map(|p| start + p);
-    // States are expanded in index order, so edges can be stored as CSR.
     let mut expected = 0u32;
-    while let Some((s, i)) = queue.pop_front() {
-        debug_assert_eq!(i, expected);
-        expected += 1;
-        // The graph and the queue of states to expand are this search's
-        // memory: past the budget it stops (verdicts unknown) rather than
-        // being killed.
-        if expected.is_multiple_of(4096) {
-            if let Some(why) = crate::memory::over_budget(&budget, baseline, g.fps.len() as u64) {
-                return Ok((g, reached, Some(why)));
-            }
-        }
-        for (k, &p) in reach.iter().enumerate() {
-            if g.bits[i as usize] & (1 << k) != 0 {
-                reached.entry(p).or_insert(g.depth[i as usize]);
-            }
-        }
-        actions.clear();
-        sys.actions(&s, &mut actions);
-        for a in &actions {
-            let cut_before = sys.cut.load(std::sync::atomic::Ordering::Relaxed);
-            let next = sys.next(&s, a);
-            let cut = next.is_none() && sys.cut.load(std::sync::atomic::Ordering::Relaxed) > cut_before;
-            if next.is_none() && !cut {
-                continue;
-            }
-            let class = match class_of(sys, a) {
-                Some(h) => {
-                    let n = classes.len() as u32;
-                    let c = *classes.entry(h).or_insert(n);
-                    if c == n {
-                        // Timers are strongly fair too: a timer enabled again
-                        // and again (between messages in flight to its node)
-                        // fires. Otherwise a client bouncing between servers
-                        // with redirects could block every election forever
-                        // by keeping one message in flight — a Zeno behaviour
-                        // (infinitely many deliveries before a timeout) that
-                        // real time excludes.
-                        g.strong
-                            .push(matches!(a, Action::Choose { .. } | Action::Timeout { .. }));
+    while !level.is_empty() {
+        let next = Sink::default();
+        // Chunks go to disk when the graph and the frontier in RAM would
+        // pass the frontier's share of the budget.
+        let place = |next: &Sink, chunk: Sealed, g: &Graph, index: &Table| -> Result<(), String> {
+            let held = g.bytes() + index.allocated_bytes() as u64;
+            let ram = store.ram_bytes.load(std::sync::atomic::Ordering::Relaxed) + chunk.len() as u64;
+            next.push(&store, chunk, ram <= budget.frontier_ram_max(held))
+        };
+        for c in 0..level.len() {
+            let (raw, count) = level.take(c, &store)?;
+            let mut dec = Decoder::<P>::new(&raw, count, Net::new(sys.cfg.network), &store.keys);
+            while let Some((s, _)) = dec.next_state()? {
+                let i = expected;
+                expected += 1;
+                // The graph and the queue of states to expand are this search's
+                // memory: past the budget it stops (verdicts unknown) rather than
+                // being killed.
+                if expected.is_multiple_of(4096) {
+                    if let Some(why) = crate::memory::over_budget(&budget, baseline, g.fps.len() as u64) {
+                        return Ok((g, reached, Some(why)));
                     }
-                    c
                 }
-                None => NO_CLASS,
-            };
-            let Some(t) = next else {
-                if let Some(k) = sink {
-                    g.edges.push((k, class));
-                }
-                continue;
-            };
-            let t = canon(t);
-            let tfp = fingerprint(&t);
-            let j = match index.get(&tfp) {
-                Some(&j) => j,
-                None => {
-                    if g.fps.len() >= STATES_MAX {
-                        return Err("the state graph exceeds 4 billion states".into());
+                for (k, &p) in reach.iter().enumerate() {
+                    if g.bits[i as usize] & (1 << k) != 0 {
+                        reached.entry(p).or_insert(g.depth[i as usize]);
                     }
-                    let j = g.fps.len() as u32;
-                    index.insert(tfp, j);
-                    g.fps.push(tfp);
-                    g.parent.push(i);
-                    g.depth.push(g.depth[i as usize] + 1);
-                    g.bits.push(bits_of(&t));
-                    g.calm.push(t.calm);
-                    queue.push_back((t, j));
-                    j
                 }
-            };
-            g.edges.push((j, class));
-        }
-        g.edge_start.push(g.edges.len() as u32);
-        if sink == Some(i + 1) {
-            // The sink is never expanded: no edges.
-            g.edge_start.push(g.edges.len() as u32);
-            expected += 1;
-        }
-        if let (Some(at), Some(every)) = (next_progress, progress) {
-            if Instant::now() >= at {
-                next_progress = Some(at + every);
-                let secs = start.elapsed().as_secs_f64().max(1e-9);
-                eprintln!(
-                    "  ... {} states, {} edges, {:.0} states/s, {}",
-                    g.fps.len(),
-                    g.edges.len(),
-                    g.fps.len() as f64 / secs,
-                    peak_rss().map(format_bytes).unwrap_or_default()
-                );
+                actions.clear();
+                out.clear();
+                sys.actions(s, &mut actions);
+                for a in &actions {
+                    let cut_before = sys.cut.load(std::sync::atomic::Ordering::Relaxed);
+                    let step = sys.next(s, a);
+                    let cut = step.is_none() && sys.cut.load(std::sync::atomic::Ordering::Relaxed) > cut_before;
+                    if step.is_none() && !cut {
+                        continue;
+                    }
+                    let class = match class_of(sys, a) {
+                        Some(h) => {
+                            let n = classes.len() as u32;
+                            let c = *classes.entry(h).or_insert(n);
+                            if c == n {
+                                // Timers are strongly fair too: a timer enabled again
+                                // and again (between messages in flight to its node)
+                                // fires. Otherwise a client bouncing between servers
+                                // with redirects could block every election forever
+                                // by keeping one message in flight — a Zeno behaviour
+                                // (infinitely many deliveries before a timeout) that
+                                // real time excludes.
+                                g.strong
+                                    .push(matches!(a, Action::Choose { .. } | Action::Timeout { .. }));
+                            }
+                            c
+                        }
+                        None => NO_CLASS,
+                    };
+                    let Some(t) = step else {
+                        if let Some(k) = sink {
+                            out.push((k, class));
+                        }
+                        continue;
+                    };
+                    let t = canon(t);
+                    let tfp = fingerprint(&t);
+                    let j = match index.parent(tfp) {
+                        Some(j) => j as u32,
+                        None => {
+                            if g.fps.len() >= STATES_MAX {
+                                return Err("the state graph exceeds 4 billion states".into());
+                            }
+                            let j = g.fps.len() as u32;
+                            index.insert(tfp, j as u64);
+                            g.fps.push(tfp);
+                            g.depth.push(g.depth[i as usize] + 1);
+                            g.bits.push(bits_of(&t));
+                            g.calm.push(t.calm);
+                            enc.push(t, tfp, &store.keys);
+                            if enc.full() {
+                                place(&next, enc.finish(), &g, &index)?;
+                            }
+                            j
+                        }
+                    };
+                    out.push((j, class));
+                }
+                g.edge_start.push(g.edges.extend_run(&out) as u32);
+                if sink == Some(i + 1) {
+                    // The sink is never expanded: no edges.
+                    g.edge_start.push(g.edges.len() as u32);
+                    expected += 1;
+                }
+                if let (Some(at), Some(every)) = (next_progress, progress) {
+                    if Instant::now() >= at {
+                        next_progress = Some(at + every);
+                        let secs = start.elapsed().as_secs_f64().max(1e-9);
+                        eprintln!(
+                            "  ... {} states, {} edges, {:.0} states/s, {}",
+                            g.fps.len(),
+                            g.edges.len(),
+                            g.fps.len() as f64 / secs,
+                            peak_rss().map(format_bytes).unwrap_or_default()
+                        );
+                    }
+                }
+                if let Some(max) = sys.cfg.max_states {
+                    if g.fps.len() as u64 >= max {
+                        return Err(format!(
+                            "liveness needs the whole state graph, which exceeds max_states = {max}; raise it or shrink the config"
+                        ));
+                    }
+                }
             }
         }
-        if let Some(max) = sys.cfg.max_states {
-            if g.fps.len() as u64 >= max {
-                return Err(format!(
-                    "liveness needs the whole state graph, which exceeds max_states = {max}; raise it or shrink the config"
-                ));
-            }
+        if !enc.is_empty() {
+            place(&next, enc.finish(), &g, &index)?;
         }
+        level = next.finish();
     }
     Ok((g, reached, None))
 }
@@ -925,17 +970,16 @@ mod tests {
         let n = edges.len();
         let mut g = Graph {
             fps: (1..=n as u64).collect(),
-            parent: vec![NONE; n],
-            depth: vec![0; n],
-            bits: vec![0; n],
-            calm: vec![true; n],
-            edge_start: vec![0],
-            edges: vec![],
+            depth: Column::filled(n, 0),
+            bits: Column::filled(n, 0),
+            calm: Column::filled(n, true),
+            edge_start: Column::from_iter([0]),
+            edges: Runs::default(),
             strong: vec![false; 16],
         };
         for (i, es) in edges.into_iter().enumerate() {
-            g.edges.extend(es);
-            g.edge_start.push(g.edges.len() as u32);
+            let end = g.edges.extend_run(&es);
+            g.edge_start.push(end as u32);
             if goal_at.contains(&(i as u32)) {
                 g.bits[i] = 1;
             }
@@ -997,7 +1041,7 @@ mod tests {
     fn faults_before_calm_do_not_count() {
         // The loop 0 ⇄ 1 is not calm (faults may still happen): ignored.
         let mut g = graph(vec![vec![(1, 0)], vec![(0, 1)], vec![]], &[2]);
-        g.calm = vec![false, false, true];
+        g.calm = [false, false, true].into_iter().collect();
         assert!(find_lasso(&g, &eventually()).is_none());
     }
 
