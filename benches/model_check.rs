@@ -9,6 +9,11 @@
 //!    per second and peak RSS, and the smelt/stateright ratios.
 //! 2. Liveness against safety mode on the same configurations: states, time
 //!    and memory side by side.
+//! 3. The BFS frontier encoded in chunks (the default) against live states
+//!    in RAM (`--live-frontier`, the layout before), one thread, same run:
+//!    speed and peak memory per state, as ratios. raft.sm's `all_faults`
+//!    (to depth 13) needs about 14 GiB with live states.
+//! 4. BFS with 1 and 2 threads: the speed-up.
 //!
 //! The machine is shared and noisy: `uptime` is printed beside each round.
 //! Set `SMELT_BENCH_ROUNDS` (default 2) and `SMELT_BENCH_QUICK=1` (2 clients
@@ -269,6 +274,90 @@ fn main() {
             );
         }
     }
+    frontier_vs_live(quick);
+    thread_speedup(quick);
     println!();
     println!("load average at the end: {}", uptime());
+}
+
+/// One `smelt check` run of a harness with `args`.
+fn smelt_run(bin: &Path, config: &str, args: &[&str]) -> Run {
+    let (text, secs, rss) = timed(
+        Command::new(bin)
+            .args(["check", "--config", config, "--progress", "0"])
+            .args(args),
+    );
+    Run {
+        unique: smelt_unique(&text),
+        seconds: secs,
+        rss_kib: rss,
+    }
+}
+
+fn frontier_vs_live(quick: bool) {
+    println!();
+    println!("## BFS frontier: encoded chunks (new) vs live states (old), 1 thread, alternating");
+    println!();
+    println!("| config     | alg  | tool       |     unique |     secs |   states/s |  RSS MiB |  B/state |");
+    println!("|------------|------|------------|-----------:|---------:|-----------:|---------:|---------:|");
+    let mut cases = vec![("specs/paxos.sm", "three_clients"), ("specs/raft.sm", "crash")];
+    if quick {
+        cases = vec![("specs/paxos.sm", "small")];
+    } else if std::env::var_os("SMELT_BENCH_SKIP_ALL_FAULTS").is_none() {
+        cases.push(("specs/raft.sm", "all_faults"));
+    }
+    let mut ratios = Vec::new();
+    for (spec, cfg) in cases {
+        let bin = harness(spec);
+        // The live layout is unbounded: give both the same large budget so
+        // that neither stops.
+        let common = ["--threads", "1", "--memory", "22GiB"];
+        let new = smelt_run(&bin, cfg, &common);
+        let old = smelt_run(&bin, cfg, &[&common[..], &["--live-frontier"]].concat());
+        eprintln!("  {spec} {cfg}: load {}", uptime());
+        row("encoded", cfg, "bfs", &new);
+        row("live", cfg, "bfs", &old);
+        ratios.push((
+            cfg,
+            old.seconds / new.seconds.max(1e-9),
+            (old.rss_kib as f64 / old.unique.max(1) as f64) / (new.rss_kib as f64 / new.unique.max(1) as f64),
+            new.rss_kib as f64 * 1024.0 / new.unique.max(1) as f64,
+            new.unique == old.unique,
+        ));
+    }
+    println!();
+    println!("| config     | speed encoded/live | memory per state live/encoded | encoded B/state | same states |");
+    println!("|------------|-------------------:|------------------------------:|----------------:|-------------|");
+    for (cfg, speed, mem, bps, same) in ratios {
+        println!("| {cfg:<10} | {speed:>18.2} | {mem:>29.1} | {bps:>15.1} | {same} |");
+    }
+}
+
+fn thread_speedup(quick: bool) {
+    println!();
+    println!("## BFS with 1 and 2 threads (encoded frontier)");
+    println!();
+    println!("| config     | alg  | threads    |     unique |     secs |   states/s |  RSS MiB |  B/state |");
+    println!("|------------|------|------------|-----------:|---------:|-----------:|---------:|---------:|");
+    let cases = if quick {
+        vec![("specs/paxos.sm", "small")]
+    } else {
+        vec![("specs/paxos.sm", "three_clients"), ("specs/raft.sm", "replication")]
+    };
+    let mut ratios = Vec::new();
+    for (spec, cfg) in cases {
+        let bin = harness(spec);
+        let one = smelt_run(&bin, cfg, &["--threads", "1"]);
+        let two = smelt_run(&bin, cfg, &["--threads", "2"]);
+        eprintln!("  {spec} {cfg}: load {}", uptime());
+        row("1", cfg, "bfs", &one);
+        row("2", cfg, "bfs", &two);
+        ratios.push((cfg, one.seconds / two.seconds.max(1e-9), one.unique == two.unique));
+    }
+    println!();
+    println!("| config     | speed-up 2 threads / 1 | same states |");
+    println!("|------------|-----------------------:|-------------|");
+    for (cfg, speedup, same) in ratios {
+        println!("| {cfg:<10} | {speedup:>22.2} | {same} |");
+    }
 }

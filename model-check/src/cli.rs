@@ -104,8 +104,11 @@ pub struct Args {
     pub dfs: bool,
     #[arg(long)]
     pub threads: Option<usize>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_max_depth")]
     pub max_depth: Option<u64>,
+    /// Search without the check's depth bound (`max_depth` in its block).
+    #[arg(long)]
+    pub no_max_depth: bool,
     #[arg(long)]
     pub max_states: Option<u64>,
     /// Memory budget (e.g. 4GiB, 512M; default: half of physical memory).
@@ -330,6 +333,9 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         }
         if args.max_depth.is_some() {
             c.max_depth = args.max_depth;
+        }
+        if args.no_max_depth {
+            c.max_depth = None;
         }
         if args.max_states.is_some() {
             c.max_states = args.max_states;
