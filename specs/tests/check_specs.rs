@@ -54,6 +54,7 @@ const DEEP: &[(&str, &str)] = &[
     ("Raft", "retries"),
     ("Raft", "all_faults"),
     ("Raft", "compaction_faults"),
+    ("Raft", "figure8"),
     ("MultiPaxos", "basic"),
     ("MultiPaxos", "retries"),
     ("ChainReplication", "restart"),
@@ -187,6 +188,7 @@ const RAFT_SIZES: &[(&str, States)] = &[
     ("progress", States::AtLeast(1_000)),
     ("all_faults", States::AtLeast(6_000_000)),
     ("compaction_faults", States::AtLeast(1_500_000)),
+    ("figure8", States::AtLeast(2_500_000)),
 ];
 
 #[test]
