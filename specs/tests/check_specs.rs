@@ -538,6 +538,24 @@ fn buggy_raft_applies_a_retried_write_twice() {
     assert_eq!(violation_steps(&rs[1]), Some(19), "{}", render_summary(&rs[1]));
 }
 
+/// Figure 8 of the Raft paper: a leader that commits an entry of an
+/// earlier term by counting the servers that store it (here the leader of
+/// term 3, the entry of term 1) loses it to the leader of term 4, whose
+/// log has a later last term. raft.sm's `figure8` holds; the variant fails
+/// it in 37 steps: the bad commit (its client answered) and the election
+/// of a leader without the entry.
+#[test]
+fn buggy_raft_commits_an_earlier_terms_entry_by_counting() {
+    let rs = check_all::<smelt_specs::buggy::raft_figure8::RaftFigure8>(&[("figure8", States::AtLeast(500_000))]);
+    let r = &rs[0];
+    assert_eq!(violation_steps(r), Some(37), "{}", render_summary(r));
+    let bug = r.properties.iter().find(|p| p.verdict == Verdict::Violated).unwrap();
+    assert_eq!(bug.name, "LeaderCompleteness", "{}", render_summary(r));
+    let trace = counterexample(r);
+    assert!(trace.contains("Reply(Client3#1, PutOk)"), "{trace}");
+    insta::assert_snapshot!("raft_figure8", trace);
+}
+
 /// Compaction without InstallSnapshot rests on SnapshotsHeldByAll: a
 /// server that compacts every applied entry breaks it (and nothing else in
 /// Figure 3 notices), so the invariant is not vacuous.
