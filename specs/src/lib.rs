@@ -33,6 +33,7 @@ pub mod buggy {
     smelt::protocol!("buggy/raft_58b_zero_indexed.sm");
     smelt::protocol!("buggy/raft_62_volatile_vote.sm");
     smelt::protocol!("buggy/raft_66_truncate_on_stale.sm");
+    smelt::protocol!("buggy/raft_figure8.sm");
     smelt::protocol!("buggy/raft_compact_committed.sm");
     smelt::protocol!("buggy/raft_early_vote.sm");
     smelt::protocol!("buggy/raft_no_dedup.sm");

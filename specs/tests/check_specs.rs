@@ -54,6 +54,7 @@ const DEEP: &[(&str, &str)] = &[
     ("Raft", "retries"),
     ("Raft", "all_faults"),
     ("Raft", "compaction_faults"),
+    ("Raft", "figure8"),
     ("MultiPaxos", "basic"),
     ("MultiPaxos", "retries"),
     ("ChainReplication", "restart"),
@@ -187,6 +188,7 @@ const RAFT_SIZES: &[(&str, States)] = &[
     ("progress", States::AtLeast(1_000)),
     ("all_faults", States::AtLeast(6_000_000)),
     ("compaction_faults", States::AtLeast(1_500_000)),
+    ("figure8", States::AtLeast(2_500_000)),
 ];
 
 #[test]
@@ -534,6 +536,24 @@ fn buggy_raft_applies_a_retried_write_twice() {
     insta::assert_snapshot!("raft_no_dedup", trace);
     // Across a leader change in a cluster of two.
     assert_eq!(violation_steps(&rs[1]), Some(19), "{}", render_summary(&rs[1]));
+}
+
+/// Figure 8 of the Raft paper: a leader that commits an entry of an
+/// earlier term by counting the servers that store it (here the leader of
+/// term 3, the entry of term 1) loses it to the leader of term 4, whose
+/// log has a later last term. raft.sm's `figure8` holds; the variant fails
+/// it in 37 steps: the bad commit (its client answered) and the election
+/// of a leader without the entry.
+#[test]
+fn buggy_raft_commits_an_earlier_terms_entry_by_counting() {
+    let rs = check_all::<smelt_specs::buggy::raft_figure8::RaftFigure8>(&[("figure8", States::AtLeast(500_000))]);
+    let r = &rs[0];
+    assert_eq!(violation_steps(r), Some(37), "{}", render_summary(r));
+    let bug = r.properties.iter().find(|p| p.verdict == Verdict::Violated).unwrap();
+    assert_eq!(bug.name, "LeaderCompleteness", "{}", render_summary(r));
+    let trace = counterexample(r);
+    assert!(trace.contains("Reply(Client3#1, PutOk)"), "{trace}");
+    insta::assert_snapshot!("raft_figure8", trace);
 }
 
 /// Compaction without InstallSnapshot rests on SnapshotsHeldByAll: a
