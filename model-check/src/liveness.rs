@@ -431,15 +431,15 @@ fn explore<P: Protocol>(
     let mut out: Vec<(u32, u32)> = Vec::new();
     let mut next_progress = progress.map(|p| start + p);
     let mut expected = 0u32;
+    // Chunks go to disk when the graph and the frontier in RAM would pass
+    // the frontier's share of the budget.
+    let place = |next: &Sink, chunk: Sealed, g: &Graph, index: &Table| -> Result<(), String> {
+        let held = g.bytes() + index.allocated_bytes() as u64;
+        let ram = store.ram_bytes.load(std::sync::atomic::Ordering::Relaxed) + chunk.len() as u64;
+        next.push(&store, chunk, ram <= budget.frontier_ram_max(held))
+    };
     while !level.is_empty() {
         let next = Sink::default();
-        // Chunks go to disk when the graph and the frontier in RAM would
-        // pass the frontier's share of the budget.
-        let place = |next: &Sink, chunk: Sealed, g: &Graph, index: &Table| -> Result<(), String> {
-            let held = g.bytes() + index.allocated_bytes() as u64;
-            let ram = store.ram_bytes.load(std::sync::atomic::Ordering::Relaxed) + chunk.len() as u64;
-            next.push(&store, chunk, ram <= budget.frontier_ram_max(held))
-        };
         for c in 0..level.len() {
             let (raw, count) = level.take(c, &store)?;
             let mut dec = Decoder::<P>::new(&raw, count, Net::new(sys.cfg.network), &store.keys);

@@ -62,12 +62,19 @@ impl Budget {
     }
 }
 
-/// The resident set size now (Linux `VmRSS`).
-pub fn resident() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+/// A `Key:  N kB` field of a /proc file, in bytes (Linux).
+pub(crate) fn proc_field(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// The resident set size now.
+pub fn resident() -> Option<u64> {
+    proc_field("/proc/self/status", "VmRSS")
 }
 
 /// Why a search must stop, if the resident memory it added (since the
@@ -90,10 +97,7 @@ pub fn over_budget(budget: &Budget, baseline: u64, states: u64) -> Option<String
 
 /// `MemTotal` from `/proc/meminfo`.
 fn physical_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    proc_field("/proc/meminfo", "MemTotal")
 }
 
 /// The cgroup v2 memory limit, if one is set.

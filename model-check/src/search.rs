@@ -196,7 +196,6 @@ impl<'a, P: Protocol> Search<'a, P> {
     fn check_memory(&self) {
         let table = self.table.allocated_bytes() as u64;
         if table > self.budget.table_max() {
-            let per_state = if self.sys.cfg.strategy == Strategy::Bfs { 16 } else { 8 };
             self.stop(format!(
                 "out of memory budget: the visited set of {} states needs {}, more than its share ({}) of \
                  the {} budget ({}); raise --memory, tighten the check's bound{}",
@@ -205,7 +204,7 @@ impl<'a, P: Protocol> Search<'a, P> {
                 format_bytes(self.budget.table_max()),
                 format_bytes(self.budget.bytes),
                 self.budget.origin,
-                if per_state == 16 {
+                if self.sys.cfg.strategy == Strategy::Bfs {
                     ", or search with --dfs (half the bytes per state)"
                 } else {
                     ""
@@ -502,6 +501,37 @@ impl<'a, P: Protocol> Search<'a, P> {
         }
     }
 
+    /// What a level-synchronous BFS returns if it must stop before
+    /// expanding the level at `depth`: something stopped it during the last
+    /// level, or a bound stops it here.
+    fn stop_before_level(&self, depth: u32) -> Option<(bool, Option<String>)> {
+        self.stopped_in_level()
+            .or_else(|| self.limit_reached().map(|why| (false, Some(why))))
+            .or_else(|| {
+                (!self.depth_allows(depth)).then(|| {
+                    (
+                        false,
+                        Some(format!("reached max_depth = {}", self.sys.cfg.max_depth.unwrap_or(0))),
+                    )
+                })
+            })
+    }
+
+    /// What a BFS returns if a level just expanded stopped it: the memory
+    /// budget or the frontier's disk, or a violation (the level is finished
+    /// first, so the counterexample is a shortest one).
+    fn stopped_in_level(&self) -> Option<(bool, Option<String>)> {
+        if let Some(why) = self.halted() {
+            return Some((false, Some(why)));
+        }
+        self.found_violation.load(Ordering::Relaxed).then(|| {
+            (
+                false,
+                Some("stopped at the first violation (shortest counterexample)".into()),
+            )
+        })
+    }
+
     /// The levels of a BFS over the encoded frontier. Every thread (this
     /// one and `workers`) takes chunks of the level in order; with one
     /// thread the order of states is exactly that of `bfs_live`.
@@ -513,23 +543,9 @@ impl<'a, P: Protocol> Search<'a, P> {
         self.place(&first, enc.finish());
         let mut level = first.finish();
         let mut depth = 0u32;
-        let mut truncated = false;
         while level.states > 0 {
-            if let Some(why) = self.halted() {
-                return (false, Some(why));
-            }
-            if self.found_violation.load(Ordering::Relaxed) {
-                return (
-                    false,
-                    Some("stopped at the first violation (shortest counterexample)".into()),
-                );
-            }
-            if let Some(why) = self.limit_reached() {
-                return (false, Some(why));
-            }
-            if !self.depth_allows(depth) {
-                truncated = true;
-                break;
+            if let Some(outcome) = self.stop_before_level(depth) {
+                return outcome;
             }
             depth += 1;
             let work = Arc::new(Work {
@@ -557,22 +573,7 @@ impl<'a, P: Protocol> Search<'a, P> {
             }
             level = next;
         }
-        if let Some(why) = self.halted() {
-            return (false, Some(why));
-        }
-        if self.found_violation.load(Ordering::Relaxed) {
-            return (
-                false,
-                Some("stopped at the first violation (shortest counterexample)".into()),
-            );
-        }
-        if truncated {
-            return (
-                false,
-                Some(format!("reached max_depth = {}", self.sys.cfg.max_depth.unwrap_or(0))),
-            );
-        }
-        (true, None)
+        self.stopped_in_level().unwrap_or((true, None))
     }
 
     /// BFS with every frontier state live in RAM (`live_frontier`).
@@ -613,23 +614,9 @@ impl<'a, P: Protocol> Search<'a, P> {
         let mut frontier = vec![init];
         let mut actions = Vec::new();
         let mut depth = 0u32;
-        let mut truncated = false;
         while !frontier.is_empty() {
-            if let Some(why) = self.halted() {
-                return (false, Some(why));
-            }
-            if self.found_violation.load(Ordering::Relaxed) {
-                return (
-                    false,
-                    Some("stopped at the first violation (shortest counterexample)".into()),
-                );
-            }
-            if let Some(why) = self.limit_reached() {
-                return (false, Some(why));
-            }
-            if !self.depth_allows(depth) {
-                truncated = true;
-                break;
+            if let Some(outcome) = self.stop_before_level(depth) {
+                return outcome;
             }
             depth += 1;
             // Each state is dropped as soon as it is expanded, so the peak is
@@ -663,19 +650,7 @@ impl<'a, P: Protocol> Search<'a, P> {
             }
             frontier = next;
         }
-        if self.found_violation.load(Ordering::Relaxed) {
-            return (
-                false,
-                Some("stopped at the first violation (shortest counterexample)".into()),
-            );
-        }
-        if truncated {
-            return (
-                false,
-                Some(format!("reached max_depth = {}", self.sys.cfg.max_depth.unwrap_or(0))),
-            );
-        }
-        (true, None)
+        self.stopped_in_level().unwrap_or((true, None))
     }
 
     fn dfs(&self) -> (bool, Option<String>) {
@@ -743,10 +718,7 @@ pub fn reset_peak_rss() {
 
 /// Peak resident set size of this process (Linux).
 pub fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::memory::proc_field("/proc/self/status", "VmHWM")
 }
 
 pub fn format_bytes(b: u64) -> String {
