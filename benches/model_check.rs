@@ -14,10 +14,17 @@
 //!    speed and peak memory per state, as ratios. raft.sm's `all_faults`
 //!    (to depth 13) needs about 14 GiB with live states.
 //! 4. BFS with 1 and 2 threads: the speed-up.
+//! 5. Symmetry reduction: the states kept with ties refined (the default)
+//!    and with each server's own state only (`--symmetry-local`, the form
+//!    before), against the number of symmetry classes, counted without the
+//!    reduction by Burnside's lemma (`--count-classes`): TwoPhase from the
+//!    TLA+ examples (`specs/bench/two_phase_tla.sm`, TLC's state counts)
+//!    with 5 to 8 resource managers, and raft.sm's `crash`.
 //!
 //! The machine is shared and noisy: `uptime` is printed beside each round.
 //! Set `SMELT_BENCH_ROUNDS` (default 2) and `SMELT_BENCH_QUICK=1` (2 clients
-//! only) to change the amount of work.
+//! only) to change the amount of work, `SMELT_BENCH_SECTIONS=3,5` to run
+//! some sections only.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -168,114 +175,138 @@ fn main() {
         .map(|n| n.get())
         .unwrap_or(1)
         .to_string();
-    println!("building stateright's examples/paxos.rs and the smelt harness for specs/paxos.sm ...");
-    let sr = stateright_paxos();
-    let paxos = harness("specs/paxos.sm");
+    let sections: Vec<u32> = std::env::var("SMELT_BENCH_SECTIONS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| (1..=5).collect());
+    let want = |k: u32| sections.contains(&k);
+    if want(1) {
+        println!("building stateright's examples/paxos.rs and the smelt harness for specs/paxos.sm ...");
+        let sr = stateright_paxos();
+        let paxos = harness("specs/paxos.sm");
 
-    println!();
-    println!("## smelt check vs stateright examples/paxos.rs ({threads} threads each, {rounds} alternating rounds)");
-    println!();
-    println!("| config     | alg  | tool       |     unique |     secs |   states/s |  RSS MiB |  B/state |");
-    println!("|------------|------|------------|-----------:|---------:|-----------:|---------:|---------:|");
-    let configs: Vec<(&str, &str, &str)> = if quick {
-        vec![("2 clients", "2", "small")]
-    } else {
-        vec![("2 clients", "2", "small"), ("3 clients", "3", "three_clients")]
-    };
-    let mut ratios = Vec::new();
-    for (label, clients, smelt_cfg) in &configs {
-        for strategy in ["bfs", "dfs"] {
-            let (mut s_best, mut r_best): (Option<Run>, Option<Run>) = (None, None);
-            for round in 0..rounds {
-                let (text, secs, rss) = timed(Command::new(&sr).args([format!("check-{strategy}").as_str(), clients]));
-                // The final line is "Done. states=…, unique=…"; earlier ones are progress.
-                let done = text.lines().rev().find(|l| l.starts_with("Done.")).unwrap_or("");
-                let sr_run = Run {
-                    unique: number_after(done, "unique="),
-                    seconds: secs,
-                    rss_kib: rss,
-                };
-                let (text, secs, rss) = timed(Command::new(&paxos).args([
+        println!();
+        println!(
+            "## smelt check vs stateright examples/paxos.rs ({threads} threads each, {rounds} alternating rounds)"
+        );
+        println!();
+        println!("| config     | alg  | tool       |     unique |     secs |   states/s |  RSS MiB |  B/state |");
+        println!("|------------|------|------------|-----------:|---------:|-----------:|---------:|---------:|");
+        let configs: Vec<(&str, &str, &str)> = if quick {
+            vec![("2 clients", "2", "small")]
+        } else {
+            vec![("2 clients", "2", "small"), ("3 clients", "3", "three_clients")]
+        };
+        let mut ratios = Vec::new();
+        for (label, clients, smelt_cfg) in &configs {
+            for strategy in ["bfs", "dfs"] {
+                let (mut s_best, mut r_best): (Option<Run>, Option<Run>) = (None, None);
+                for round in 0..rounds {
+                    let (text, secs, rss) =
+                        timed(Command::new(&sr).args([format!("check-{strategy}").as_str(), clients]));
+                    // The final line is "Done. states=…, unique=…"; earlier ones are progress.
+                    let done = text.lines().rev().find(|l| l.starts_with("Done.")).unwrap_or("");
+                    let sr_run = Run {
+                        unique: number_after(done, "unique="),
+                        seconds: secs,
+                        rss_kib: rss,
+                    };
+                    let (text, secs, rss) = timed(Command::new(&paxos).args([
+                        "check",
+                        "--config",
+                        smelt_cfg,
+                        "--threads",
+                        threads.as_str(),
+                        format!("--{strategy}").as_str(),
+                        "--progress",
+                        "0",
+                    ]));
+                    let smelt_run = Run {
+                        unique: smelt_unique(&text),
+                        seconds: secs,
+                        rss_kib: rss,
+                    };
+                    eprintln!("  round {} {label} {strategy}: load {}", round + 1, uptime());
+                    row("stateright", label, strategy, &sr_run);
+                    row("smelt", label, strategy, &smelt_run);
+                    if s_best.as_ref().is_none_or(|b| smelt_run.seconds < b.seconds) {
+                        s_best = Some(smelt_run);
+                    }
+                    if r_best.as_ref().is_none_or(|b| sr_run.seconds < b.seconds) {
+                        r_best = Some(sr_run);
+                    }
+                }
+                if let (Some(s), Some(r)) = (s_best, r_best) {
+                    ratios.push((
+                        label.to_string(),
+                        strategy,
+                        r.seconds / s.seconds.max(1e-9),
+                        (r.rss_kib as f64 / r.unique.max(1) as f64) / (s.rss_kib as f64 / s.unique.max(1) as f64),
+                        s.unique == r.unique,
+                    ));
+                }
+            }
+        }
+        println!();
+        println!(
+            "| config     | alg  | speed smelt/stateright | memory per state stateright/smelt | same unique states |"
+        );
+        println!(
+            "|------------|------|-----------------------:|----------------------------------:|--------------------|"
+        );
+        for (label, strategy, speed, mem, same) in &ratios {
+            println!("| {label:<10} | {strategy:<4} | {speed:>22.2} | {mem:>33.2} | {same} |");
+        }
+        println!(
+            "(ratios from the best round of each tool; > 1.00 means smelt is faster / leaner. stateright's example"
+        );
+        println!(" reports progress once a second, so its times on the small config are dominated by that period.)");
+    }
+    if want(2) {
+        println!();
+        println!("## liveness vs safety mode on the same configuration (1 thread)");
+        println!();
+        println!("| spec / config        | mode     |     states |     edges |     secs |  RSS MiB |");
+        println!("|----------------------|----------|-----------:|----------:|---------:|---------:|");
+        for (spec, cfg) in [
+            ("specs/paxos.sm", "small"),
+            ("specs/abd.sm", "concurrent"),
+            ("specs/two_phase_commit.sm", "lossy"),
+            ("specs/raft.sm", "elections_race"),
+        ] {
+            let bin = harness(spec);
+            for mode in ["safety", "liveness"] {
+                let (text, secs, rss) = timed(Command::new(&bin).args([
                     "check",
                     "--config",
-                    smelt_cfg,
+                    cfg,
+                    "--mode",
+                    mode,
                     "--threads",
-                    threads.as_str(),
-                    format!("--{strategy}").as_str(),
+                    "1",
                     "--progress",
                     "0",
                 ]));
-                let smelt_run = Run {
-                    unique: smelt_unique(&text),
-                    seconds: secs,
-                    rss_kib: rss,
-                };
-                eprintln!("  round {} {label} {strategy}: load {}", round + 1, uptime());
-                row("stateright", label, strategy, &sr_run);
-                row("smelt", label, strategy, &smelt_run);
-                if s_best.as_ref().is_none_or(|b| smelt_run.seconds < b.seconds) {
-                    s_best = Some(smelt_run);
-                }
-                if r_best.as_ref().is_none_or(|b| sr_run.seconds < b.seconds) {
-                    r_best = Some(sr_run);
-                }
-            }
-            if let (Some(s), Some(r)) = (s_best, r_best) {
-                ratios.push((
-                    label.to_string(),
-                    strategy,
-                    r.seconds / s.seconds.max(1e-9),
-                    (r.rss_kib as f64 / r.unique.max(1) as f64) / (s.rss_kib as f64 / s.unique.max(1) as f64),
-                    s.unique == r.unique,
-                ));
+                let line = text.lines().find(|l| l.contains("unique states")).unwrap_or("");
+                let states = smelt_unique(&text);
+                let edges = number_after(line, "(");
+                let name = format!("{} / {cfg}", Path::new(spec).file_stem().unwrap().to_string_lossy());
+                println!(
+                    "| {name:<20} | {mode:<8} | {states:>10} | {edges:>9} | {secs:>8.2} | {:>8.1} |",
+                    rss as f64 / 1024.0
+                );
             }
         }
     }
-    println!();
-    println!("| config     | alg  | speed smelt/stateright | memory per state stateright/smelt | same unique states |");
-    println!("|------------|------|-----------------------:|----------------------------------:|--------------------|");
-    for (label, strategy, speed, mem, same) in &ratios {
-        println!("| {label:<10} | {strategy:<4} | {speed:>22.2} | {mem:>33.2} | {same} |");
+    if want(3) {
+        frontier_vs_live(quick);
     }
-    println!("(ratios from the best round of each tool; > 1.00 means smelt is faster / leaner. stateright's example");
-    println!(" reports progress once a second, so its times on the small config are dominated by that period.)");
-
-    println!();
-    println!("## liveness vs safety mode on the same configuration (1 thread)");
-    println!();
-    println!("| spec / config        | mode     |     states |     edges |     secs |  RSS MiB |");
-    println!("|----------------------|----------|-----------:|----------:|---------:|---------:|");
-    for (spec, cfg) in [
-        ("specs/paxos.sm", "small"),
-        ("specs/abd.sm", "concurrent"),
-        ("specs/two_phase_commit.sm", "lossy"),
-        ("specs/raft.sm", "elections_race"),
-    ] {
-        let bin = harness(spec);
-        for mode in ["safety", "liveness"] {
-            let (text, secs, rss) = timed(Command::new(&bin).args([
-                "check",
-                "--config",
-                cfg,
-                "--mode",
-                mode,
-                "--threads",
-                "1",
-                "--progress",
-                "0",
-            ]));
-            let line = text.lines().find(|l| l.contains("unique states")).unwrap_or("");
-            let states = smelt_unique(&text);
-            let edges = number_after(line, "(");
-            let name = format!("{} / {cfg}", Path::new(spec).file_stem().unwrap().to_string_lossy());
-            println!(
-                "| {name:<20} | {mode:<8} | {states:>10} | {edges:>9} | {secs:>8.2} | {:>8.1} |",
-                rss as f64 / 1024.0
-            );
-        }
+    if want(4) {
+        thread_speedup(quick);
     }
-    frontier_vs_live(quick);
-    thread_speedup(quick);
+    if want(5) {
+        symmetry(quick);
+    }
     println!();
     println!("load average at the end: {}", uptime());
 }
@@ -360,4 +391,66 @@ fn thread_speedup(quick: bool) {
     for (cfg, speedup, same) in ratios {
         println!("| {cfg:<10} | {speedup:>22.2} | {same} |");
     }
+}
+
+/// The search's own time from a `smelt check` summary line ("…, 0.11 s, …"),
+/// without the process's start-up.
+fn search_seconds(text: &str) -> f64 {
+    text.lines()
+        .find(|l| l.contains("unique states"))
+        .and_then(|l| l.split(", ").find(|p| p.ends_with(" s")))
+        .and_then(|p| p.trim_end_matches(" s").parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn symmetry(quick: bool) {
+    println!();
+    println!("## symmetry: states kept against symmetry classes (1 thread)");
+    println!();
+    println!("| spec / config     | no symmetry | classes | refined (new) | local (old) | new/classes | old/classes | secs new | secs old | time new/old |");
+    println!("|-------------------|------------:|--------:|--------------:|------------:|------------:|------------:|---------:|---------:|-------------:|");
+    let mut cases = vec![
+        ("specs/bench/two_phase_tla.sm", "rm5"),
+        ("specs/bench/two_phase_tla.sm", "rm6"),
+    ];
+    if !quick {
+        cases.extend([
+            ("specs/bench/two_phase_tla.sm", "rm7"),
+            ("specs/bench/two_phase_tla.sm", "rm8"),
+            ("specs/raft.sm", "crash"),
+        ]);
+    }
+    for (spec, cfg) in cases {
+        let bin = harness(spec);
+        let out = Command::new(&bin)
+            .args(["check", "--config", cfg, "--count-classes", "100000000"])
+            .output()
+            .expect("count classes");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.contains("symmetry classes")).unwrap_or("");
+        let all = number_after(line, ": ");
+        let classes = number_after(line, "states, ");
+        let run = |extra: &[&str]| {
+            let (text, _, _) = timed(
+                Command::new(&bin)
+                    .args(["check", "--config", cfg, "--progress", "0", "--threads", "1"])
+                    .args(extra),
+            );
+            (smelt_unique(&text), search_seconds(&text))
+        };
+        // Alternate and keep each one's faster time.
+        let (new, mut new_s) = run(&[]);
+        let (old, mut old_s) = run(&["--symmetry-local"]);
+        new_s = new_s.min(run(&[]).1);
+        old_s = old_s.min(run(&["--symmetry-local"]).1);
+        let name = format!("{} / {cfg}", Path::new(spec).file_stem().unwrap().to_string_lossy());
+        println!(
+            "| {name:<17} | {all:>11} | {classes:>7} | {new:>13} | {old:>11} | {:>11.2} | {:>11.2} | {new_s:>8.2} | {old_s:>8.2} | {:>12.2} |",
+            new as f64 / classes.max(1) as f64,
+            old as f64 / classes.max(1) as f64,
+            new_s / old_s.max(1e-9),
+        );
+    }
+    println!("(classes: the reachable states searched with symmetry off, their orbits under permutations of each");
+    println!(" role's servers counted by Burnside's lemma — independent of the representative the search uses.)");
 }

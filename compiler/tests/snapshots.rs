@@ -49,7 +49,7 @@ fn expand_spec(path: &Path) -> String {
 
 #[test]
 fn specs() {
-    insta::glob!("../../specs", "{*.sm,buggy/*.sm,liveness/*.sm}", |path| {
+    insta::glob!("../../specs", "{*.sm,buggy/*.sm,liveness/*.sm,bench/*.sm}", |path| {
         insta::assert_snapshot!(expand_spec(path));
     });
 }

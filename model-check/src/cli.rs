@@ -133,6 +133,15 @@ pub struct Args {
     pub symmetry: bool,
     #[arg(long)]
     pub no_symmetry: bool,
+    /// Symmetry's representative from each server's own state only (the
+    /// form before ties were refined; for benchmarks).
+    #[arg(long, hide = true)]
+    pub symmetry_local: bool,
+    /// Instead of checking: search every reachable state with symmetry off
+    /// and count the classes they form under server permutations
+    /// (Burnside's lemma; at most this many states). For benchmarks.
+    #[arg(long, hide = true, value_name = "STATES_MAX")]
+    pub count_classes: Option<u64>,
     /// safety or liveness.
     #[arg(long)]
     pub mode: Option<String>,
@@ -183,6 +192,9 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
     let spec = std::env::var("SMELT_SPEC_PATH").unwrap_or_else(|_| P::SPEC.to_string());
     if let Some(addr) = &args.explore {
         return crate::explore::serve::<P>(configs.into_iter().next().unwrap_or_else(default_config::<P>), addr);
+    }
+    if let Some(max) = args.count_classes {
+        return count_classes::<P>(&spec, configs, max);
     }
     let mut reports = Vec::new();
     let mut usage_error = false;
@@ -258,6 +270,37 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
     } else {
         0
     }
+}
+
+/// `--count-classes`: per config, the reachable states and their classes
+/// under server permutations, counted without the reduction.
+fn count_classes<P: Protocol>(spec: &str, configs: Vec<RunConfig>, max: u64) -> i32 {
+    for mut cfg in configs {
+        // `symmetry` stays as the check says: it makes clients pick servers
+        // nondeterministically, which the reachable set needs to be closed
+        // under the permutations; states are not reduced here either way.
+        cfg.max_depth = None;
+        let sys = match System::<P>::new(cfg.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        let started = std::time::Instant::now();
+        match crate::symmetry::count_classes(&sys, max) {
+            Ok((states, classes)) => println!(
+                "check `{}` of {spec}: {states} states, {classes} symmetry classes (Burnside's lemma, {:.2} s)",
+                cfg.name,
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                eprintln!("error: check `{}`: {e}", cfg.name);
+                return 3;
+            }
+        }
+    }
+    0
 }
 
 fn default_config<P: Protocol>() -> RunConfig {
@@ -363,6 +406,9 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         }
         if args.no_symmetry {
             c.symmetry = false;
+        }
+        if args.symmetry_local {
+            c.symmetry_local = true;
         }
         match args.mode.as_deref() {
             None => {}

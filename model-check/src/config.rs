@@ -24,6 +24,9 @@ pub struct RunConfig {
     pub crash: u64,
     pub liveness: bool,
     pub symmetry: bool,
+    /// Symmetry's representative from each server's own state only, without
+    /// `symmetry::refine` (the form before; a baseline for benchmarks).
+    pub symmetry_local: bool,
     pub max_depth: Option<u64>,
     pub max_states: Option<u64>,
     pub strategy: Strategy,
@@ -75,6 +78,7 @@ impl RunConfig {
             crash: c.crash,
             liveness,
             symmetry: c.symmetry,
+            symmetry_local: false,
             max_depth: c.max_depth,
             max_states: c.max_states,
             strategy: c.strategy,
@@ -140,7 +144,14 @@ impl RunConfig {
             }
         }
         if self.symmetry {
-            parts.push("symmetry".into());
+            parts.push(
+                if self.symmetry_local {
+                    "symmetry (local)"
+                } else {
+                    "symmetry"
+                }
+                .into(),
+            );
         }
         if let Some(d) = self.max_depth {
             parts.push(format!("max_depth {d}"));

@@ -148,6 +148,28 @@ impl<P: Protocol> Node<P> {
         }
     }
 
+    /// This node with every node id mapped through `f` (timers re-sorted).
+    pub fn rewrite_ids(&self, f: &impl Fn(Id) -> Id) -> Self {
+        let mut timers: Vec<P::TimerKind> = self.timers.iter().map(|t| t.rewrite(f)).collect();
+        timers.sort();
+        Node {
+            state: Arc::new(Hashed::new((**self.state).rewrite(f))),
+            timers,
+            // The options of a choice are a set (their order only orders
+            // the actions): sorted, so that renamed servers compare equal.
+            choices: self
+                .choices
+                .iter()
+                .map(|(k, v)| {
+                    let mut v = v.rewrite(f);
+                    v.sort();
+                    (*k, v)
+                })
+                .collect(),
+            storage: self.storage.as_ref().map(|s| Arc::new((**s).rewrite(f))),
+        }
+    }
+
     pub fn choice(&self, key: &str) -> Option<&Vec<P::Choice>> {
         self.choices.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
@@ -258,20 +280,7 @@ impl<P: Protocol> SysState<P> {
     /// permuted (`order[new] = old`), for symmetry.
     pub fn rewrite_ids(&self, order: &[usize], f: &impl Fn(Id) -> Id) -> Self {
         SysState {
-            nodes: order
-                .iter()
-                .map(|&old| {
-                    let n = &self.nodes[old];
-                    let mut timers: Vec<P::TimerKind> = n.timers.iter().map(|t| t.rewrite(f)).collect();
-                    timers.sort();
-                    Node {
-                        state: Arc::new(Hashed::new((**n.state).rewrite(f))),
-                        timers,
-                        choices: n.choices.iter().map(|(k, v)| (*k, v.rewrite(f))).collect(),
-                        storage: n.storage.as_ref().map(|s| Arc::new((**s).rewrite(f))),
-                    }
-                })
-                .collect(),
+            nodes: order.iter().map(|&old| self.nodes[old].rewrite_ids(f)).collect(),
             net: self.net.rewrite(f),
             crashed: order
                 .iter()

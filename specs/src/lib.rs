@@ -19,6 +19,11 @@ pub mod liveness {
     smelt::protocol!("liveness/paxos_dueling.sm");
 }
 
+/// Benchmarks: specs written to match another tool's model state for state.
+pub mod bench {
+    smelt::protocol!("bench/two_phase_tla.sm");
+}
+
 /// Known-buggy variants: each must fail its check with the property it names.
 pub mod buggy {
     smelt::protocol!("buggy/paxos_accept_lower_ballot.sm");

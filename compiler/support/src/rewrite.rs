@@ -105,9 +105,27 @@ impl<T: Rewrite + Ord> Rewrite for BTreeSet<T> {
     }
 }
 
-impl<K: Rewrite + Ord, V: Rewrite> Rewrite for BTreeMap<K, V> {
+/// A map rewritten by a function that merges ids (symmetry's profiles
+/// collapse interchangeable servers into one) keeps, of the entries whose
+/// keys merge, the greatest value: the result must not depend on which of
+/// them came first. A permutation merges nothing.
+impl<K: Rewrite + Ord, V: Rewrite + Ord> Rewrite for BTreeMap<K, V> {
     fn rewrite<F: Fn(Id) -> Id>(&self, f: &F) -> Self {
-        self.iter().map(|(k, v)| (k.rewrite(f), v.rewrite(f))).collect()
+        let mut out = BTreeMap::new();
+        for (k, v) in self {
+            let v = v.rewrite(f);
+            match out.entry(k.rewrite(f)) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    if v > *e.get() {
+                        e.insert(v);
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -142,5 +160,14 @@ mod tests {
         let r = swap.apply(&m);
         assert_eq!(r.get(&Id::from(1)), Some(&(Id::from(0), 7)));
         assert_eq!(swap.get(Id::from(5)), Id::from(5));
+    }
+
+    #[test]
+    fn merging_ids_keeps_the_greatest_value_whatever_the_order() {
+        let merge = |_: Id| Id::from(9);
+        let a: BTreeMap<Id, u64> = [(Id::from(0), 7), (Id::from(1), 3)].into_iter().collect();
+        let b: BTreeMap<Id, u64> = [(Id::from(0), 3), (Id::from(1), 7)].into_iter().collect();
+        assert_eq!(a.rewrite(&merge), b.rewrite(&merge));
+        assert_eq!(a.rewrite(&merge).get(&Id::from(9)), Some(&7));
     }
 }
