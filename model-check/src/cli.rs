@@ -128,6 +128,11 @@ pub struct Args {
     /// share; 0 sends it all to disk). For tests and benchmarks.
     #[arg(long, hide = true, value_name = "SIZE", value_parser = parse_frontier_ram)]
     pub frontier_ram: Option<u64>,
+    /// Keep at most SIZE of the visited set in RAM (below the budget's
+    /// share; 0: one page per shard); the rest spills to disk. For tests and
+    /// benchmarks.
+    #[arg(long, hide = true, value_name = "SIZE", value_parser = parse_frontier_ram)]
+    pub visited_ram: Option<u64>,
     /// Reduce by permutations of interchangeable servers.
     #[arg(long, conflicts_with = "no_symmetry")]
     pub symmetry: bool,
@@ -397,6 +402,9 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         }
         if args.frontier_ram.is_some() {
             c.frontier_ram = args.frontier_ram;
+        }
+        if args.visited_ram.is_some() {
+            c.visited_ram = args.visited_ram;
         }
         if args.symmetry {
             if !P::SYMMETRIC {

@@ -43,6 +43,9 @@ pub struct RunConfig {
     /// At most this many bytes of the frontier in RAM (below the budget's
     /// share; 0: every chunk goes to disk). For tests and benchmarks.
     pub frontier_ram: Option<u64>,
+    /// At most this many bytes of the visited set in RAM before it spills
+    /// to disk (below the budget's share). For tests and benchmarks.
+    pub visited_ram: Option<u64>,
     /// Liveness timing assumption after the faults (see `timer_enabled`).
     pub partial_synchrony: bool,
     /// Stronger: no timer fires while any message is in flight.
@@ -87,6 +90,7 @@ impl RunConfig {
             spill_dir: None,
             live_frontier: false,
             frontier_ram: None,
+            visited_ram: None,
             partial_synchrony: matches!(c.timing, Timing::PartialSynchrony | Timing::Synchronous),
             synchronous: c.timing == Timing::Synchronous,
             retries: c.retries,

@@ -455,6 +455,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// Where spill files go.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn new(dir: PathBuf) -> Store {
         Store {
             dir,

@@ -54,6 +54,9 @@ pub struct StatsReport {
     pub memory_budget_origin: String,
     /// Most bytes of the BFS frontier on disk at once (0: all in RAM).
     pub frontier_disk_bytes_max: u64,
+    /// Bytes of the visited set spilled to disk (0: all in RAM).
+    #[serde(default)]
+    pub visited_disk_bytes: u64,
     pub complete: bool,
     pub stopped: Option<String>,
     /// The search stopped for lack of memory or disk (`stopped` says which).
@@ -75,6 +78,7 @@ impl From<&Stats> for StatsReport {
             memory_budget_bytes: s.memory.bytes,
             memory_budget_origin: s.memory.origin.clone(),
             frontier_disk_bytes_max: s.frontier_disk_bytes_max,
+            visited_disk_bytes: s.visited_disk_bytes,
             complete: s.complete,
             stopped: s.stopped.clone(),
             out_of_resources: s.out_of_resources,
@@ -307,6 +311,13 @@ pub fn render_summary(r: &CheckReport) -> String {
             out,
             "  the BFS frontier spilled to disk: at most {} at once",
             format_bytes(s.frontier_disk_bytes_max)
+        );
+    }
+    if s.visited_disk_bytes > 0 {
+        let _ = writeln!(
+            out,
+            "  the visited set spilled to disk: {} in sorted runs",
+            format_bytes(s.visited_disk_bytes)
         );
     }
     if let Some(why) = &s.stopped {

@@ -111,6 +111,8 @@ pub struct Stats {
     pub memory: Budget,
     /// Most bytes of the BFS frontier on disk at once (0: it fit in RAM).
     pub frontier_disk_bytes_max: u64,
+    /// Bytes of the visited set spilled to disk (0: it fit in RAM).
+    pub visited_disk_bytes: u64,
 }
 
 pub struct Search<'a, P: Protocol> {
@@ -144,11 +146,22 @@ pub struct Search<'a, P: Protocol> {
 
 impl<'a, P: Protocol> Search<'a, P> {
     pub fn new(sys: &'a System<P>) -> Self {
+        let budget = Budget::new(sys.cfg.memory);
+        let spill_dir = sys.cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let mut table = Table::new(sys.cfg.strategy == Strategy::Bfs);
+        // The visited set spills to sorted runs on disk rather than outgrow
+        // its share of the budget (or the hidden `--visited-ram`).
+        table.spill_to_disk(
+            sys.cfg
+                .visited_ram
+                .map_or(budget.table_max(), |v| v.min(budget.table_max())),
+            spill_dir.clone(),
+        );
         Search {
             sys,
             props: SafetyProps::of::<P>(&sys.cfg),
             cache: Cache::default(),
-            table: Table::new(sys.cfg.strategy == Strategy::Bfs),
+            table,
             discoveries: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(0),
             unique: AtomicU64::new(0),
@@ -157,9 +170,9 @@ impl<'a, P: Protocol> Search<'a, P> {
             decided: AtomicU64::new(0),
             path: Mutex::new(Vec::new()),
             progress: None,
-            budget: Budget::new(sys.cfg.memory),
+            budget,
             baseline: crate::memory::resident().unwrap_or(0),
-            store: Store::new(sys.cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir)),
+            store: Store::new(spill_dir),
             halt: Mutex::new(None),
             halted: AtomicBool::new(false),
         }
@@ -191,9 +204,18 @@ impl<'a, P: Protocol> Search<'a, P> {
         }
     }
 
-    /// Stops the search if the visited set has outgrown its share of the
-    /// memory budget (it grows in small steps: one shard by a quarter).
+    /// Stops the search if the visited set could not spill to disk, or has
+    /// outgrown its share of the memory budget (it grows in small steps:
+    /// one shard by a quarter; it spills before its share unless a spill
+    /// failed).
     fn check_memory(&self) {
+        if let Some(e) = self.table.error() {
+            self.stop(format!(
+                "{e}; the search cannot tell new states from old ones. Free space in the spill directory \
+                 ({}) or choose another with --spill-dir",
+                self.store.dir().display()
+            ));
+        }
         let table = self.table.allocated_bytes() as u64;
         if table > self.budget.table_max() {
             self.stop(format!(
@@ -328,6 +350,7 @@ impl<'a, P: Protocol> Search<'a, P> {
             out_of_resources: self.halted.load(Ordering::Relaxed),
             memory: self.budget.clone(),
             frontier_disk_bytes_max: self.store.disk_bytes_max.load(Ordering::Relaxed),
+            visited_disk_bytes: self.table.disk_bytes(),
         }
     }
 

@@ -229,6 +229,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
         out_of_resources: false,
         memory: crate::memory::Budget::new(sys.cfg.memory),
         frontier_disk_bytes_max: 0,
+        visited_disk_bytes: 0,
     };
     let mut reports = Vec::new();
     for (i, p) in P::properties().iter().enumerate() {

@@ -44,16 +44,32 @@
 //!   plus at most one outgrown shard. Arrays are whole pages (the first one
 //!   is one page per shard).
 //!
+//! - With a RAM limit (`Table::spill_to_disk`, set by a search from its
+//!   memory budget), a shard that would grow past its share of the limit
+//!   spills instead, as TLC's disk fingerprint set does: its entries, sorted
+//!   by fingerprint, are merged into the shard's sorted run on disk (an
+//!   unnamed file, rewritten sequentially), and its array is cleared for
+//!   reuse. The run keeps the first key of every block of
+//!   [`BLOCK_ENTRIES`] entries in RAM (8 bytes per 256 states), so a key
+//!   missing from the array costs one block read (4 KiB with parents,
+//!   usually from the page cache). A run is only ever replaced whole,
+//!   under its shard's lock.
+//!
 //! Invariants of a shard (nothing is ever removed, so linear probing needs
 //! no tombstones):
 //! - every nonzero key is distinct and belongs to the shard;
 //! - for every key, the slots from its home up to its slot (cyclically)
 //!   are all occupied, so a lookup that reaches an empty slot may stop;
 //! - `len` counts the nonzero keys and at most `MAX_LOAD_PERCENT` of the
-//!   slots are in use, so a probe always ends at an empty slot.
+//!   slots are in use, so a probe always ends at an empty slot;
+//! - no key is both in the array and in the run, and the run's entries are
+//!   strictly increasing by key.
 
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// A fingerprint; never zero.
@@ -70,6 +86,10 @@ pub const MAX_LOAD_PERCENT: usize = 85;
 
 /// Words per page: arrays are a whole number of pages, the first one page.
 const PAGE_WORDS: usize = 4096 / 8;
+
+/// Entries per block of a disk run: what one lookup reads, and one key of
+/// the run's RAM index.
+pub const BLOCK_ENTRIES: usize = 256;
 
 /// A zero-initialised array of words, mapped from the operating system and
 /// unmapped when dropped (see the module comment for why).
@@ -174,7 +194,10 @@ struct Shard {
     /// Entries allowed before the next growth: `MAX_LOAD_PERCENT` of the
     /// slots.
     limit: usize,
+    /// Keys in `words`.
     len: usize,
+    /// The entries spilled to disk, if any.
+    run: Option<Run>,
 }
 
 impl Default for Shard {
@@ -184,8 +207,56 @@ impl Default for Shard {
             slots: 0,
             limit: 0,
             len: 0,
+            run: None,
         }
     }
+}
+
+/// A shard's entries on disk: `entries` entries of `S` little-endian words,
+/// strictly increasing by key, in an unnamed file; `index[b]` is the key of
+/// entry `b * BLOCK_ENTRIES`.
+struct Run {
+    file: std::fs::File,
+    entries: usize,
+    index: Vec<Fp>,
+}
+
+impl Run {
+    /// The word after `fp` (0 if `S` is 1), if `fp` is in the run.
+    fn get<const S: usize>(&self, fp: Fp) -> std::io::Result<Option<Fp>> {
+        let b = self.index.partition_point(|&k| k <= fp);
+        if b == 0 {
+            return Ok(None);
+        }
+        let first = (b - 1) * BLOCK_ENTRIES;
+        let n = BLOCK_ENTRIES.min(self.entries - first);
+        let mut bytes = [0u8; BLOCK_ENTRIES * 2 * 8];
+        let bytes = &mut bytes[..n * S * 8];
+        self.file.read_exact_at(bytes, (first * S * 8) as u64)?;
+        let word = |j: usize| u64::from_le_bytes(bytes[j * 8..j * 8 + 8].try_into().expect("8 bytes"));
+        debug_assert_eq!(word(0), self.index[b - 1], "a block starts with its index key");
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let k = word(mid * S);
+            if k == fp {
+                return Ok(Some(if S == 2 { word(mid * S + 1) } else { 0 }));
+            }
+            if k < fp {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Where and past what size shards spill (`Table::spill_to_disk`).
+struct Spill {
+    dir: PathBuf,
+    /// A shard spills instead of growing its array past this many words.
+    shard_words_max: usize,
 }
 
 /// The home slot of `fp` in a table of `slots` slots.
@@ -210,36 +281,156 @@ impl Shard {
         }
     }
 
-    /// The word after `fp` (its parent; 0 if `S` is 1), if `fp` is present.
-    fn get<const S: usize>(&self, fp: Fp) -> Option<Fp> {
-        if self.slots == 0 {
-            return None;
-        }
-        let i = self.find::<S>(fp);
-        (self.words[i * S] == fp).then(|| if S == 2 { self.words[i * S + 1] } else { 0 })
-    }
-
-    /// Adds `fp` (with `parent` if `S` is 2); `false` if present.
-    fn insert<const S: usize>(&mut self, fp: Fp, parent: Fp) -> bool {
-        let mut i = 0;
+    /// The word after `fp` (its parent; 0 if `S` is 1), if `fp` is present
+    /// in the array or the run.
+    fn get<const S: usize>(&self, fp: Fp) -> std::io::Result<Option<Fp>> {
         if self.slots > 0 {
-            i = self.find::<S>(fp);
+            let i = self.find::<S>(fp);
             if self.words[i * S] == fp {
-                return false;
+                return Ok(Some(if S == 2 { self.words[i * S + 1] } else { 0 }));
             }
         }
-        // Grow only for a key that is really new, so that a run which ends
-        // right at the threshold does not pay for a growth it never uses.
-        if self.len >= self.limit {
-            self.grow::<S>();
-            i = self.find::<S>(fp);
+        match &self.run {
+            Some(run) => run.get::<S>(fp),
+            None => Ok(None),
         }
+    }
+
+    /// Adds `fp` (with `parent` if `S` is 2); `false` if present. With
+    /// `spill`, an array that would grow past its share is written to disk
+    /// instead (an I/O error leaves the entries in RAM and is returned with
+    /// the insertion done: the caller stops spilling).
+    fn insert<const S: usize>(&mut self, fp: Fp, parent: Fp, spill: Option<&Spill>) -> (bool, Option<std::io::Error>) {
+        if self.slots > 0 && self.words[self.find::<S>(fp) * S] == fp {
+            return (false, None);
+        }
+        if let Some(run) = &self.run {
+            match run.get::<S>(fp) {
+                Ok(Some(_)) => return (false, None),
+                Ok(None) => {}
+                // A run that cannot be read cannot say the key is new; the
+                // key is added to the array (a state explored twice at
+                // worst), and the caller stops the search.
+                Err(e) => return (self.put::<S>(fp, parent, None).0, Some(e)),
+            }
+        }
+        self.put::<S>(fp, parent, spill)
+    }
+
+    /// Adds `fp`, known to be absent, growing or spilling the array first
+    /// if it is full. (Grow only for a key that is really new, so that a
+    /// search which ends right at the threshold does not pay for a growth
+    /// it never uses.)
+    fn put<const S: usize>(&mut self, fp: Fp, parent: Fp, spill: Option<&Spill>) -> (bool, Option<std::io::Error>) {
+        let mut error = None;
+        if self.len >= self.limit {
+            let grown = ((self.slots + self.slots / 4) * S).max(1).next_multiple_of(PAGE_WORDS);
+            match spill {
+                Some(sp) if grown > sp.shard_words_max && self.len > 0 => {
+                    if let Err(e) = self.spill::<S>(&sp.dir) {
+                        error = Some(e);
+                        self.grow::<S>();
+                    }
+                }
+                _ => self.grow::<S>(),
+            }
+        }
+        let i = self.find::<S>(fp);
+        debug_assert_eq!(self.words[i * S], 0, "put: the key is absent");
         self.words[i * S] = fp;
         if S == 2 {
             self.words[i * S + 1] = parent;
         }
         self.len += 1;
-        true
+        (true, error)
+    }
+
+    /// Merges the array's entries into the run (a new file, written
+    /// sequentially, replacing the old one only once complete) and clears
+    /// the array for reuse.
+    fn spill<const S: usize>(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        let mut fresh: Vec<[u64; S]> = self
+            .words
+            .chunks_exact(S)
+            .filter(|e| e[0] != 0)
+            .map(|e| std::array::from_fn(|k| e[k]))
+            .collect();
+        debug_assert_eq!(fresh.len(), self.len);
+        fresh.sort_unstable_by_key(|e| e[0]);
+        let file = tempfile::tempfile_in(dir)?;
+        let mut out = BufWriter::with_capacity(1 << 16, &file);
+        let mut index = Vec::new();
+        let mut entries = 0usize;
+        let mut emit = |e: &[u64; S], out: &mut BufWriter<&std::fs::File>| -> std::io::Result<()> {
+            if entries.is_multiple_of(BLOCK_ENTRIES) {
+                index.push(e[0]);
+            }
+            for w in e {
+                out.write_all(&w.to_le_bytes())?;
+            }
+            entries += 1;
+            Ok(())
+        };
+        let old_entries = self.run.as_ref().map_or(0, |r| r.entries);
+        let mut old = match &self.run {
+            Some(r) => {
+                // Writing left the cursor at the end (lookups use
+                // `read_exact_at`, which does not move it).
+                let mut f = &r.file;
+                f.seek(std::io::SeekFrom::Start(0))?;
+                Some(BufReader::with_capacity(1 << 16, f))
+            }
+            None => None,
+        };
+        let read_old = |old: &mut Option<BufReader<&std::fs::File>>| -> std::io::Result<[u64; S]> {
+            let mut e = [0u64; S];
+            let r = old.as_mut().expect("entries left in the old run");
+            for w in e.iter_mut() {
+                let mut b = [0u8; 8];
+                r.read_exact(&mut b)?;
+                *w = u64::from_le_bytes(b);
+            }
+            Ok(e)
+        };
+        let mut next_old = if old_entries > 0 {
+            Some(read_old(&mut old)?)
+        } else {
+            None
+        };
+        let mut taken_old = usize::from(next_old.is_some());
+        for e in &fresh {
+            while let Some(o) = next_old.filter(|o| o[0] < e[0]) {
+                emit(&o, &mut out)?;
+                next_old = if taken_old < old_entries {
+                    taken_old += 1;
+                    Some(read_old(&mut old)?)
+                } else {
+                    None
+                };
+            }
+            debug_assert!(
+                next_old.is_none_or(|o| o[0] != e[0]),
+                "a key in both the array and the run"
+            );
+            emit(e, &mut out)?;
+        }
+        while let Some(o) = next_old {
+            emit(&o, &mut out)?;
+            next_old = if taken_old < old_entries {
+                taken_old += 1;
+                Some(read_old(&mut old)?)
+            } else {
+                None
+            };
+        }
+        out.flush()?;
+        drop(out);
+        drop(old);
+        debug_assert_eq!(entries, old_entries + fresh.len());
+        self.run = Some(Run { file, entries, index });
+        self.words.fill(0);
+        self.len = 0;
+        Ok(())
     }
 
     /// Rehashes into a table a quarter larger (see the module comment).
@@ -276,6 +467,14 @@ pub struct Table {
     /// Bytes held by the shards' arrays, kept up to date on growth so that
     /// a search can compare it with its memory budget without locking.
     allocated: AtomicUsize,
+    /// Where shards spill, once `spill_to_disk` is called.
+    spill: Option<Spill>,
+    /// Bytes of the shards' runs on disk.
+    disk: AtomicU64,
+    /// The first I/O error of a run: spilling stops (the arrays grow in RAM
+    /// again, and the search's budget check ends the search).
+    failed: AtomicBool,
+    error: Mutex<Option<String>>,
 }
 
 impl Default for Table {
@@ -294,45 +493,97 @@ impl Table {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             parents,
             allocated: AtomicUsize::new(0),
+            spill: None,
+            disk: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
         }
+    }
+
+    /// Keeps the arrays within about `ram_bytes_max` (one page per shard at
+    /// least): a shard that would grow past its share spills its entries to
+    /// a sorted run in `dir` instead.
+    pub fn spill_to_disk(&mut self, ram_bytes_max: u64, dir: PathBuf) {
+        let shard_words_max = ((ram_bytes_max / 8) as usize / SHARDS).max(PAGE_WORDS);
+        self.spill = Some(Spill { dir, shard_words_max });
     }
 
     fn shard(&self, fp: Fp) -> MutexGuard<'_, Shard> {
         // A panic elsewhere cannot leave a shard half-updated in a way that
-        // matters (an insertion either stored its key or did not), so a
+        // matters (an insertion either stored its key or did not; a spill
+        // replaces the run only once the new one is complete), so a
         // poisoned lock is still usable.
         self.shards[fp as usize % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    fn fail(&self, e: std::io::Error) {
+        let mut error = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        if error.is_none() {
+            *error = Some(format!("the visited set's disk run failed: {e}"));
+        }
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// The first I/O error of a disk run, if any.
+    pub fn error(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Inserts `fp` with its parent (ignored without parents); `false` if
     /// it was already there.
     pub fn insert(&self, fp: Fp, parent: Fp) -> bool {
         debug_assert_ne!(fp, 0, "fingerprint 0 marks an empty slot");
+        let spill = self.spill.as_ref().filter(|_| !self.failed.load(Ordering::Relaxed));
         let mut shard = self.shard(fp);
         let before = shard.words.len();
-        let new = if self.parents {
-            shard.insert::<2>(fp, parent)
+        let disk_before = shard.run.as_ref().map_or(0, |r| r.entries);
+        let (new, error) = if self.parents {
+            shard.insert::<2>(fp, parent, spill)
         } else {
-            shard.insert::<1>(fp, 0)
+            shard.insert::<1>(fp, 0, spill)
         };
         let after = shard.words.len();
         if after != before {
-            // Only growth changes the size (entries are never removed).
+            // Only growth changes the size (entries are never removed; a
+            // spill keeps the array).
             debug_assert!(after > before);
             self.allocated.fetch_add((after - before) * 8, Ordering::Relaxed);
+        }
+        let disk_after = shard.run.as_ref().map_or(0, |r| r.entries);
+        if disk_after != disk_before {
+            let words = if self.parents { 2 } else { 1 };
+            self.disk
+                .fetch_add(((disk_after - disk_before) * words * 8) as u64, Ordering::Relaxed);
+        }
+        drop(shard);
+        if let Some(e) = error {
+            self.fail(e);
         }
         new
     }
 
+    fn get(&self, fp: Fp) -> Option<Fp> {
+        let shard = self.shard(fp);
+        let got = if self.parents {
+            shard.get::<2>(fp)
+        } else {
+            shard.get::<1>(fp)
+        };
+        drop(shard);
+        got.unwrap_or_else(|e| {
+            self.fail(e);
+            None
+        })
+    }
+
     /// Whether `fp` was inserted.
     pub fn contains(&self, fp: Fp) -> bool {
-        if self.parents {
-            self.shard(fp).get::<2>(fp).is_some()
-        } else {
-            self.shard(fp).get::<1>(fp).is_some()
-        }
+        self.get(fp).is_some()
     }
 
     /// The parent of `fp` (0 for an initial state); `None` if `fp` is
@@ -341,13 +592,16 @@ impl Table {
         if !self.parents {
             return None;
         }
-        self.shard(fp).get::<2>(fp)
+        self.get(fp)
     }
 
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len)
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(|e| e.into_inner());
+                s.len + s.run.as_ref().map_or(0, |r| r.entries)
+            })
             .sum()
     }
 
@@ -358,6 +612,11 @@ impl Table {
     /// Bytes held by the shards' arrays.
     pub fn allocated_bytes(&self) -> usize {
         self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the runs on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk.load(Ordering::Relaxed)
     }
 
     /// The fingerprints from an initial state to `fp`.
@@ -454,6 +713,68 @@ mod tests {
             assert!(per_entry <= bound, "{per_entry:.2} bytes per entry (bound {bound:.2})");
             assert!(per_entry >= word_bytes * 100.0 / MAX_LOAD_PERCENT as f64 - 0.01);
         }
+    }
+
+    #[test]
+    fn spilled_entries_are_found_on_disk() {
+        for parents in [false, true] {
+            let mut t = Table::new(parents);
+            // One page per shard: every shard spills many times, and each
+            // spill merges into a run that already holds entries.
+            t.spill_to_disk(0, std::env::temp_dir());
+            let keys = fps(60_000, 11);
+            for (i, &k) in keys.iter().enumerate() {
+                assert!(t.insert(k, i as u64 + 1));
+            }
+            for (i, &k) in keys.iter().enumerate().step_by(7) {
+                assert!(!t.insert(k, 999), "a second insert must be refused, also from disk");
+                assert!(t.contains(k));
+                assert_eq!(t.parent(k), parents.then_some(i as u64 + 1));
+            }
+            for k in fps(2_000, 12) {
+                assert_eq!(t.contains(k), keys.contains(&k));
+            }
+            assert_eq!(t.len(), keys.len());
+            assert!(t.error().is_none());
+            // The arrays stay at one page per shard; the rest is on disk.
+            assert_eq!(t.allocated_bytes(), SHARDS * 4096);
+            let words = if parents { 2 } else { 1 };
+            let on_disk = t.disk_bytes() as usize / (8 * words);
+            assert!(
+                on_disk > keys.len() / 2 && on_disk <= keys.len(),
+                "{on_disk} entries on disk"
+            );
+            // Runs are sorted, strictly increasing, and indexed by block.
+            for shard in &t.shards {
+                let shard = shard.lock().unwrap();
+                let run = shard.run.as_ref().expect("every shard spilled");
+                assert_eq!(run.index.len(), run.entries.div_ceil(BLOCK_ENTRIES));
+                assert!(run.index.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+    }
+
+    #[test]
+    fn a_spill_that_fails_keeps_every_entry_and_says_why() {
+        let mut t = Table::new(true);
+        t.spill_to_disk(0, std::path::PathBuf::from("/nonexistent/smelt-spill"));
+        let keys = fps(20_000, 13);
+        for (i, &k) in keys.iter().enumerate() {
+            assert!(t.insert(k, i as u64 + 1));
+        }
+        for (i, &k) in keys.iter().enumerate() {
+            assert_eq!(t.parent(k), Some(i as u64 + 1));
+        }
+        assert!(
+            t.error().is_some_and(|e| e.contains("disk run failed")),
+            "{:?}",
+            t.error()
+        );
+        assert_eq!(t.disk_bytes(), 0);
+        assert!(
+            t.allocated_bytes() > SHARDS * 4096,
+            "after the failure the arrays grow in RAM"
+        );
     }
 
     #[test]

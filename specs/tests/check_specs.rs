@@ -455,7 +455,7 @@ raft_bug!(
     raft_commit_by_mode::RaftCommitByMode,
     &[
         ("commit_by_mode", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(500_000))
+        ("all_faults", States::AtLeast(250_000))
     ],
     all_faults in 11 steps
 );
@@ -469,7 +469,7 @@ raft_bug!(
     raft_stale_vote::RaftStaleVote,
     &[
         ("stale_vote", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(10_000))
+        ("all_faults", States::AtLeast(3_000))
     ],
     all_faults in 7 steps
 );
@@ -487,7 +487,7 @@ raft_bug!(
     raft_early_commands::RaftEarlyCommands,
     &[
         ("early_commands", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(1_000))
+        ("all_faults", States::AtLeast(250))
     ],
     all_faults in 5 steps
 );
@@ -496,7 +496,7 @@ raft_bug!(
     raft_zero_indexed::RaftZeroIndexed,
     &[
         ("zero_indexed", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(500_000))
+        ("all_faults", States::AtLeast(250_000))
     ],
     all_faults in 11 steps
 );
@@ -514,7 +514,7 @@ raft_bug!(
     raft_truncate_on_stale::RaftTruncateOnStale,
     &[
         ("truncate_on_stale", States::AtLeast(100)),
-        ("all_faults", States::AtLeast(200_000))
+        ("all_faults", States::AtLeast(90_000))
     ],
     all_faults in 10 steps
 );
@@ -547,7 +547,7 @@ fn buggy_raft_applies_a_retried_write_twice() {
 /// of a leader without the entry.
 #[test]
 fn buggy_raft_commits_an_earlier_terms_entry_by_counting() {
-    let rs = check_all::<smelt_specs::buggy::raft_figure8::RaftFigure8>(&[("figure8", States::AtLeast(500_000))]);
+    let rs = check_all::<smelt_specs::buggy::raft_figure8::RaftFigure8>(&[("figure8", States::AtLeast(300_000))]);
     let r = &rs[0];
     assert_eq!(violation_steps(r), Some(37), "{}", render_summary(r));
     let bug = r.properties.iter().find(|p| p.verdict == Verdict::Violated).unwrap();

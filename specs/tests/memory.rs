@@ -133,14 +133,23 @@ fn a_damaged_chunk_is_an_error_not_a_state() {
 }
 
 /// The same check with the frontier in RAM (the default here), entirely on
-/// disk, and as live states.
+/// disk, and as live states; and with the visited set spilled to disk (one
+/// page per shard in RAM: every shard spills many times, its parents read
+/// back from disk for the counterexample).
 fn same_search<P: Protocol>(name: &str) {
     let ram = run::<P>(name, |_| {});
     let disk = run::<P>(name, |c| c.frontier_ram = Some(0));
     let live = run::<P>(name, |c| c.live_frontier = true);
+    let spilled = run::<P>(name, |c| c.visited_ram = Some(0));
     assert_eq!(ram.stats.frontier_disk_bytes_max, 0, "{}", render_summary(&ram));
     assert!(disk.stats.frontier_disk_bytes_max > 0, "{}", render_summary(&disk));
-    for other in [&disk, &live] {
+    assert_eq!(ram.stats.visited_disk_bytes, 0, "{}", render_summary(&ram));
+    // A page per shard holds 217 entries with parents (85% of 256): only a
+    // search smaller than 64 such pages fits without spilling.
+    if ram.stats.unique_states > 64 * 256 {
+        assert!(spilled.stats.visited_disk_bytes > 0, "{}", render_summary(&spilled));
+    }
+    for other in [&disk, &live, &spilled] {
         assert_eq!(
             (
                 other.stats.unique_states,
@@ -167,4 +176,20 @@ fn a_frontier_on_disk_searches_the_same_states() {
     same_search::<smelt_specs::chain_replication::ChainReplication>("restart_one_client");
     same_search::<smelt_specs::two_phase_commit::TwoPhaseCommit>("lossy");
     same_search::<smelt_specs::buggy::paxos_accept_lower_ballot::PaxosAcceptLowerBallot>("small");
+}
+
+/// DFS keeps fingerprints only; spilled, it finds the same states.
+#[test]
+fn a_visited_set_on_disk_searches_the_same_states_under_dfs() {
+    type P = smelt_specs::paxos::Paxos;
+    let dfs = |c: &mut RunConfig| c.strategy = smelt::support::Strategy::Dfs;
+    let ram = run::<P>("three_clients", dfs);
+    let spilled = run::<P>("three_clients", |c| {
+        dfs(c);
+        c.visited_ram = Some(0);
+    });
+    assert!(spilled.stats.visited_disk_bytes > 0, "{}", render_summary(&spilled));
+    assert_eq!(ram.stats.unique_states, 1_194_428);
+    assert_eq!(spilled.stats.unique_states, ram.stats.unique_states);
+    assert_eq!(spilled.stats.total_states, ram.stats.total_states);
 }
