@@ -2,9 +2,10 @@
 //! shared between the visited set and the BFS frontier.
 //!
 //! A search never asks the kernel for more than the budget on purpose: the
-//! frontier moves to disk when it would not fit beside the visited set,
-//! and when the visited set alone would outgrow its share the search stops
-//! with verdict *unknown* and says so — instead of being killed.
+//! frontier moves to disk when it would not fit beside the visited set, the
+//! visited set spills to sorted runs on disk past its share, and what
+//! cannot spill (a liveness graph) stops the search with verdict *unknown*
+//! and a message — instead of it being killed.
 
 use serde::Serialize;
 
@@ -49,8 +50,8 @@ impl Budget {
         (self.bytes / 8).max(64 << 20)
     }
 
-    /// The visited set may take up to five eighths; past that the search
-    /// stops (the frontier can go to disk, the set cannot yet).
+    /// The visited set may take up to five eighths of RAM; past that it
+    /// spills to disk (`visited::Table::spill_to_disk`).
     pub fn table_max(&self) -> u64 {
         self.bytes / 8 * 5
     }

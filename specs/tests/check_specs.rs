@@ -180,16 +180,16 @@ fn violation_steps(r: &CheckReport) -> Option<usize> {
 }
 
 const RAFT_SIZES: &[(&str, States)] = &[
-    ("replication", States::AtLeast(3_000_000)),
-    ("two_clients", States::AtLeast(1_000_000)),
+    ("replication", States::AtLeast(2_600_000)),
+    ("two_clients", States::AtLeast(650_000)),
     ("elections_race", States::AtLeast(10_000)),
     ("crash", States::AtLeast(900_000)),
     ("exactly_once", States::AtLeast(1_000)),
-    ("retries", States::AtLeast(4_000_000)),
+    ("retries", States::AtLeast(3_300_000)),
     ("progress", States::AtLeast(1_000)),
-    ("all_faults", States::AtLeast(6_000_000)),
-    ("compaction_faults", States::AtLeast(1_500_000)),
-    ("figure8", States::AtLeast(2_500_000)),
+    ("all_faults", States::AtLeast(2_600_000)),
+    ("compaction_faults", States::AtLeast(850_000)),
+    ("figure8", States::AtLeast(2_200_000)),
 ];
 
 #[test]
