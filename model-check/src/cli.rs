@@ -112,12 +112,14 @@ pub struct Args {
     #[arg(long)]
     pub max_states: Option<u64>,
     /// Memory budget (e.g. 4GiB, 512M; default: half of physical memory).
-    /// The BFS frontier moves to disk to stay within it; a search whose
-    /// visited set outgrows it stops with verdict unknown.
+    /// The BFS frontier and the visited set move to disk to stay within
+    /// it; a search that cannot (liveness keeps its graph in RAM) stops at
+    /// it with verdict unknown.
     #[arg(long, value_name = "SIZE", value_parser = crate::memory::parse_size)]
     pub memory: Option<u64>,
-    /// Where the BFS frontier spills to disk (default: the system's
-    /// temporary directory). The files are unnamed: nothing is left behind.
+    /// Where the BFS frontier and the visited set spill to disk (default:
+    /// the system's temporary directory). The files are unnamed: nothing is
+    /// left behind.
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<std::path::PathBuf>,
     /// Keep the BFS frontier as live states in RAM, without a bound (the

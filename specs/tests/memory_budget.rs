@@ -26,11 +26,12 @@ fn a_search_far_over_its_memory_budget_completes_from_disk() {
     let _alone = alone();
     type P = smelt_specs::paxos::Paxos;
     for strategy in [Strategy::Bfs, Strategy::Dfs] {
-        // 4 MiB: the visited set's share (2.5 MiB) holds about 120,000
-        // states — a tenth of this check — and the frontier gets no RAM at
-        // all (the budget's reserve is 64 MiB at least).
+        // 8 MiB: the visited set's share (5 MiB) holds about 250,000
+        // states under BFS (500,000 under DFS) — under half of this check
+        // — and the frontier gets no RAM at all (the budget's reserve is
+        // 64 MiB at least).
         let mut cfg = config::<P>("three_clients");
-        cfg.memory = Some(4 << 20);
+        cfg.memory = Some(8 << 20);
         cfg.strategy = strategy;
         let r = run_check::<P>(P::SPEC, cfg).unwrap();
         let summary = render_summary(&r);
