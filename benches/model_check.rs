@@ -12,7 +12,8 @@
 //! 3. The BFS frontier encoded in chunks (the default) against live states
 //!    in RAM (`--live-frontier`, the layout before), one thread, same run:
 //!    speed and peak memory per state, as ratios. raft.sm's `all_faults`
-//!    (to depth 13) needs about 14 GiB with live states.
+//!    (to depth 13) needed about 14 GiB with live states. A third run puts
+//!    everything it can on disk (`--frontier-ram 0 --visited-ram 0`).
 //! 4. BFS with 1 and 2 threads: the speed-up.
 //! 5. Symmetry reduction: the states kept with ties refined (the default)
 //!    and with each server's own state only (`--symmetry-local`, the form
@@ -338,6 +339,7 @@ fn frontier_vs_live(quick: bool) {
         cases.push(("specs/raft.sm", "all_faults"));
     }
     let mut ratios = Vec::new();
+    let mut disk_ratios = Vec::new();
     for (spec, cfg) in cases {
         let bin = harness(spec);
         // The live layout is unbounded: give both the same large budget so
@@ -345,9 +347,18 @@ fn frontier_vs_live(quick: bool) {
         let common = ["--threads", "1", "--memory", "22GiB"];
         let new = smelt_run(&bin, cfg, &common);
         let old = smelt_run(&bin, cfg, &[&common[..], &["--live-frontier"]].concat());
+        // Everything the search can put on disk there: the frontier and the
+        // visited set (one page per shard in RAM).
+        let disk = smelt_run(
+            &bin,
+            cfg,
+            &[&common[..], &["--frontier-ram", "0", "--visited-ram", "0"]].concat(),
+        );
         eprintln!("  {spec} {cfg}: load {}", uptime());
         row("encoded", cfg, "bfs", &new);
         row("live", cfg, "bfs", &old);
+        row("all disk", cfg, "bfs", &disk);
+        disk_ratios.push((cfg, new.seconds / disk.seconds.max(1e-9), disk.unique == new.unique));
         ratios.push((
             cfg,
             old.seconds / new.seconds.max(1e-9),
@@ -361,6 +372,12 @@ fn frontier_vs_live(quick: bool) {
     println!("|------------|-------------------:|------------------------------:|----------------:|-------------|");
     for (cfg, speed, mem, bps, same) in ratios {
         println!("| {cfg:<10} | {speed:>18.2} | {mem:>29.1} | {bps:>15.1} | {same} |");
+    }
+    println!();
+    println!("| config     | speed all-disk/encoded | same states |");
+    println!("|------------|-----------------------:|-------------|");
+    for (cfg, speed, same) in disk_ratios {
+        println!("| {cfg:<10} | {speed:>22.2} | {same} |");
     }
 }
 
