@@ -340,13 +340,7 @@ fn default_config<P: Protocol>() -> RunConfig {
 pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String> {
     let checks = P::checks();
     let mut configs: Vec<RunConfig> = match &args.config {
-        Some(name) => match checks.iter().find(|c| &c.name == name) {
-            Some(c) => vec![RunConfig::from_check(c)],
-            None => {
-                let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
-                return Err(format!("no check named `{name}`; the spec has: {}", names.join(", ")));
-            }
-        },
+        Some(name) => vec![RunConfig::of_check::<P>(name)?],
         None if checks.is_empty() => vec![default_config::<P>()],
         None => checks.iter().map(RunConfig::from_check).collect(),
     };

@@ -67,6 +67,19 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The config of `P`'s check `name`, or an error naming the checks it
+    /// has.
+    pub fn of_check<P: smelt_support::Protocol>(name: &str) -> Result<RunConfig, String> {
+        let checks = P::checks();
+        match checks.iter().find(|c| c.name == name) {
+            Some(c) => Ok(RunConfig::from_check(c)),
+            None => {
+                let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+                Err(format!("no check named `{name}`; the spec has: {}", names.join(", ")))
+            }
+        }
+    }
+
     pub fn from_check(c: &CheckConfig) -> RunConfig {
         let liveness = c.mode == Mode::Liveness;
         RunConfig {

@@ -261,7 +261,7 @@ fn least_of_orders<P: Protocol>(s: SysState<P>, order: Vec<usize>, ties: &[(usiz
 }
 
 /// Every order of `items`.
-fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+pub fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
     if items.len() <= 1 {
         return vec![items.to_vec()];
     }

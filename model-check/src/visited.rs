@@ -301,8 +301,14 @@ impl Shard {
     /// instead (an I/O error leaves the entries in RAM and is returned with
     /// the insertion done: the caller stops spilling).
     fn insert<const S: usize>(&mut self, fp: Fp, parent: Fp, spill: Option<&Spill>) -> (bool, Option<std::io::Error>) {
-        if self.slots > 0 && self.words[self.find::<S>(fp) * S] == fp {
-            return (false, None);
+        // The empty slot where `fp` would go, if the array has slots.
+        let mut slot = None;
+        if self.slots > 0 {
+            let i = self.find::<S>(fp);
+            if self.words[i * S] == fp {
+                return (false, None);
+            }
+            slot = Some(i);
         }
         if let Some(run) = &self.run {
             match run.get::<S>(fp) {
@@ -311,22 +317,27 @@ impl Shard {
                 // A run that cannot be read cannot say the key is new; the
                 // key is added to the array (a state explored twice at
                 // worst), and the caller stops the search.
-                Err(e) => return (self.put::<S>(fp, parent, None).0, Some(e)),
+                Err(e) => return (self.put::<S>(fp, parent, None, slot).0, Some(e)),
             }
         }
-        self.put::<S>(fp, parent, spill)
+        self.put::<S>(fp, parent, spill, slot)
     }
 
-    /// Adds `fp`, known to be absent, growing or spilling the array first
-    /// if it is full. (Grow only for a key that is really new, so that a
-    /// search which ends right at the threshold does not pay for a growth
-    /// it never uses.)
-    fn put<const S: usize>(&mut self, fp: Fp, parent: Fp, spill: Option<&Spill>) -> (bool, Option<std::io::Error>) {
+    /// Adds `fp`, known to be absent (`slot`: the empty slot `find` gave
+    /// for it), growing or spilling the array first if it is full. (Grow
+    /// only for a key that is really new, so that a search which ends right
+    /// at the threshold does not pay for a growth it never uses.)
+    fn put<const S: usize>(
+        &mut self,
+        fp: Fp,
+        parent: Fp,
+        spill: Option<&Spill>,
+        mut slot: Option<usize>,
+    ) -> (bool, Option<std::io::Error>) {
         let mut error = None;
         if self.len >= self.limit {
-            let grown = ((self.slots + self.slots / 4) * S).max(1).next_multiple_of(PAGE_WORDS);
             match spill {
-                Some(sp) if grown > sp.shard_words_max && self.len > 0 => {
+                Some(sp) if self.grown_words::<S>() > sp.shard_words_max && self.len > 0 => {
                     if let Err(e) = self.spill::<S>(&sp.dir) {
                         error = Some(e);
                         self.grow::<S>();
@@ -334,8 +345,9 @@ impl Shard {
                 }
                 _ => self.grow::<S>(),
             }
+            slot = None;
         }
-        let i = self.find::<S>(fp);
+        let i = slot.unwrap_or_else(|| self.find::<S>(fp));
         debug_assert_eq!(self.words[i * S], 0, "put: the key is absent");
         self.words[i * S] = fp;
         if S == 2 {
@@ -382,50 +394,36 @@ impl Shard {
             }
             None => None,
         };
-        let read_old = |old: &mut Option<BufReader<&std::fs::File>>| -> std::io::Result<[u64; S]> {
+        // The old run's next entry, in order; `None` once all are read.
+        let mut old_left = old_entries;
+        let mut next_old = || -> std::io::Result<Option<[u64; S]>> {
+            let Some(r) = old.as_mut().filter(|_| old_left > 0) else {
+                return Ok(None);
+            };
+            old_left -= 1;
             let mut e = [0u64; S];
-            let r = old.as_mut().expect("entries left in the old run");
             for w in e.iter_mut() {
                 let mut b = [0u8; 8];
                 r.read_exact(&mut b)?;
                 *w = u64::from_le_bytes(b);
             }
-            Ok(e)
+            Ok(Some(e))
         };
-        let mut next_old = if old_entries > 0 {
-            Some(read_old(&mut old)?)
-        } else {
-            None
-        };
-        let mut taken_old = usize::from(next_old.is_some());
+        let mut o = next_old()?;
         for e in &fresh {
-            while let Some(o) = next_old.filter(|o| o[0] < e[0]) {
-                emit(&o, &mut out)?;
-                next_old = if taken_old < old_entries {
-                    taken_old += 1;
-                    Some(read_old(&mut old)?)
-                } else {
-                    None
-                };
+            while let Some(x) = o.filter(|x| x[0] < e[0]) {
+                emit(&x, &mut out)?;
+                o = next_old()?;
             }
-            debug_assert!(
-                next_old.is_none_or(|o| o[0] != e[0]),
-                "a key in both the array and the run"
-            );
+            debug_assert!(o.is_none_or(|x| x[0] != e[0]), "a key in both the array and the run");
             emit(e, &mut out)?;
         }
-        while let Some(o) = next_old {
-            emit(&o, &mut out)?;
-            next_old = if taken_old < old_entries {
-                taken_old += 1;
-                Some(read_old(&mut old)?)
-            } else {
-                None
-            };
+        while let Some(x) = o {
+            emit(&x, &mut out)?;
+            o = next_old()?;
         }
         out.flush()?;
         drop(out);
-        drop(old);
         debug_assert_eq!(entries, old_entries + fresh.len());
         self.run = Some(Run { file, entries, index });
         self.words.fill(0);
@@ -433,10 +431,15 @@ impl Shard {
         Ok(())
     }
 
+    /// The array's length after the next growth: a quarter more, rounded
+    /// up to whole pages.
+    fn grown_words<const S: usize>(&self) -> usize {
+        ((self.slots + self.slots / 4) * S).max(1).next_multiple_of(PAGE_WORDS)
+    }
+
     /// Rehashes into a table a quarter larger (see the module comment).
     fn grow<const S: usize>(&mut self) {
-        // A quarter more, rounded up to whole pages.
-        let len = ((self.slots + self.slots / 4) * S).max(1).next_multiple_of(PAGE_WORDS);
+        let len = self.grown_words::<S>();
         let slots = len / S;
         let mut words = Words::zeroed(slots * S);
         for entry in self.words.chunks_exact(S) {

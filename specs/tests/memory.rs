@@ -14,11 +14,7 @@ use smelt::support::Protocol;
 use std::collections::HashSet;
 
 fn config<P: Protocol>(name: &str) -> RunConfig {
-    let check = P::checks()
-        .into_iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("{} has no check `{name}`", P::NAME));
-    RunConfig::from_check(&check)
+    RunConfig::of_check::<P>(name).unwrap()
 }
 
 fn run<P: Protocol>(name: &str, edit: impl FnOnce(&mut RunConfig)) -> CheckReport {

@@ -17,8 +17,7 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn config<P: Protocol>(name: &str) -> RunConfig {
-    let check = P::checks().into_iter().find(|c| c.name == name).unwrap();
-    RunConfig::from_check(&check)
+    RunConfig::of_check::<P>(name).unwrap()
 }
 
 #[test]

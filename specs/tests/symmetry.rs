@@ -4,35 +4,14 @@
 //! stores exactly as many states as there are classes (counted without the
 //! reduction, by Burnside's lemma).
 
-use smelt::model_check::symmetry::{canonical, count_classes};
+use smelt::model_check::symmetry::{canonical, count_classes, permutations};
 use smelt::model_check::system::{SysState, System};
 use smelt::model_check::RunConfig;
 use smelt::support::{Id, Protocol};
 use std::collections::HashSet;
 
 fn config<P: Protocol>(name: &str) -> RunConfig {
-    let check = P::checks()
-        .into_iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("{} has no check `{name}`", P::NAME));
-    RunConfig::from_check(&check)
-}
-
-/// Every order of `items`.
-fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
-    if items.len() <= 1 {
-        return vec![items.to_vec()];
-    }
-    let mut out = Vec::new();
-    for k in 0..items.len() {
-        let mut rest = items.to_vec();
-        let first = rest.remove(k);
-        for mut p in permutations(&rest) {
-            p.insert(0, first);
-            out.push(p);
-        }
-    }
-    out
+    RunConfig::of_check::<P>(name).unwrap()
 }
 
 /// Every permutation of the servers within each role, as `order[new] = old`.
