@@ -18,7 +18,11 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   crash-restarts in total. Until the budget is spent anything may happen.
   Afterwards the environment is fair: every message that stays deliverable
   to a live node is eventually delivered, every timer that stays armed
-  eventually fires, and crashed nodes eventually recover. Unless `timing any`
+  eventually fires, and crashed nodes eventually recover. A duplicating
+  network owes a message one delivery after each time it is sent, not
+  re-deliveries of an old copy: progress that needs a message again needs
+  it sent again (one a node would ignore is taken as delivered at once;
+  later duplicates may still arrive). Unless `timing any`
   is given, timing is partially synchronous after the faults: a timer does
   not fire at a node while messages to that node are in flight, and a timer
   does not fire while another armed timer is declared to expire strictly

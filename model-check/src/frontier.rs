@@ -141,9 +141,11 @@ fn put_net<M: Ord + Clone + serde::Serialize>(raw: &mut Vec<u8>, prev: Option<&N
         (Some(Net::Duplicating(p)), Net::Duplicating(c)) => put_diff(raw, p, c),
         (Some(Net::NonDuplicating(p)), Net::NonDuplicating(c)) => put_diff(raw, p, c),
         (Some(Net::Ordered(p)), Net::Ordered(c)) => put_diff(raw, p, c),
+        (Some(Net::Owed(p)), Net::Owed(c)) => put_diff(raw, p, c),
         (_, Net::Duplicating(c)) => put_diff(raw, &[], c),
         (_, Net::NonDuplicating(c)) => put_diff(raw, &[], c),
         (_, Net::Ordered(c)) => put_diff(raw, &[], c),
+        (_, Net::Owed(c)) => put_diff(raw, &[], c),
     }
 }
 
@@ -312,9 +314,11 @@ fn take_net<M: Ord + Clone + serde::de::DeserializeOwned>(
         (Some(Net::Duplicating(p)), Net::Duplicating(_)) => Net::Duplicating(take_diff(raw, p)?),
         (Some(Net::NonDuplicating(p)), Net::NonDuplicating(_)) => Net::NonDuplicating(take_diff(raw, p)?),
         (Some(Net::Ordered(p)), Net::Ordered(_)) => Net::Ordered(take_diff(raw, p)?),
+        (Some(Net::Owed(p)), Net::Owed(_)) => Net::Owed(take_diff(raw, p)?),
         (_, Net::Duplicating(_)) => Net::Duplicating(take_diff(raw, &[])?),
         (_, Net::NonDuplicating(_)) => Net::NonDuplicating(take_diff(raw, &[])?),
         (_, Net::Ordered(_)) => Net::Ordered(take_diff(raw, &[])?),
+        (_, Net::Owed(_)) => Net::Owed(take_diff(raw, &[])?),
     })
 }
 

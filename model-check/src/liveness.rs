@@ -10,7 +10,10 @@
 //! one node's recovery; one pending choice) that is enabled in every state
 //! of an infinite behaviour's suffix is taken infinitely often. "Enabled"
 //! means the action changes something (a delivery the node ignores is not
-//! an enabled action). Timers and random choices are strongly fair: enabled
+//! an enabled action). On a duplicating network only a message sent since
+//! it was last delivered is owed a delivery (`net.rs`, `Net::Owed`);
+//! delivering an older copy again is an edge without a class: it may
+//! happen, and fairness never requires it. Timers and random choices are strongly fair: enabled
 //! infinitely often, taken infinitely often (a timer blocked now and then by
 //! messages in flight to its node still fires: time passes).
 //!
@@ -33,7 +36,6 @@ use crate::column::{Column, Runs};
 use crate::config::RunConfig;
 use crate::frontier::{Decoder, Encoder, Sealed, Sink, Store};
 use crate::history::Cache;
-use crate::net::Net;
 use crate::props::{eval, Eval, PropId};
 use crate::report::{CheckReport, PropReport, StatsReport, Verdict};
 use crate::search::{fingerprint, format_bytes, peak_rss, Fp, Stats, Table};
@@ -225,7 +227,7 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         ));
     }
     assumptions.push(
-        "fairness after the faults: a message that stays deliverable is delivered, a crashed node recovers, a pending choice is made; a timer enabled infinitely often fires (strong fairness)"
+        "fairness after the faults: a message that stays deliverable is delivered (on a duplicating network: once after each send), a crashed node recovers, a pending choice is made; a timer enabled infinitely often fires (strong fairness)"
             .into(),
     );
     if cfg.synchronous {
@@ -327,7 +329,7 @@ fn goals<P: Protocol>(sys: &System<P>) -> Result<Vec<Goal>, String> {
     Ok(out)
 }
 
-fn class_of<P: Protocol>(sys: &System<P>, a: &Action<P>) -> Option<u64> {
+fn class_of<P: Protocol>(sys: &System<P>, s: &SysState<P>, a: &Action<P>) -> Option<u64> {
     let h = |t: &dyn Fn(&mut ahash::AHasher)| {
         use std::hash::Hasher;
         let mut s = ahash::AHasher::default();
@@ -336,6 +338,17 @@ fn class_of<P: Protocol>(sys: &System<P>, a: &Action<P>) -> Option<u64> {
     };
     Some(match a {
         Action::Deliver { src, dst, msg } => {
+            // On a duplicating network a message delivered before and not
+            // sent since is owed nothing: delivering it again may happen,
+            // fairness does not require it (`net.rs`).
+            let env = crate::net::Env {
+                src: *src,
+                dst: *dst,
+                msg: msg.clone(),
+            };
+            if !s.net.owed(&env) {
+                return None;
+            }
             if matches!(sys.cfg.network, smelt_support::NetworkKind::Ordered) {
                 h(&|s| (1u8, src, dst).hash(s))
             } else {
@@ -452,7 +465,7 @@ fn explore<P: Protocol>(
         let next = Sink::default();
         for c in 0..level.len() {
             let (raw, count) = level.take(c, &store)?;
-            let mut dec = Decoder::<P>::new(&raw, count, Net::new(sys.cfg.network), &store.keys);
+            let mut dec = Decoder::<P>::new(&raw, count, sys.empty_net(), &store.keys);
             while let Some((s, _)) = dec.next_state()? {
                 let i = expected;
                 expected += 1;
@@ -479,7 +492,7 @@ fn explore<P: Protocol>(
                     if step.is_none() && !cut {
                         continue;
                     }
-                    let class = match class_of(sys, a) {
+                    let class = match class_of(sys, s, a) {
                         Some(h) => {
                             let n = classes.len() as u32;
                             let c = *classes.entry(h).or_insert(n);
@@ -746,7 +759,10 @@ fn fair_part(g: &Graph, comp: Vec<u32>, cand: &dyn Fn(u32) -> bool, succ: &Succ<
 /// A loop from `entry` back to itself inside the component that is fair, as
 /// product nodes after `entry`. The shortest loop is used when it is fair on
 /// its own; otherwise the loop walks through an edge of every class the
-/// whole component requires.
+/// whole component requires, and then, while the loop so far is not fair
+/// on its own (a class enabled at every state it passes but never taken on
+/// it), also through an edge of that class or a state where it is not
+/// enabled: the loop printed must be a fair behaviour by itself.
 fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &Succ<'_>) -> Vec<u32> {
     let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
     let inside = |y: u32| members.contains(&y);
@@ -758,28 +774,74 @@ fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &Succ<'_>) -> Vec<u32> 
             return short;
         }
     }
-    let (mut required, _) = required_classes(g, comp, &inside, succ);
+    let (required, _) = required_classes(g, comp, &inside, succ);
+    let mut goals: Vec<Waypoint> = required.into_iter().map(Waypoint::Class).collect();
     // Strongly fair classes enabled anywhere in the component must be taken
     // too (the component was refined so that each one is, inside it).
     for &x in comp {
-        for &(y, c) in g.succ(x / 2) {
-            let _ = y;
-            if c != NO_CLASS && g.strong.get(c as usize).copied().unwrap_or(false) && !required.contains(&c) {
-                required.push(c);
+        for &(_, c) in g.succ(x / 2) {
+            if c != NO_CLASS
+                && g.strong.get(c as usize).copied().unwrap_or(false)
+                && !goals.contains(&Waypoint::Class(c))
+            {
+                goals.push(Waypoint::Class(c));
             }
         }
     }
+    let enabled_at = |x: u32, c: u32| g.succ(x / 2).iter().any(|(_, k)| *k == c);
+    let mut path = Vec::new();
+    // Each round adds a goal for a class the loop leaves unfair; a
+    // component that is fair has a fair loop through all of it, so this
+    // ends (the bound only guards against a bug here).
+    for _ in 0..=comp.len().min(4096) {
+        path = walk(entry, &goals, &inside, succ, &enabled_at);
+        let mut nodes = vec![entry];
+        nodes.extend(path.iter().take(path.len().saturating_sub(1)).copied());
+        let on_loop: std::collections::HashSet<u32> = nodes.iter().copied().collect();
+        let on = |y: u32| on_loop.contains(&y);
+        let (need, taken) = required_classes(g, &nodes, &on, succ);
+        let Some(&c) = need.iter().find(|c| taken.binary_search(c).is_err()) else {
+            break;
+        };
+        goals.push(if goals.contains(&Waypoint::Class(c)) {
+            Waypoint::Avoid(c)
+        } else {
+            Waypoint::Class(c)
+        });
+    }
+    path
+}
+
+/// What a printed loop must pass through: an edge of a class, or a state
+/// where a class is not enabled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waypoint {
+    Class(u32),
+    Avoid(u32),
+}
+
+/// The walk from `entry` through each goal in turn and back to `entry`
+/// (at least one step), inside the component.
+fn walk(
+    entry: u32,
+    goals: &[Waypoint],
+    inside: &dyn Fn(u32) -> bool,
+    succ: &Succ<'_>,
+    enabled_at: &dyn Fn(u32, u32) -> bool,
+) -> Vec<u32> {
     let mut path: Vec<u32> = Vec::new();
     let mut cur = entry;
-    // Within the component, walk to an edge of each required class.
-    for &c in &required {
-        if let Some(p) = bfs_path(cur, &inside, succ, |_, cls| cls == c) {
+    for goal in goals {
+        let p = match *goal {
+            Waypoint::Class(c) => bfs_path(cur, inside, succ, |_, cls| cls == c),
+            Waypoint::Avoid(c) => bfs_path(cur, inside, succ, |y, _| !enabled_at(y, c)),
+        };
+        if let Some(p) = p {
             cur = *p.last().unwrap_or(&cur);
             path.extend(p);
         }
     }
-    // Then back to the entry (taking at least one step).
-    if let Some(p) = bfs_path(cur, &inside, succ, |y, _| y == entry) {
+    if let Some(p) = bfs_path(cur, inside, succ, |y, _| y == entry) {
         path.extend(p);
     }
     path

@@ -5,6 +5,13 @@
 //! duplication (a multiset), and ordered (FIFO per directed link, like TCP).
 //! All are ordered collections, so iteration — and therefore the order of
 //! actions and of counterexamples — is deterministic.
+//!
+//! Liveness mode keeps the duplicating network as `Owed`: each message also
+//! records whether it was sent since it was last delivered. Fairness owes
+//! one delivery after each send, not deliveries of old messages forever: a
+//! protocol whose progress needs a message again must send it again, as it
+//! must on a real network (a re-send is a new copy in flight; here it
+//! marks the message owed again, which keeps the state space finite).
 
 use serde::{Deserialize, Serialize};
 use smelt_support::{Id, NetworkKind, Rewrite};
@@ -38,6 +45,9 @@ pub enum Net<M: Ord> {
     NonDuplicating(Vec<(Env<M>, u32)>),
     /// FIFO queues per directed link, sorted by `(src, dst)`.
     Ordered(Vec<((Id, Id), VecDeque<M>)>),
+    /// Duplicating, in liveness mode: a set of envelopes, each with whether
+    /// it is owed a delivery (sent since it was last delivered).
+    Owed(Vec<(Env<M>, bool)>),
 }
 
 impl<M: Ord + Clone> Net<M> {
@@ -46,6 +56,25 @@ impl<M: Ord + Clone> Net<M> {
             NetworkKind::UnorderedDuplicating => Net::Duplicating(Vec::new()),
             NetworkKind::UnorderedNonDuplicating => Net::NonDuplicating(Vec::new()),
             NetworkKind::Ordered => Net::Ordered(Vec::new()),
+        }
+    }
+
+    /// The network of a check: a duplicating one tracks owed deliveries in
+    /// liveness mode (see the module's comment).
+    pub fn for_mode(kind: NetworkKind, liveness: bool) -> Self {
+        match kind {
+            NetworkKind::UnorderedDuplicating if liveness => Net::Owed(Vec::new()),
+            _ => Net::new(kind),
+        }
+    }
+
+    /// Whether `env` is in flight and owed a delivery: always for the kinds
+    /// that consume on delivery, for `Owed` only if sent since delivered,
+    /// never for the plain duplicating network (fairness does not apply).
+    pub fn owed(&self, env: &Env<M>) -> bool {
+        match self {
+            Net::Owed(v) => v.binary_search_by(|(e, _)| e.cmp(env)).is_ok_and(|k| v[k].1),
+            Net::Duplicating(_) | Net::NonDuplicating(_) | Net::Ordered(_) => true,
         }
     }
 
@@ -67,6 +96,10 @@ impl<M: Ord + Clone> Net<M> {
                     Err(k) => v.insert(k, (key, VecDeque::from([env.msg]))),
                 }
             }
+            Net::Owed(v) => match v.binary_search_by(|(e, _)| e.cmp(&env)) {
+                Ok(k) => v[k].1 = true,
+                Err(k) => v.insert(k, (env, true)),
+            },
         }
     }
 
@@ -88,6 +121,11 @@ impl<M: Ord + Clone> Net<M> {
                 v.iter()
                     .filter_map(|((s, d), q)| q.front().map(|msg| Env { src: *s, dst: *d, msg })),
             ),
+            Net::Owed(v) => Box::new(v.iter().map(|(e, _)| Env {
+                src: e.src,
+                dst: e.dst,
+                msg: &e.msg,
+            })),
         }
     }
 
@@ -97,6 +135,7 @@ impl<M: Ord + Clone> Net<M> {
             Net::Duplicating(v) => v.len(),
             Net::NonDuplicating(v) => v.iter().map(|(_, n)| *n as usize).sum(),
             Net::Ordered(v) => v.iter().map(|(_, q)| q.len()).sum(),
+            Net::Owed(v) => v.len(),
         }
     }
 
@@ -116,13 +155,23 @@ impl<M: Ord + Clone> Net<M> {
             Net::Duplicating(v) => v.shrink_to_fit(),
             Net::NonDuplicating(v) => v.shrink_to_fit(),
             Net::Ordered(v) => v.shrink_to_fit(),
+            Net::Owed(v) => v.shrink_to_fit(),
         }
     }
 
-    /// Delivery consumes the message, except on a duplicating network.
+    /// Delivery consumes the message, except on a duplicating network
+    /// (where it is only no longer owed).
     pub fn on_deliver(&mut self, env: &Env<M>) {
-        if !matches!(self, Net::Duplicating(_)) {
-            self.remove(env);
+        match self {
+            Net::Duplicating(_) => {}
+            Net::Owed(v) => {
+                if let Ok(k) = v.binary_search_by(|(e, _)| e.cmp(env)) {
+                    v[k].1 = false;
+                }
+            }
+            _ => {
+                self.remove(env);
+            }
         }
     }
 
@@ -161,6 +210,14 @@ impl<M: Ord + Clone> Net<M> {
                 }
                 true
             }
+            // A drop loses the message for good, owed or not.
+            Net::Owed(v) => match v.binary_search_by(|(e, _)| e.cmp(env)) {
+                Ok(k) => {
+                    v.remove(k);
+                    true
+                }
+                Err(_) => false,
+            },
         }
     }
 }
@@ -183,6 +240,11 @@ impl<M: Ord + Clone + Rewrite> Rewrite for Net<M> {
                     v.iter().map(|((s, d), q)| ((f(*s), f(*d)), q.rewrite(f))).collect();
                 v.sort_by_key(|x| x.0);
                 Net::Ordered(v)
+            }
+            Net::Owed(v) => {
+                let mut v: Vec<(Env<M>, bool)> = v.iter().map(|(e, o)| (e.rewrite(f), *o)).collect();
+                v.sort();
+                Net::Owed(v)
             }
         }
     }
@@ -227,5 +289,25 @@ mod tests {
         assert_eq!(m.len(), 2);
         m.on_deliver(&env(0, 1, 1));
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn owed_tracks_a_delivery_per_send() {
+        let mut n = Net::for_mode(NetworkKind::UnorderedDuplicating, true);
+        assert!(matches!(n, Net::Owed(_)));
+        assert!(matches!(
+            Net::<u8>::for_mode(NetworkKind::UnorderedDuplicating, false),
+            Net::Duplicating(_)
+        ));
+        n.send(env(0, 1, 1));
+        assert!(n.owed(&env(0, 1, 1)));
+        n.on_deliver(&env(0, 1, 1));
+        assert!(!n.owed(&env(0, 1, 1)), "delivered: owed nothing more");
+        assert_eq!(n.deliverable().count(), 1, "but it may be delivered again");
+        n.send(env(0, 1, 1));
+        assert!(n.owed(&env(0, 1, 1)), "sent again: owed again");
+        assert_eq!(n.len(), 1);
+        assert!(n.remove(&env(0, 1, 1)));
+        assert!(n.is_empty() && !n.owed(&env(0, 1, 1)), "a drop loses it for good");
     }
 }

@@ -18,7 +18,6 @@
 use crate::frontier::{Decoder, Encoder, Level, Sealed, Sink, Store};
 use crate::history::Cache;
 use crate::memory::Budget;
-use crate::net::Net;
 use crate::props::{eval, Eval, PropId, SafetyProps};
 use crate::symmetry::canonical;
 use crate::system::{Action, SysState, System};
@@ -497,7 +496,7 @@ impl<'a, P: Protocol> Search<'a, P> {
                     break;
                 }
             };
-            let mut dec = Decoder::<P>::new(&raw, states, Net::new(self.sys.cfg.network), &self.store.keys);
+            let mut dec = Decoder::<P>::new(&raw, states, self.sys.empty_net(), &self.store.keys);
             loop {
                 let (s, fp) = match dec.next_state() {
                     Ok(Some(x)) => x,

@@ -500,7 +500,7 @@ impl<P: Protocol> System<P> {
         let n = self.actors.len();
         let mut s = SysState {
             nodes: Vec::with_capacity(n),
-            net: Net::new(self.cfg.network),
+            net: self.empty_net(),
             crashed: 0,
             history: Arc::new(History::new(self.actors.len() - self.first_client)),
             drops_used: 0,
@@ -522,6 +522,7 @@ impl<P: Protocol> System<P> {
             });
             self.apply(&mut s, i, fx, &mut None);
         }
+        self.settle_owed(&mut s);
         s
     }
 
@@ -646,6 +647,43 @@ impl<P: Protocol> System<P> {
         }
     }
 
+    /// Liveness on a duplicating network: a message owed a delivery that
+    /// its (live) destination would ignore now is taken as delivered now,
+    /// and owed nothing more. The adversary may always deliver it now; it
+    /// may still deliver it later too (the network duplicates), only
+    /// fairness no longer insists. So fair behaviours are only added —
+    /// sound for liveness — and states that differ only in owing ignored
+    /// messages are one.
+    fn settle_owed(&self, n: &mut SysState<P>) {
+        let Net::Owed(v) = &n.net else { return };
+        let ignored: Vec<usize> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, (e, owed))| {
+                *owed && {
+                    let a = Action::Deliver {
+                        src: e.src,
+                        dst: e.dst,
+                        msg: e.msg.clone(),
+                    };
+                    self.run_handler(n, &a)
+                        .is_some_and(|(_, st, fx)| st.is_none() && fx.cmds.is_empty())
+                }
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if let Net::Owed(v) = &mut n.net {
+            for k in ignored {
+                v[k].1 = false;
+            }
+        }
+    }
+
+    /// An empty network of the check's kind, in its mode's form.
+    pub fn empty_net(&self) -> Net<P::Message> {
+        Net::for_mode(self.cfg.network, self.cfg.liveness)
+    }
+
     /// Whether the faults are over: from here on the environment is fair and
     /// the timing model applies.
     pub fn faults_over(&self, s: &SysState<P>) -> bool {
@@ -720,6 +758,8 @@ impl<P: Protocol> System<P> {
                 };
                 self.step(s, &a, &mut None).is_some()
             }),
+            // Liveness mode: only a message owed a delivery is on its way.
+            Net::Owed(v) => v.iter().any(|(e, owed)| *owed && e.dst == dst),
             _ => s.net.has_message_to(dst),
         }
     }
@@ -755,7 +795,8 @@ impl<P: Protocol> System<P> {
         a: &Action<P>,
         sends: &mut Option<Vec<(Id, P::Message)>>,
     ) -> Option<SysState<P>> {
-        let n = self.step(s, a, sends)?;
+        let mut n = self.step(s, a, sends)?;
+        self.settle_owed(&mut n);
         if self.cfg.bound.is_some() && !P::eval_bound(self.cfg.workload_index, &n).unwrap_or(true) {
             self.cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return None;
@@ -793,16 +834,25 @@ impl<P: Protocol> System<P> {
             }
             Action::Deliver { src, dst, msg } => {
                 let (i, st, fx) = self.run_handler(s, a)?;
-                let ordered = matches!(s.net, Net::Ordered(_));
-                if st.is_none() && fx.cmds.is_empty() && !ordered {
-                    return None;
-                }
-                let mut n = s.clone();
-                n.net.on_deliver(&Env {
+                // A message the node ignores is consumed where the network
+                // can tell: the head of a FIFO link, and an owed message in
+                // liveness mode (it is no longer owed). Elsewhere ignoring
+                // it changes nothing, so it is no step.
+                let env = Env {
                     src: *src,
                     dst: *dst,
                     msg: msg.clone(),
-                });
+                };
+                let consumes_ignored = match &s.net {
+                    Net::Ordered(_) => true,
+                    Net::Owed(_) => s.net.owed(&env),
+                    Net::Duplicating(_) | Net::NonDuplicating(_) => false,
+                };
+                if st.is_none() && fx.cmds.is_empty() && !consumes_ignored {
+                    return None;
+                }
+                let mut n = s.clone();
+                n.net.on_deliver(&env);
                 if let Some(new) = st {
                     if let (Some(before), Some(after)) = (P::client_state(&s.nodes[i].state), P::client_state(&new)) {
                         self.record_client(&mut n, i, before, after, Some(msg));

@@ -59,6 +59,8 @@ const DEEP: &[(&str, &str)] = &[
     ("MultiPaxos", "basic"),
     ("MultiPaxos", "retries"),
     ("ChainReplication", "restart"),
+    ("ABD", "crash_retry"),
+    ("PrimaryBackup", "progress"),
 ];
 
 fn is_deep<P: Protocol>(check: &str) -> bool {
@@ -147,6 +149,7 @@ fn paxos_matches_stateright_state_counts() {
         ("small", States::Exactly(16_668)),
         ("ordered", States::AtLeast(10_000)),
         ("three_clients", States::Exactly(1_194_428)),
+        ("crash", States::AtLeast(2_000_000)),
     ]);
 }
 
@@ -156,18 +159,30 @@ fn two_phase_commit() {
         ("small", States::AtLeast(100)),
         ("crashes", States::AtLeast(100)),
         ("lossy", States::AtLeast(100)),
-        ("progress", States::AtLeast(1_000)),
+        ("progress", States::AtLeast(10_000)),
     ]);
 }
 
 #[test]
 fn abd() {
-    check_all::<smelt_specs::abd::ABD>(&[
-        ("small", States::AtLeast(1_000)),
-        ("concurrent", States::AtLeast(10_000)),
-        ("crash", States::AtLeast(10_000)),
-        ("progress", States::AtLeast(10_000)),
-    ]);
+    check_all::<smelt_specs::abd::ABD>(ABD_SIZES);
+}
+
+const ABD_SIZES: &[(&str, States)] = &[
+    ("small", States::AtLeast(1_000)),
+    ("concurrent", States::AtLeast(10_000)),
+    ("crash", States::AtLeast(10_000)),
+    ("crash_retry", States::AtLeast(15_000_000)),
+    ("progress", States::AtLeast(10_000)),
+];
+
+#[test]
+#[ignore = "deep: about a minute; run with --ignored"]
+fn abd_deep() {
+    let rs = check_deep::<smelt_specs::abd::ABD>(ABD_SIZES);
+    // Exhaustive to its depth bound, no further.
+    let r = rs.iter().find(|r| r.check == "crash_retry").expect("crash_retry");
+    assert!(!r.stats.complete && r.stats.max_depth == 17, "{}", render_summary(r));
 }
 
 /// Steps of the shortest counterexample a run found.
@@ -231,11 +246,20 @@ fn chain_replication_deep() {
 
 #[test]
 fn primary_backup() {
-    check_all::<smelt_specs::primary_backup::PrimaryBackup>(&[
-        ("crash", States::AtLeast(100_000)),
-        ("three_backups", States::AtLeast(4_000)),
-        ("progress", States::AtLeast(50_000)),
-    ]);
+    check_all::<smelt_specs::primary_backup::PrimaryBackup>(PRIMARY_BACKUP_SIZES);
+}
+
+const PRIMARY_BACKUP_SIZES: &[(&str, States)] = &[
+    ("crash", States::AtLeast(100_000)),
+    ("three_backups", States::AtLeast(4_000)),
+    ("progress", States::AtLeast(10_000_000)),
+    ("progress_one_client", States::AtLeast(5_000)),
+];
+
+#[test]
+#[ignore = "deep: about 6 minutes and 2 GiB; run with --ignored"]
+fn primary_backup_deep() {
+    check_deep::<smelt_specs::primary_backup::PrimaryBackup>(PRIMARY_BACKUP_SIZES);
 }
 
 const MULTIPAXOS_SIZES: &[(&str, States)] = &[

@@ -706,7 +706,7 @@ fn restart_steps_are_compared() {
 /// Liveness searches run every step through the same comparison.
 #[test]
 fn liveness_runs_compare_too() {
-    let check = "progress";
+    let check = "progress_one_client";
     let (base, n) = baseline::<PrimaryBackup>(check);
     assert_eq!(base.mode, "liveness");
     assert!(n > 1_000, "{n} steps compared");

@@ -420,8 +420,12 @@ fn tpc_tm_restart_keeps_the_decision_and_forgets_votes() {
 #[test]
 fn tpc_rm_restart_resumes_in_the_state_its_durable_vote_implies() {
     let r: TwoPhaseCommit = node(TPC, 2);
+    let give_up = tpc::Timer::RM(tpc::RMTimer::GiveUp);
+    let ask = tpc::Timer::RM(tpc::RMTimer::Ask);
+    let ms = |a, b| std::time::Duration::from_millis(a)..std::time::Duration::from_millis(b);
+    // Not voted yet: the give-up timer runs from the start.
     let (mut state, cmds) = start(&r, 2, None);
-    assert!(cmds.is_empty());
+    assert_eq!(cmds, vec![Event::SetTimer(give_up.clone(), ms(300, 400))]);
     let (cmds, _) = deliver(&r, 2, &mut state, 0, tpc::Msg::Prepare(tpc::Prepare {}));
     let willing = |yes| tpc::Random::RM(tpc::RMChoice::Willing(yes));
     assert_eq!(
@@ -429,7 +433,6 @@ fn tpc_rm_restart_resumes_in_the_state_its_durable_vote_implies() {
         vec![Event::Choose("willing".into(), vec![willing(false), willing(true)])]
     );
 
-    // The choice: vote yes, go to `Prepared`, save the vote.
     let mut out = Out::new();
     let mut cow = Cow::Borrowed(&state);
     r.handle_random(Id::from(2), &mut cow, &willing(true), &mut out);
@@ -439,15 +442,26 @@ fn tpc_rm_restart_resumes_in_the_state_its_durable_vote_implies() {
         vote: Some(true),
         outcome: None,
     });
+    // The choice: vote yes, go to `Prepared` (whose `entry` stops giving
+    // up and starts asking), save the vote.
     assert_eq!(
         cmds,
-        vec![Event::Send(Id::from(0), vote(true)), Event::Save(saved.clone())]
+        vec![
+            Event::Send(Id::from(0), vote(true)),
+            Event::CancelTimer(give_up.clone()),
+            Event::SetTimer(ask.clone(), ms(100, 200)),
+            Event::Save(saved.clone())
+        ]
     );
     assert_eq!(rm(&state).phase, tpc::RMPhase::Prepared);
 
     // After a crash, `init` reads the durable vote and goes to `Prepared`.
+    // It asks the TM again on its timer; it does not give up.
     let (restarted, cmds) = start(&r, 2, Some(&saved));
-    assert!(cmds.is_empty(), "{cmds:?}");
+    assert_eq!(
+        cmds,
+        vec![Event::CancelTimer(give_up), Event::SetTimer(ask, ms(100, 200))]
+    );
     assert_eq!(rm(&restarted), rm(&state));
 }
 
