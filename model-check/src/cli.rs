@@ -186,6 +186,11 @@ pub struct Args {
 }
 
 pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
+    main_to::<P>(args, &mut std::io::stdout())
+}
+
+/// `main` with its standard output given (tests read it).
+pub fn main_to<P: Protocol>(args: Vec<String>, stdout: &mut dyn std::io::Write) -> i32 {
     let args = match Args::try_parse_from(std::iter::once("smelt check".to_string()).chain(args)) {
         Ok(a) => a,
         Err(e) => {
@@ -209,8 +214,18 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
     }
     let mut reports = Vec::new();
     let mut usage_error = false;
+    // With `--json -` stdout is the JSON document alone: the human summary
+    // goes to stderr.
+    let json_on_stdout = args.json.as_deref() == Some("-");
+    let mut say = |text: &str| {
+        if json_on_stdout {
+            eprint!("{text}");
+        } else {
+            let _ = stdout.write_all(text.as_bytes());
+        }
+    };
     for cfg in configs {
-        println!("check `{}` of {} ({}):", cfg.name, spec, cfg.describe());
+        say(&format!("check `{}` of {} ({}):\n", cfg.name, spec, cfg.describe()));
         crate::search::reset_peak_rss();
         let progress = match args.progress {
             Some(0) => None,
@@ -242,8 +257,7 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
         match result {
             Ok(mut r) => {
                 r.judge(&cfg.expect);
-                print!("{}", render_summary(&r));
-                println!();
+                say(&format!("{}\n", render_summary(&r)));
                 reports.push(r);
             }
             Err(e) => {
@@ -261,7 +275,7 @@ pub fn main<P: Protocol>(args: Vec<String>) -> i32 {
             }
         };
         if path == "-" {
-            println!("{text}");
+            let _ = writeln!(stdout, "{text}");
         } else if let Err(e) = std::fs::write(path, text) {
             eprintln!("error: cannot write {path}: {e}");
             return 2;

@@ -54,6 +54,25 @@ pub fn main<P: Protocol>(command: &str, args: Vec<String>) -> i32 {
     }
 }
 
+/// The long help of a runtime subcommand. The options do not depend on the
+/// spec, so `smelt run --help` prints them without building a harness.
+pub fn help(command: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let (cmd, usage) = match command {
+        "run" => (
+            RunArgs::command(),
+            "smelt run <SPEC> --id N --cluster FILE --data-dir DIR [OPTIONS]",
+        ),
+        "cluster" => (ClusterArgs::command(), "smelt cluster <SPEC> [OPTIONS]"),
+        "client" => (
+            ClientArgs::command(),
+            "smelt client [SPEC] --cluster FILE [OPTIONS] <REQUEST> [ARGS]...",
+        ),
+        _ => return None,
+    };
+    Some(cmd.override_usage(usage).render_long_help().to_string())
+}
+
 fn usage(e: clap::Error) -> i32 {
     let _ = e.print();
     if e.use_stderr() {

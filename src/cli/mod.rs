@@ -77,17 +77,38 @@ fn client_spec(mut args: Vec<String>) -> Result<(std::path::PathBuf, Vec<String>
     Ok((spec, args))
 }
 
+/// The help of a command whose options are the harness's but do not depend
+/// on the spec (`None` for the others).
+fn spec_free_help(command: &str) -> Option<String> {
+    match command {
+        "check" => {
+            use clap::CommandFactory;
+            let mut cmd = smelt_model_check::cli::Args::command().override_usage("smelt check <SPEC> [OPTIONS]");
+            Some(cmd.render_long_help().to_string())
+        }
+        "run" | "cluster" | "client" => smelt_runtime::cli::help(command),
+        "sim" => Some(smelt_sim::cli::help()),
+        _ => None,
+    }
+}
+
 pub fn main() -> i32 {
     // `smelt check --help` without a spec: the options are the harness's, but
     // they do not depend on the spec, so print them without building one.
+    // The same for the runtime's commands and the simulator.
     let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("check")
-        && matches!(argv.get(2).map(String::as_str), None | Some("--help" | "-h"))
-    {
-        use clap::CommandFactory;
-        let mut cmd = smelt_model_check::cli::Args::command().override_usage("smelt check <SPEC> [OPTIONS]");
-        println!("{}", cmd.render_long_help());
-        return if argv.len() == 2 { 2 } else { 0 };
+    if let Some(command) = argv.get(1).map(String::as_str) {
+        if matches!(argv.get(2).map(String::as_str), None | Some("--help" | "-h")) {
+            if let Some(help) = spec_free_help(command) {
+                // Without any argument it is a usage error, shown as help.
+                if argv.len() == 2 {
+                    eprintln!("{help}");
+                    return 2;
+                }
+                println!("{help}");
+                return 0;
+            }
+        }
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

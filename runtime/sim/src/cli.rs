@@ -203,6 +203,15 @@ pub fn render(spec: &str, check: &str, sum: &Summary) -> String {
     )
 }
 
+/// The long help of `smelt sim`, which does not depend on the spec.
+pub fn help() -> String {
+    use clap::CommandFactory;
+    Args::command()
+        .override_usage("smelt sim <SPEC> [OPTIONS]")
+        .render_long_help()
+        .to_string()
+}
+
 pub fn main<P: Protocol>(argv: Vec<String>) -> i32 {
     let args = match Args::try_parse_from(std::iter::once("smelt sim".to_string()).chain(argv)) {
         Ok(a) => a,

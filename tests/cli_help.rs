@@ -1,0 +1,63 @@
+//! The commands whose options do not depend on the spec answer `--help`
+//! without a spec and without building a harness (no cargo run here: each
+//! answers in milliseconds).
+
+use std::process::Command;
+
+const SMELT: &str = env!("CARGO_BIN_EXE_smelt");
+
+fn smelt(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(SMELT).args(args).output().expect("run smelt");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_without_a_spec() {
+    for (command, option) in [
+        ("check", "--max-depth"),
+        ("run", "--data-dir"),
+        ("cluster", "--nodes"),
+        ("client", "--cluster"),
+        ("sim", "--seed"),
+    ] {
+        for flag in ["--help", "-h"] {
+            let (code, out, err) = smelt(&[command, flag]);
+            assert_eq!(code, Some(0), "smelt {command} {flag}: {err}");
+            assert!(
+                out.contains(&format!("Usage: smelt {command}")),
+                "smelt {command} {flag}:\n{out}"
+            );
+            assert!(out.contains(option), "smelt {command} {flag} lacks {option}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn no_arguments_is_a_usage_error_that_shows_the_help() {
+    for command in ["check", "run", "cluster", "client", "sim"] {
+        let (code, out, err) = smelt(&[command]);
+        assert_eq!(code, Some(2), "smelt {command}");
+        assert!(out.is_empty(), "smelt {command} printed on stdout: {out}");
+        assert!(
+            err.contains(&format!("Usage: smelt {command}")),
+            "smelt {command}:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn check_help_documents_the_exit_statuses() {
+    let (_, out, _) = smelt(&["check", "--help"]);
+    for status in [
+        "0  no property violated",
+        "1  a property violated",
+        "2  usage error",
+        "3  no violation found",
+    ] {
+        assert!(out.contains(status), "missing `{status}`:\n{out}");
+    }
+}
