@@ -129,6 +129,19 @@ impl<M: Ord + Clone> Net<M> {
         }
     }
 
+    /// Whether `env` can be delivered now: in flight, and on an ordered
+    /// network at the head of its link.
+    pub fn in_flight(&self, env: &Env<M>) -> bool {
+        match self {
+            Net::Duplicating(v) => v.binary_search(env).is_ok(),
+            Net::NonDuplicating(v) => v.binary_search_by(|(e, _)| e.cmp(env)).is_ok(),
+            Net::Ordered(v) => v
+                .binary_search_by(|(k, _)| k.cmp(&(env.src, env.dst)))
+                .is_ok_and(|k| v[k].1.front() == Some(&env.msg)),
+            Net::Owed(v) => v.binary_search_by(|(e, _)| e.cmp(env)).is_ok(),
+        }
+    }
+
     /// Every message in flight, with multiplicity.
     pub fn len(&self) -> usize {
         match self {

@@ -833,16 +833,22 @@ impl<P: Protocol> System<P> {
                 Some(n)
             }
             Action::Deliver { src, dst, msg } => {
-                let (i, st, fx) = self.run_handler(s, a)?;
-                // A message the node ignores is consumed where the network
-                // can tell: the head of a FIFO link, and an owed message in
-                // liveness mode (it is no longer owed). Elsewhere ignoring
-                // it changes nothing, so it is no step.
                 let env = Env {
                     src: *src,
                     dst: *dst,
                     msg: msg.clone(),
                 };
+                // Only a message in flight can be delivered. The search only
+                // offers those; a replayed list of actions (simulation's
+                // shortening, a trace from elsewhere) may hold others.
+                if !s.net.in_flight(&env) {
+                    return None;
+                }
+                let (i, st, fx) = self.run_handler(s, a)?;
+                // A message the node ignores is consumed where the network
+                // can tell: the head of a FIFO link, and an owed message in
+                // liveness mode (it is no longer owed). Elsewhere ignoring
+                // it changes nothing, so it is no step.
                 let consumes_ignored = match &s.net {
                     Net::Ordered(_) => true,
                     Net::Owed(_) => s.net.owed(&env),
