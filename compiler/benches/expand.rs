@@ -85,7 +85,7 @@ fn expansion(runs: usize) -> (String, PathBuf, Duration) {
         let one =
             |check: &mut Vec<Duration>, gen: &mut Vec<Duration>, pp: &mut Vec<Duration>, all: &mut Vec<Duration>| {
                 let t0 = Instant::now();
-                let checked = smelt_dsl::check_source(&name, &text);
+                let checked = smelt_dsl::check_source_in(&name, &text, path.parent().expect("in a directory"));
                 let t1 = Instant::now();
                 let spec = checked.spec.as_ref().unwrap_or_else(|| panic!("{name} has errors"));
                 let tokens = compile(spec, &checked.file, &options);
@@ -279,7 +279,11 @@ fn phases(path: &str) {
     let (mut c, mut g, mut p) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..23 {
         let t0 = Instant::now();
-        let checked = smelt_dsl::check_source(path, &text);
+        let checked = smelt_dsl::check_source_in(
+            path,
+            &text,
+            std::path::Path::new(path).parent().expect("in a directory"),
+        );
         let t1 = Instant::now();
         let tokens = compile(checked.spec.as_ref().expect("no errors"), &checked.file, &options);
         let t2 = Instant::now();

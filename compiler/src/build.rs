@@ -4,7 +4,7 @@
 //! `main`; then in `src/lib.rs`,
 //! `include!(concat!(env!("OUT_DIR"), "/raft.rs"));` defines `mod raft`.
 
-use crate::{expand, pretty, Options};
+use crate::{expand_file, pretty, Options};
 use std::path::{Path, PathBuf};
 
 /// Generates `OUT_DIR/<module>.rs` for a spec, and tells cargo to re-run
@@ -67,8 +67,12 @@ impl Builder {
             // A new spec in the directory (an `include`d one later) is noticed too.
             println!("cargo:rerun-if-changed={}", dir.display());
         }
-        let text = std::fs::read_to_string(&spec).map_err(|e| format!("error: cannot read {}: {e}", spec.display()))?;
-        let (module, tokens) = expand(&self.spec.display().to_string(), &text, &self.options)?;
+        let expanded = expand_file(&spec, &self.spec.display().to_string(), &self.options)?;
+        // A variant's base is an input too.
+        for input in expanded.inputs.iter().skip(1) {
+            println!("cargo:rerun-if-changed={}", input.display());
+        }
+        let (module, tokens) = (expanded.module, expanded.tokens);
         let out_dir = match &self.out_dir {
             Some(d) => d.clone(),
             None => PathBuf::from(

@@ -67,6 +67,33 @@ pub fn expand(name: &str, text: &str, options: &Options) -> Result<(String, Toke
     }
 }
 
+/// A spec file expanded: the module's name, its tokens, and every file the
+/// expansion read (the spec, and a variant's base), for change tracking.
+pub struct Expanded {
+    pub module: String,
+    pub tokens: TokenStream,
+    pub inputs: Vec<std::path::PathBuf>,
+}
+
+/// Checks and compiles the spec at `path` (a variant's base is read next to
+/// it), showing it as `shown` in diagnostics. On error, returns the
+/// rendered diagnostics.
+pub fn expand_file(path: &std::path::Path, shown: &str, options: &Options) -> Result<Expanded, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new(""));
+    let checked = smelt_dsl::check_source_in(shown, &text, dir);
+    let mut inputs = vec![path.to_path_buf()];
+    inputs.extend(checked.base.clone());
+    match &checked.spec {
+        Some(spec) => Ok(Expanded {
+            module: module_name(spec),
+            tokens: compile(spec, &checked.file, options),
+            inputs,
+        }),
+        None => Err(checked.render_errors()),
+    }
+}
+
 /// Pretty-prints generated tokens as a Rust source file.
 pub fn pretty(tokens: &TokenStream) -> String {
     match syn::parse2::<syn::File>(tokens.clone()) {

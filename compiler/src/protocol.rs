@@ -537,6 +537,11 @@ impl Gen<'_> {
         let p = self.protocol_ident();
         let name = &self.spec.name;
         let spec_path = &self.file.name;
+        // A variant names its base, where most of its code is.
+        let spec_base = self.file.origin().and_then(|o| o.files.get(1)).map(|b| {
+            let b = &b.name;
+            quote!(const SPEC_BASE: &'static str = #b;)
+        });
         let symmetric = self.spec.symmetric;
         let names = self.role_names();
         let service_t = match &self.spec.service {
@@ -585,7 +590,7 @@ impl Gen<'_> {
                 ),
                 PropertyKind::Linearizable => (quote!(Linearizable), vec![]),
             };
-            let (line, _) = self.file.line_col(prop.span.start);
+            let (_, line, _) = self.file.locate(prop.span.start);
             let line = line as u32;
             let text = self.file.snippet(prop.span).split_whitespace().collect::<Vec<_>>().join(" ");
             quote!(#s::PropertyInfo { name: #n, kind: #s::PropertyKind::#kind, binders: &[#(#binders),*], line: #line, text: #text })
@@ -742,6 +747,7 @@ impl Gen<'_> {
 
                 const NAME: &'static str = #name;
                 const SPEC: &'static str = #spec_path;
+                #spec_base
                 const SYMMETRIC: bool = #symmetric;
 
                 fn roles() -> &'static [#s::RoleInfo] {
@@ -884,7 +890,7 @@ impl Gen<'_> {
                 fn initial_storage(&self, id: Id) -> Result<Storage, HandlerError> {
                     match self {
                         #(#initial_storage_arms)*
-                        #p::Client(_) => Err(HandlerError::new(#s::ErrorKind::MissingKey, #s::Loc(0, 0), "clients have no storage")),
+                        #p::Client(_) => Err(HandlerError::new(#s::ErrorKind::MissingKey, #s::Loc(0, 0, 0), "clients have no storage")),
                     }
                 }
 

@@ -394,17 +394,19 @@ impl Gen<'_> {
         }
     }
 
-    /// `smelt_support::Loc(line, col)` for a span.
+    /// `smelt_support::Loc(line, col, file)` for a span: file 1 is a
+    /// variant's base, 0 the spec itself.
     pub fn loc(&self, span: smelt_dsl::ast::Span) -> TokenStream {
-        let (l, c) = self.file.line_col(span.start);
+        let (name, l, c) = self.file.locate(span.start);
+        let file = u8::from(name != self.file.name);
         let (l, c) = (l as u32, c as u32);
         let s = &self.s;
-        quote!(#s::Loc(#l, #c))
+        quote!(#s::Loc(#l, #c, #file))
     }
 
     pub fn loc_text(&self, span: smelt_dsl::ast::Span) -> String {
-        let (l, c) = self.file.line_col(span.start);
-        let name = std::path::Path::new(&self.file.name)
+        let (name, l, c) = self.file.locate(span.start);
+        let name = std::path::Path::new(name)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();

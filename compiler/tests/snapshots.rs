@@ -8,7 +8,7 @@
 //! `INSTA_UPDATE=always cargo test -p smelt-compiler --test snapshots` and
 //! read the diff.
 
-use smelt_compiler::{expand, pretty, Options};
+use smelt_compiler::{expand_file, pretty, Options};
 use std::path::Path;
 
 /// Expands one spec the way `smelt::protocol!` does and returns the
@@ -23,12 +23,11 @@ fn expand_spec(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{name}: {e}"));
     let options = Options {
         support_path: "::smelt::support".into(),
     };
-    let (module, tokens) = expand(&name, &text, &options).unwrap_or_else(|e| panic!("{name} has errors:\n{e}"));
-    let code = pretty(&tokens);
+    let e = expand_file(path, &name, &options).unwrap_or_else(|e| panic!("{name} has errors:\n{e}"));
+    let (module, code) = (e.module, pretty(&e.tokens));
     assert!(
         !code.starts_with("// generated code does not parse"),
         "{name}: the generated code does not parse:\n{code}"
@@ -42,8 +41,8 @@ fn expand_spec(path: &Path) -> String {
         "{name}: `Protocol::SPEC` is not the display name"
     );
     // Expansion is deterministic: the same input gives the same text.
-    let (_, again) = expand(&name, &text, &options).expect("second expansion");
-    assert_eq!(code, pretty(&again), "{name}: expansion is not deterministic");
+    let again = expand_file(path, &name, &options).expect("second expansion");
+    assert_eq!(code, pretty(&again.tokens), "{name}: expansion is not deterministic");
     code
 }
 

@@ -9,7 +9,7 @@
 
 use crate::ast::Span;
 use codespan_reporting::diagnostic as cs;
-use codespan_reporting::files::SimpleFile;
+use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term;
 use serde::Serialize;
 
@@ -81,11 +81,58 @@ impl Diagnostic {
 }
 
 /// A source file: its display name, its text and a line index.
+///
+/// A variant's source (see `variant.rs`) is text put together from two
+/// files, its base and the variant itself; `origin` says which byte of the
+/// text came from where, so that every position shown to the author names
+/// the file and line they wrote.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
     pub name: String,
     pub text: String,
     line_starts: Vec<usize>,
+    origin: Option<std::sync::Arc<Origin>>,
+}
+
+/// Where a composed text's bytes come from.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    /// The files the text was put together from (each without an origin).
+    pub files: Vec<SourceFile>,
+    /// Sorted, contiguous pieces covering the text.
+    pub pieces: Vec<Piece>,
+}
+
+/// `text[start..end]` is a copy of `files[file].text[file_start..]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub start: usize,
+    pub end: usize,
+    pub file: usize,
+    pub file_start: usize,
+}
+
+impl Origin {
+    /// The file and offset there of a byte of the composed text, and the
+    /// end of the piece it lies in (in that file's offsets).
+    fn map(&self, offset: usize) -> Option<(usize, usize, usize)> {
+        let i = match self.pieces.binary_search_by(|p| {
+            if p.end <= offset {
+                std::cmp::Ordering::Less
+            } else if p.start > offset {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        }) {
+            Ok(i) => i,
+            // Past the end (an end-of-file span): the last piece's end.
+            Err(i) => i.checked_sub(1)?,
+        };
+        let p = self.pieces[i];
+        let within = offset.min(p.end) - p.start;
+        Some((p.file, p.file_start + within, p.file_start + (p.end - p.start)))
+    }
 }
 
 impl SourceFile {
@@ -97,7 +144,36 @@ impl SourceFile {
             name: name.into(),
             text,
             line_starts,
+            origin: None,
         }
+    }
+
+    /// A text put together from other files, with where each piece is from.
+    pub fn composed(name: impl Into<String>, text: impl Into<String>, origin: Origin) -> SourceFile {
+        debug_assert!(origin.files.iter().all(|f| f.origin.is_none()));
+        debug_assert!(origin.pieces.windows(2).all(|w| w[0].end == w[1].start));
+        let mut f = SourceFile::new(name, text);
+        debug_assert!(origin.pieces.last().is_none_or(|p| p.end == f.text.len()));
+        f.origin = Some(std::sync::Arc::new(origin));
+        f
+    }
+
+    pub fn origin(&self) -> Option<&Origin> {
+        self.origin.as_deref()
+    }
+
+    /// The file a byte offset was written in, and its one-based line and
+    /// column there: this file itself unless it is composed.
+    pub fn locate(&self, offset: u32) -> (&str, usize, usize) {
+        if let Some(origin) = &self.origin {
+            if let Some((file, at, _)) = origin.map(offset as usize) {
+                let f = &origin.files[file];
+                let (line, col) = f.line_col(at as u32);
+                return (&f.name, line, col);
+            }
+        }
+        let (line, col) = self.line_col(offset);
+        (&self.name, line, col)
     }
 
     /// One-based line and column (in characters) of a byte offset.
@@ -147,7 +223,26 @@ impl SourceFile {
 /// Renders diagnostics as text. `color` selects ANSI colours; callers pass
 /// `false` when the output is not a terminal.
 pub fn render(file: &SourceFile, diags: &[Diagnostic], color: bool) -> String {
-    let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
+    // The files labels point into: this one, or the ones it was composed of.
+    let mut files = SimpleFiles::new();
+    let sources: Vec<&SourceFile> = match &file.origin {
+        Some(o) => o.files.iter().collect(),
+        None => vec![file],
+    };
+    for f in &sources {
+        files.add(f.name.as_str(), f.text.as_str());
+    }
+    let place = |span: Span| -> (usize, std::ops::Range<usize>) {
+        let range = file.clamp(span);
+        match file.origin.as_ref().and_then(|o| o.map(range.start)) {
+            Some((id, start, piece_end)) => {
+                // A span that runs past its piece is cut at the piece's end.
+                let end = (start + range.len()).min(piece_end);
+                (id, sources[id].clamp(Span::new(start, end)))
+            }
+            None => (0, if file.origin.is_some() { 0..0 } else { range }),
+        }
+    };
     let config = term::Config::default();
     let mut out = String::new();
     for d in diags {
@@ -155,9 +250,11 @@ pub fn render(file: &SourceFile, diags: &[Diagnostic], color: bool) -> String {
             Severity::Error => cs::Severity::Error,
             Severity::Warning => cs::Severity::Warning,
         };
-        let mut labels = vec![cs::Label::primary((), file.clamp(d.primary.span)).with_message(&d.primary.message)];
+        let (id, range) = place(d.primary.span);
+        let mut labels = vec![cs::Label::primary(id, range).with_message(&d.primary.message)];
         for l in &d.secondary {
-            labels.push(cs::Label::secondary((), file.clamp(l.span)).with_message(&l.message));
+            let (id, range) = place(l.span);
+            labels.push(cs::Label::secondary(id, range).with_message(&l.message));
         }
         let diag = cs::Diagnostic::new(severity)
             .with_message(&d.message)
@@ -176,8 +273,8 @@ pub fn render(file: &SourceFile, diags: &[Diagnostic], color: bool) -> String {
             // Rendering only fails on an out-of-range span, which `clamp`
             // rules out; fall back to a one-line form rather than panic.
             Err(_) => {
-                let (line, col) = file.line_col(d.primary.span.start);
-                out.push_str(&format!("{}:{}:{}: {}\n", file.name, line, col, d.message));
+                let (name, line, col) = file.locate(d.primary.span.start);
+                out.push_str(&format!("{}:{}:{}: {}\n", name, line, col, d.message));
             }
         }
     }
@@ -211,10 +308,10 @@ pub fn to_json(file: &SourceFile, diags: &[Diagnostic]) -> Vec<JsonDiagnostic> {
     diags
         .iter()
         .map(|d| {
-            let (line, column) = file.line_col(d.primary.span.start);
-            let (end_line, end_column) = file.line_col(d.primary.span.end);
+            let (name, line, column) = file.locate(d.primary.span.start);
+            let (_, end_line, end_column) = file.locate(d.primary.span.end);
             JsonDiagnostic {
-                file: file.name.clone(),
+                file: name.to_string(),
                 severity: d.severity,
                 message: d.message.clone(),
                 line,
@@ -227,7 +324,7 @@ pub fn to_json(file: &SourceFile, diags: &[Diagnostic]) -> Vec<JsonDiagnostic> {
                     .secondary
                     .iter()
                     .map(|l| {
-                        let (line, column) = file.line_col(l.span.start);
+                        let (_, line, column) = file.locate(l.span.start);
                         JsonRelated {
                             line,
                             column,

@@ -14,6 +14,7 @@ mod check;
 pub mod diag;
 pub mod ir;
 pub mod parser;
+pub mod variant;
 
 pub use diag::{Diagnostic, Severity, SourceFile};
 
@@ -23,6 +24,9 @@ pub struct Checked {
     /// `Some` exactly when `diagnostics` has no errors.
     pub spec: Option<ir::Spec>,
     pub diagnostics: Vec<Diagnostic>,
+    /// For a variant (see [`variant`]), the base it was put together from:
+    /// a build that tracks the spec must track this file too.
+    pub base: Option<std::path::PathBuf>,
 }
 
 impl Checked {
@@ -47,16 +51,48 @@ impl Checked {
 const STACK_BYTES: usize = 64 << 20;
 
 /// Parses and checks a spec. `name` is the path shown in diagnostics.
+/// A variant cannot be checked from its text alone (its base is another
+/// file): [`check_source_in`] and [`check_file`] read it.
 pub fn check_source(name: &str, text: &str) -> Checked {
-    let name = name.to_string();
-    let text = text.to_string();
+    if variant::is_variant(text) {
+        let d = Diagnostic::error(ast::Span::new(0, 0), "this spec is a variant of another")
+            .label("a variant is checked from its file, next to its base");
+        return Checked {
+            file: SourceFile::new(name, text),
+            spec: None,
+            diagnostics: vec![d],
+            base: None,
+        };
+    }
+    check_composed(SourceFile::new(name, text), None)
+}
+
+/// Like [`check_source`], and a variant's base is read from `dir` (the
+/// directory the spec's file is in; `name` is only shown).
+pub fn check_source_in(name: &str, text: &str, dir: &std::path::Path) -> Checked {
+    if !variant::is_variant(text) {
+        return check_source(name, text);
+    }
+    let file = SourceFile::new(name, text);
+    match variant::compose(&file, dir, |p| std::fs::read_to_string(p)) {
+        Ok(c) => check_composed(c.file, Some(c.base)),
+        Err(diagnostics) => Checked {
+            file,
+            spec: None,
+            diagnostics,
+            base: None,
+        },
+    }
+}
+
+fn check_composed(file: SourceFile, base: Option<std::path::PathBuf>) -> Checked {
     // Run on a thread with a known stack size so that deeply nested (but
     // within-limits) input behaves the same under the test harness, the
     // proc macro and the CLI.
     let run = move || {
-        let (ast, mut diagnostics) = parser::parse(&text);
+        let (ast, mut diagnostics) = parser::parse(&file.text);
         let syntax_errors = diagnostics.iter().any(Diagnostic::is_error);
-        let (spec, more) = check::check(&ast, &text, syntax_errors);
+        let (spec, more) = check::check(&ast, &file.text, syntax_errors);
         diagnostics.extend(more);
         diagnostics.sort_by_key(|d| (d.primary.span.start, d.primary.span.end));
         let spec = if diagnostics.iter().any(Diagnostic::is_error) {
@@ -65,9 +101,10 @@ pub fn check_source(name: &str, text: &str) -> Checked {
             spec
         };
         Checked {
-            file: SourceFile::new(name, text),
+            file,
             spec,
             diagnostics,
+            base,
         }
     };
     match std::thread::Builder::new()
@@ -102,8 +139,10 @@ pub fn check_file(path: &std::path::Path) -> std::io::Result<Checked> {
                 file: SourceFile::new(path.display().to_string(), text),
                 spec: None,
                 diagnostics: vec![d],
+                base: None,
             });
         }
     };
-    Ok(check_source(&path.display().to_string(), &text))
+    let dir = path.parent().unwrap_or(std::path::Path::new(""));
+    Ok(check_source_in(&path.display().to_string(), &text, dir))
 }

@@ -564,9 +564,14 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
         text.push_str(&render(&sys, &trace));
         let detail = match id {
             PropId::HandlerError => crate::props::first_failure(last).map(|(i, e)| {
+                let file = if e.at.2 == 1 && !P::SPEC_BASE.is_empty() {
+                    P::SPEC_BASE
+                } else {
+                    spec
+                };
                 let at = format!(
                     "{}:{}:{}",
-                    std::path::Path::new(spec)
+                    std::path::Path::new(file)
                         .file_name()
                         .map(|f| f.to_string_lossy().into_owned())
                         .unwrap_or_default(),

@@ -307,7 +307,7 @@ fn multipaxos() {
 #[test]
 fn buggy_multipaxos_lease_outlasts_the_guard() {
     let rs = check_all::<smelt_specs::buggy::multi_paxos_long_lease::MultiPaxosLongLease>(&[(
-        "long_lease",
+        "basic",
         States::AtLeast(10_000),
     )]);
     insta::assert_snapshot!("multipaxos_long_lease", counterexample(&rs[0]));

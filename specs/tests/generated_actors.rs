@@ -81,7 +81,7 @@ fn loc_in(spec: &str, line_containing: &str, needle: &str) -> Loc {
         .find(|(_, l)| l.contains(line_containing))
         .unwrap_or_else(|| panic!("no line with `{line_containing}`"));
     let col = line[..line.find(needle).expect("needle in line")].chars().count();
-    Loc(i as u32 + 1, col as u32 + 1)
+    Loc(i as u32 + 1, col as u32 + 1, 0)
 }
 
 /// An `Effects` like the runtime's: deltas, no full saves, every effect

@@ -83,17 +83,14 @@ fn plural(n: usize) -> &'static str {
 }
 
 pub fn expand(args: ExpandArgs) -> i32 {
-    let text = match std::fs::read_to_string(&args.file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.file.display());
-            return 2;
-        }
-    };
+    if let Err(e) = std::fs::metadata(&args.file) {
+        eprintln!("error: cannot read {}: {e}", args.file.display());
+        return 2;
+    }
     let name = args.file.display().to_string();
-    match smelt_compiler::expand(&name, &text, &smelt_compiler::Options::default()) {
-        Ok((_, tokens)) => {
-            print!("{}", smelt_compiler::pretty(&tokens));
+    match smelt_compiler::expand_file(&args.file, &name, &smelt_compiler::Options::default()) {
+        Ok(e) => {
+            print!("{}", smelt_compiler::pretty(&e.tokens));
             0
         }
         Err(diagnostics) => {

@@ -26,19 +26,21 @@ pub fn protocol(input: TokenStream) -> TokenStream {
         .unwrap_or_default();
     let path = base.join(&rel);
     let abs = path.to_string_lossy().into_owned();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            let msg = format!("cannot read spec `{}`: {e}", path.display());
-            return syn::Error::new(lit.span(), msg).to_compile_error().into();
-        }
-    };
+    if let Err(e) = std::fs::metadata(&path) {
+        let msg = format!("cannot read spec `{}`: {e}", path.display());
+        return syn::Error::new(lit.span(), msg).to_compile_error().into();
+    }
     let options = smelt_compiler::Options::default();
-    let tracked = quote!(
-        const _: &[u8] = include_bytes!(#abs);
-    );
-    match smelt_compiler::expand(&rel, &text, &options) {
-        Ok((_, module)) => quote!(#module #tracked).into(),
+    // Every file read (the spec, and a variant's base) is tracked.
+    let track = |inputs: &[PathBuf]| {
+        let files = inputs.iter().map(|p| p.to_string_lossy().into_owned());
+        quote!(#(const _: &[u8] = include_bytes!(#files);)*)
+    };
+    match smelt_compiler::expand_file(&path, &rel, &options) {
+        Ok(e) => {
+            let (module, tracked) = (e.tokens, track(&e.inputs));
+            quote!(#module #tracked).into()
+        }
         Err(diagnostics) => {
             let stem = path
                 .file_stem()
@@ -46,6 +48,9 @@ pub fn protocol(input: TokenStream) -> TokenStream {
                 .unwrap_or_else(|| "spec".into());
             let name = format_ident!("{}", stem);
             let msg = format!("the spec has errors:\n{diagnostics}");
+            // The base of a variant with errors is not known here; the spec
+            // itself is tracked, so editing it re-runs the expansion.
+            let tracked = track(&[PathBuf::from(&abs)]);
             quote!(
                 pub mod #name {}
                 compile_error!(#msg);

@@ -9,9 +9,11 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A position in the spec: one-based line and column.
+/// A position in the spec: one-based line and column, and the file: 0 for
+/// the spec itself, 1 for a variant's base (`Protocol::SPEC_BASE`), where
+/// the code of a variant comes from unless the variant wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Loc(pub u32, pub u32);
+pub struct Loc(pub u32, pub u32, pub u8);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ErrorKind {

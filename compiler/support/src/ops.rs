@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn overflow_is_an_error_not_a_wrap() {
-        let at = Loc(1, 2);
+        let at = Loc(1, 2, 0);
         assert_eq!(add(u64::MAX, 1, at).unwrap_err().kind, ErrorKind::Overflow);
         assert_eq!(sub(0u8, 1, at).unwrap_err().kind, ErrorKind::Overflow);
         assert_eq!(neg(i64::MIN, at).unwrap_err().kind, ErrorKind::Overflow);
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn partial_collection_ops_report_location() {
-        let at = Loc(7, 9);
+        let at = Loc(7, 9, 0);
         let e = list_get(&[1, 2, 3], 3u64, at).unwrap_err();
         assert_eq!((e.kind, e.at), (ErrorKind::IndexOutOfRange, at));
         assert!(max(Vec::<u64>::new().iter(), at).is_err());

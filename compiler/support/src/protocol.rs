@@ -263,6 +263,9 @@ pub trait Protocol:
     const NAME: &'static str;
     /// The spec's path, for messages.
     const SPEC: &'static str;
+    /// A variant's base spec (empty for a spec that is not a variant): the
+    /// file of a `Loc` whose file is 1.
+    const SPEC_BASE: &'static str = "";
     /// True when node ids are interchangeable within each role.
     const SYMMETRIC: bool;
 
