@@ -13,6 +13,7 @@ pub mod ast;
 mod check;
 pub mod diag;
 pub mod ir;
+pub mod mutate;
 pub mod parser;
 pub mod variant;
 

@@ -3,6 +3,7 @@
 
 mod harness;
 mod lint;
+mod mutate;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,9 @@ enum Command {
     Lint(lint::LintArgs),
     /// Print the Rust code generated from a spec.
     Expand(lint::ExpandArgs),
+    /// Check the spec's checks: run them on semantic mutants of its
+    /// protocol and report which mutants no check notices.
+    Mutate(mutate::MutateArgs),
     /// Model-check a spec (see `smelt check <spec> --help` for the options).
     #[command(disable_help_flag = true)]
     Check(Forward),
@@ -120,6 +124,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Lint(a) => lint::lint(a),
         Command::Expand(a) => lint::expand(a),
+        Command::Mutate(a) => mutate::mutate(a),
         Command::Check(f) => harness::run(&f.spec, "check", &f.args),
         Command::Run(f) => harness::run(&f.spec, "run", &f.args),
         Command::Cluster(f) => harness::run(&f.spec, "cluster", &f.args),

@@ -1,0 +1,91 @@
+//! `smelt mutate` through the binary, on `tests/data/mutate_me.sm`: a spec
+//! small enough that which mutant its one check kills is plain to see.
+//! The first run builds the mutants' harness (a minute or so); the others
+//! reuse it.
+
+use std::process::Command;
+
+const SMELT: &str = env!("CARGO_BIN_EXE_smelt");
+const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mutate_me.sm");
+
+fn smelt(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(SMELT).args(args).output().expect("run smelt");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn mutants_are_killed_by_the_property_that_notices_them() {
+    let json = std::env::temp_dir().join(format!("smelt-mutate-{}.json", std::process::id()));
+    let (code, out, err) = smelt(&["mutate", SPEC, "--json", json.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let mutants = doc["mutants"].as_array().unwrap();
+    let find = |location: &str, operator: &str| {
+        mutants
+            .iter()
+            .find(|m| m["location"] == location && m["operator"] == operator)
+            .unwrap_or_else(|| panic!("no {operator} mutant at {location}:\n{out}"))
+    };
+    // The marked mutant is not run.
+    let m = find("mutate_me.sm:9:5", "durable");
+    assert_eq!(m["status"], "equivalent");
+    assert_eq!(m["detail"]["reason"], "the test's marked mutant");
+    // `high <= 2` lets a node count to 3: the invariant fails.
+    let m = find("mutate_me.sm:15:17", "cmp");
+    assert_eq!(
+        (&m["status"], &m["detail"]["by"]),
+        (&"killed".into(), &"Bounded".into()),
+        "{m}"
+    );
+    // Without the broadcast no node reaches 2: the `reachable` fails, in a
+    // search that is complete.
+    let m = find("mutate_me.sm:16:13", "send");
+    assert_eq!(
+        (&m["status"], &m["detail"]["by"]),
+        (&"killed".into(), &"Two".into()),
+        "{m}"
+    );
+    // No property says a node's count never goes down: dropping the guard
+    // goes unnoticed, and the report shows the change.
+    let m = find("mutate_me.sm:21:14", "guard");
+    assert_eq!(m["status"], "survived", "{m}");
+    assert!(
+        out.contains("-    on Num(m) when m.n > high {\n+    on Num(m) {"),
+        "{out}"
+    );
+    assert_eq!(mutants.len(), 10, "{out}");
+    let killed = mutants.iter().filter(|m| m["status"] == "killed").count();
+    let survived = mutants.iter().filter(|m| m["status"] == "survived").count();
+    assert_eq!(killed + survived, 9, "{out}");
+    let rate = doc["kill_rate"].as_f64().unwrap();
+    assert!((rate - 100.0 * killed as f64 / 9.0).abs() < 1e-9);
+    assert!(out.contains(&format!("kill rate {rate:.1}% ({killed} of 9)")), "{out}");
+
+    // A kill rate below the bar is a failure (exit 1), for CI.
+    let (code, _, err) = smelt(&["mutate", SPEC, "--operators", "guard", "--min-kill-rate", "50"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("below --min-kill-rate"), "{err}");
+    // A sample runs only that many (and says so).
+    let (code, out, _) = smelt(&["mutate", SPEC, "--sample", "2", "--seed", "7", "--list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("10 mutants, 2 to run"), "{out}");
+}
+
+#[test]
+fn bad_requests_are_usage_errors() {
+    let (code, _, err) = smelt(&["mutate", SPEC, "--operators", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown operator `nope`"), "{err}");
+    let (code, _, err) = smelt(&["mutate", SPEC, "--config", "big"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("has no check `big`"), "{err}");
+    let variant = concat!(env!("CARGO_MANIFEST_DIR"), "/specs/buggy/raft_46_stale_vote.sm");
+    let (code, _, err) = smelt(&["mutate", variant]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is a variant: mutate its base"), "{err}");
+}
