@@ -62,7 +62,11 @@ EXIT STATUS
      before deciding (verdicts unknown)";
 
 #[derive(Parser, Debug)]
-#[command(name = "smelt check", about = "Model-check a spec's protocol.", after_help = LIVENESS_HELP)]
+#[command(
+    name = "smelt check",
+    about = "Model-check a spec's protocol.\n\n`smelt check a.sm b.sm dir/` checks several specs (a directory: the .sm files in it), one after another, with one exit status (the most severe); `--junit FILE` also writes a JUnit XML report (a test suite per spec, a test case per check).",
+    after_help = LIVENESS_HELP
+)]
 pub struct Args {
     /// Run only this `check` block (default: all of them).
     #[arg(long)]

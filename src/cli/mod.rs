@@ -1,6 +1,7 @@
 //! Subcommands. Exit codes: 0 success, 1 the spec or protocol is wrong (spec
 //! errors, a violated property), 2 usage or environment errors.
 
+mod check;
 mod harness;
 mod lint;
 mod mutate;
@@ -27,7 +28,9 @@ enum Command {
     /// Check the spec's checks: run them on semantic mutants of its
     /// protocol and report which mutants no check notices.
     Mutate(mutate::MutateArgs),
-    /// Model-check a spec (see `smelt check <spec> --help` for the options).
+    /// Model-check specs: `smelt check a.sm [b.sm dir/ ...] [options]`, one
+    /// exit status for all; `--junit FILE` writes a JUnit XML report (see
+    /// `smelt check --help` for the other options).
     #[command(disable_help_flag = true)]
     Check(Forward),
     /// Run one node of a spec's protocol on real sockets and disk.
@@ -125,7 +128,7 @@ pub fn main() -> i32 {
         Command::Lint(a) => lint::lint(a),
         Command::Expand(a) => lint::expand(a),
         Command::Mutate(a) => mutate::mutate(a),
-        Command::Check(f) => harness::run(&f.spec, "check", &f.args),
+        Command::Check(f) => check::run(f.spec, f.args),
         Command::Run(f) => harness::run(&f.spec, "run", &f.args),
         Command::Cluster(f) => harness::run(&f.spec, "cluster", &f.args),
         Command::Sim(f) => harness::run(&f.spec, "sim", &f.args),
