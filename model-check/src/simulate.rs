@@ -159,6 +159,29 @@ fn replay_until<P: Protocol>(
     None
 }
 
+/// Replays actions one by one, each of which must be enabled, and checks
+/// that the last state (only) violates `prop`.
+fn replay_strictly<P: Protocol>(
+    sys: &System<P>,
+    actions: &[Action<P>],
+    prop: PropId,
+    cache: &Cache,
+) -> Result<(), String> {
+    let mut s = sys.init();
+    for (i, a) in actions.iter().enumerate() {
+        if eval(sys, &s, prop, cache) != Eval::Holds {
+            return Err(format!("the property already fails before step {}", i + 1));
+        }
+        s = sys
+            .next(&s, a)
+            .ok_or_else(|| format!("step {} ({}) is not enabled", i + 1, crate::trace::describe(sys, a)))?;
+    }
+    if eval(sys, &s, prop, cache) == Eval::Holds {
+        return Err(format!("the property holds after all {} steps", actions.len()));
+    }
+    Ok(())
+}
+
 /// Drops chunks of actions while the violation persists.
 fn shrink<P: Protocol>(sys: &System<P>, mut actions: Vec<Action<P>>, prop: PropId, cache: &Cache) -> Vec<Action<P>> {
     if let Some(a) = replay_until(sys, &actions, prop, cache) {
@@ -283,6 +306,13 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
     if let Some(f) = found {
         let original = f.actions.len();
         let short = shrink(&sys, f.actions, f.prop, &cache);
+        // `shrink` replays skipping what is not enabled; what it returns
+        // must replay without skipping: every step enabled where it is
+        // taken (a delivery only of a message in flight then), and the last
+        // state violating the property. A trace that does not is a bug
+        // here, never shown as a counterexample.
+        replay_strictly(&sys, &short, f.prop, &cache)
+            .map_err(|e| format!("internal error: the shortened counterexample does not replay: {e}"))?;
         let trace: Trace<P> = crate::trace::replay_actions(&sys, &short);
         let mut text = String::new();
         let _ = writeln!(
