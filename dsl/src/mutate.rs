@@ -119,13 +119,21 @@ pub fn mutants(file: &ast::File, text: &str) -> Vec<Mutant> {
 }
 
 /// The reason a mutant is marked equivalent, if it is: an annotation on
-/// its first line or the line above.
+/// its first line, or on a comment line just above it.
 pub fn equivalent(text: &str, m: &Mutant) -> Option<String> {
     let start = m.span.start as usize;
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let prev_start = text[..line_start.saturating_sub(1)].rfind('\n').map_or(0, |i| i + 1);
-    for line in [&text[line_start..line_end], &text[prev_start..line_start]] {
+    // The line above counts only when it is a comment alone (a trailing
+    // comment belongs to its own line's code).
+    let above = &text[prev_start..line_start];
+    let above = if above.trim_start().starts_with("//") {
+        above
+    } else {
+        ""
+    };
+    for line in [&text[line_start..line_end], above] {
         let Some(at) = line.find("smelt: equivalent(") else {
             continue;
         };

@@ -93,4 +93,19 @@ fn a_marked_mutant_is_equivalent_with_its_reason() {
     // A mark without a reason does not count.
     let send = ms.iter().find(|m| m.operator == "send").unwrap();
     assert_eq!(equivalent(text, send), None);
+    // A trailing mark is its own line's, not the next line's.
+    let text = "protocol P\nmessage M\nrole R {\n    var x: u64 = 0\n    on M {\n        x = 1 // smelt: equivalent(*) this one only\n        x = 2\n    }\n}\n";
+    let (file, _) = smelt_dsl::parser::parse(text);
+    let marked: Vec<_> = mutants(&file, text)
+        .into_iter()
+        .filter(|m| m.operator == "assign")
+        .map(|m| (m.description.clone(), equivalent(text, &m).is_some()))
+        .collect();
+    assert_eq!(
+        marked,
+        [
+            ("`x = 1` deleted".to_string(), true),
+            ("`x = 2` deleted".to_string(), false)
+        ]
+    );
 }

@@ -38,6 +38,10 @@ pub struct MutateArgs {
     sample: Option<usize>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run only these mutants (comma-separated numbers, as `--list` and
+    /// the report number them): to re-run survivors, e.g. with more states.
+    #[arg(long, value_delimiter = ',')]
+    mutants: Vec<usize>,
     /// List the mutants (with the equivalent and invalid ones) and stop.
     #[arg(long)]
     list: bool,
@@ -174,6 +178,21 @@ fn mutate_inner(args: &MutateArgs) -> Result<i32, String> {
             })
         })
         .collect();
+    for &i in &args.mutants {
+        if i >= all.len() {
+            return Err(format!(
+                "there is no mutant #{i} (the last is #{})",
+                all.len().saturating_sub(1)
+            ));
+        }
+    }
+    if !args.mutants.is_empty() {
+        for (i, o) in outcomes.iter_mut().enumerate() {
+            if o.is_none() && !args.mutants.contains(&i) {
+                *o = Some(Outcome::NotRun);
+            }
+        }
+    }
     let mut candidates: Vec<usize> = (0..all.len()).filter(|&i| outcomes[i].is_none()).collect();
     if let Some(n) = args.sample {
         shuffle(&mut candidates, args.seed);
@@ -193,7 +212,7 @@ fn mutate_inner(args: &MutateArgs) -> Result<i32, String> {
             let status = match &outcomes[i] {
                 Some(Outcome::Equivalent { reason }) => format!("equivalent: {reason}"),
                 Some(Outcome::Invalid { error }) => format!("invalid: {error}"),
-                Some(Outcome::NotRun) => "not in the sample".into(),
+                Some(Outcome::NotRun) => "not run (--sample, --mutants)".into(),
                 _ => "to run".into(),
             };
             println!(
