@@ -478,6 +478,11 @@ impl Gen<'_> {
                     .lines()
                     .next()
                     .unwrap_or("")
+                    // Without a trailing comment (an equivalence mark, say).
+                    .split("//")
+                    .next()
+                    .unwrap_or("")
+                    .trim_end()
                     .trim_start_matches("on ")
                     .trim_end_matches('{')
                     .trim(),
