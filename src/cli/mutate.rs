@@ -425,7 +425,10 @@ fn run_check(bin: &Path, which: &str, check: &str, max_states: u64) -> Result<(R
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|p| p["verdict"] != "holds" && p["verdict"] != "reached")
+                // A `reachable` not reached (`unknown` after a complete
+                // or depth-bounded search); the others stay `unknown`
+                // only when the search stopped.
+                .filter(|p| p["kind"] == "reachable" && p["verdict"] != "reached")
                 .filter_map(|p| p["name"].as_str())
                 .collect();
             Run::Killed(if unmet.is_empty() {
