@@ -3,19 +3,11 @@
 //! check holds (`mutate_me.sm`) and a variant of it whose check fails
 //! (`climb_wrong.sm`). The first run builds their harnesses.
 
-use std::process::Command;
+mod common;
 
-const SMELT: &str = env!("CARGO_BIN_EXE_smelt");
+use common::smelt;
+
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-
-fn smelt(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(SMELT).args(args).output().expect("run smelt");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn a_directory_checks_every_spec_in_it_with_one_status_and_a_junit_report() {

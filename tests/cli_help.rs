@@ -2,18 +2,9 @@
 //! without a spec and without building a harness (no cargo run here: each
 //! answers in milliseconds).
 
-use std::process::Command;
+mod common;
 
-const SMELT: &str = env!("CARGO_BIN_EXE_smelt");
-
-fn smelt(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(SMELT).args(args).output().expect("run smelt");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::smelt;
 
 #[test]
 fn help_without_a_spec() {

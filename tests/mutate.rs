@@ -3,19 +3,11 @@
 //! The first run builds the mutants' harness (a minute or so); the others
 //! reuse it.
 
-use std::process::Command;
+mod common;
 
-const SMELT: &str = env!("CARGO_BIN_EXE_smelt");
+use common::smelt;
+
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mutate_me.sm");
-
-fn smelt(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(SMELT).args(args).output().expect("run smelt");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn mutants_are_killed_by_the_property_that_notices_them() {
