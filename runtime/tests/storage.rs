@@ -89,6 +89,7 @@ fn corrupt_at(e: RecoverError) -> (PathBuf, u64, String) {
 
 #[test]
 fn recovers_log_and_snapshot() {
+    let _no_spawn = no_spawn();
     let dir = build("plain", 20, None);
     let (r, _) = open(&dir, false).expect("recover");
     assert_eq!(items(&r), (1..=20).collect::<Vec<_>>());
@@ -117,6 +118,7 @@ fn recovers_log_and_snapshot() {
 
 #[test]
 fn torn_final_record_is_truncated_and_reported() {
+    let _no_spawn = no_spawn();
     let dir = build("torn", 5, None);
     let wal = file_with(&dir, "wal-");
     let len = std::fs::metadata(&wal).expect("stat").len();
@@ -151,6 +153,7 @@ fn torn_final_record_is_truncated_and_reported() {
 /// with the file and offset; nothing is silently loaded.
 #[test]
 fn every_flipped_byte_is_refused() {
+    let _no_spawn = no_spawn();
     for snapshot in [None, Some(3)] {
         let dir = build("flip", 6, snapshot);
         let mut files = vec![file_with(&dir, "wal-")];
@@ -180,6 +183,7 @@ fn every_flipped_byte_is_refused() {
 
 #[test]
 fn damage_outside_the_tail_is_refused() {
+    let _no_spawn = no_spawn();
     // A record in the middle with a bad checksum.
     let dir = build("mid", 6, None);
     let wal = file_with(&dir, "wal-");
@@ -219,6 +223,7 @@ fn damage_outside_the_tail_is_refused() {
 
 #[test]
 fn another_nodes_directory_is_refused() {
+    let _no_spawn = no_spawn();
     let dir = build("identity", 2, None);
     let actor = Journal::server(Id::from(0), &Layout::new(&[1], 0)).expect("server");
     let other = Identity {

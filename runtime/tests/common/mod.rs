@@ -25,6 +25,20 @@ smelt::protocol!("tests/specs/replog.sm");
 smelt::protocol!("tests/specs/counter.sm");
 smelt::protocol!("tests/specs/early.sm");
 
+/// A child process holds copies of this process's descriptors from `fork`
+/// until its `exec`, and with them the `flock` of any data directory a test
+/// thread has open here: a test that closes a store and reopens it at once
+/// could find it "in use by another process" — the child another thread is
+/// spawning. Tests that lock data directories in this process hold
+/// `no_spawn()` while they do; spawning takes the other side, and `spawn`
+/// returns only after the child's `exec` closed its copies.
+static SPAWN: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// See `SPAWN`.
+pub fn no_spawn() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPAWN.read().unwrap_or_else(|e| e.into_inner())
+}
+
 const NODE_ENV: &str = "SMELT_TEST_NODE";
 const ARGS_ENV: &str = "SMELT_TEST_NODE_ARGS";
 
@@ -147,6 +161,7 @@ impl NodeProc {
             }
             None => Command::new(exe),
         };
+        let spawning = SPAWN.write().unwrap_or_else(|e| e.into_inner());
         let child = command
             .args(["--exact", "node_entry", "--nocapture", "--test-threads=1"])
             .env(NODE_ENV, spec)
@@ -156,6 +171,7 @@ impl NodeProc {
             .stderr(out)
             .spawn()
             .expect("spawn node");
+        drop(spawning);
         NodeProc { id, child, log, data }
     }
 
