@@ -14,6 +14,7 @@ fn help_without_a_spec() {
         ("cluster", "--nodes"),
         ("client", "--cluster"),
         ("sim", "--seed"),
+        ("merge", "--junit"),
     ] {
         for flag in ["--help", "-h"] {
             let (code, out, err) = smelt(&[command, flag]);
@@ -29,7 +30,7 @@ fn help_without_a_spec() {
 
 #[test]
 fn no_arguments_is_a_usage_error_that_shows_the_help() {
-    for command in ["check", "run", "cluster", "client", "sim"] {
+    for command in ["check", "run", "cluster", "client", "sim", "merge"] {
         let (code, out, err) = smelt(&[command]);
         assert_eq!(code, Some(2), "smelt {command}");
         assert!(out.is_empty(), "smelt {command} printed on stdout: {out}");

@@ -261,6 +261,7 @@ pub fn main_to<P: Protocol>(args: Vec<String>, stdout: &mut dyn std::io::Write) 
         match result {
             Ok(mut r) => {
                 r.judge(&cfg.expect);
+                r.spec_sha256 = spec_sha256(&spec);
                 say(&format!("{}\n", render_summary(&r)));
                 reports.push(r);
             }
@@ -299,6 +300,14 @@ pub fn main_to<P: Protocol>(args: Vec<String>, stdout: &mut dyn std::io::Write) 
     } else {
         0
     }
+}
+
+/// SHA-256 of the spec file's text, in hex (None if it cannot be read):
+/// reports of one search run on several machines name the same spec.
+fn spec_sha256(path: &str) -> Option<String> {
+    use sha2::Digest;
+    let text = std::fs::read(path).ok()?;
+    Some(format!("{:x}", sha2::Sha256::digest(&text)))
 }
 
 /// `--count-classes`: per config, the reachable states and their classes
@@ -633,5 +642,7 @@ pub fn run_safety<P: Protocol>(spec: &str, cfg: RunConfig, progress: Option<Dura
         expected: None,
         as_expected: None,
         seed_walk: None,
+        spec_sha256: None,
+        simulation: None,
     })
 }

@@ -262,6 +262,8 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         expected: None,
         as_expected: None,
         seed_walk: None,
+        spec_sha256: None,
+        simulation: None,
     })
 }
 

@@ -103,6 +103,30 @@ pub struct CheckReport {
     pub as_expected: Option<bool>,
     /// Simulation: the seed and walk that found the violation.
     pub seed_walk: Option<(u64, u64)>,
+    /// SHA-256 of the spec's text (hex), so that reports of one search run
+    /// on several machines can be told to be of the same spec.
+    pub spec_sha256: Option<String>,
+    /// Simulation: which walks this run took (`smelt merge` joins shards).
+    pub simulation: Option<SimulationReport>,
+}
+
+/// The walks of a simulation run.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimulationReport {
+    pub seed: u64,
+    /// Walks of the whole search (all shards).
+    pub walks: u64,
+    pub max_depth: u64,
+    /// `[i, n]`: this run owns the walks `k` with `k % n == i`.
+    pub shard: [u64; 2],
+    /// `--walk k`: only that walk was replayed.
+    pub replayed_walk: Option<u64>,
+    /// Walks taken; fewer than the shard owns when one found a violation
+    /// (the run stops at the first).
+    pub walks_run: u64,
+    pub steps_run: u64,
+    /// The walk whose violation is reported.
+    pub violation_walk: Option<u64>,
 }
 
 impl CheckReport {

@@ -16,7 +16,7 @@
 use crate::config::RunConfig;
 use crate::history::Cache;
 use crate::props::{eval, Eval, PropId, SafetyProps};
-use crate::report::{CheckReport, PropReport, StatsReport, Verdict};
+use crate::report::{CheckReport, PropReport, SimulationReport, StatsReport, Verdict};
 use crate::search::{peak_rss, Stats};
 use crate::system::{Action, SysState, System};
 use crate::trace::{render, render_nodes, steps, Trace};
@@ -276,6 +276,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
             smelt_support::PropertyKind::Reachable => {
                 if let Some(d) = reached.get(&id) {
                     r.verdict = Verdict::Reached;
+                    r.steps = Some(*d as usize);
                     r.detail = Some(format!("reached after {d} steps"));
                 }
             }
@@ -303,6 +304,16 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
         ),
     );
     let seed_walk = found.as_ref().map(|f| (opts.seed, f.walk));
+    let simulation = SimulationReport {
+        seed: opts.seed,
+        walks: opts.walks,
+        max_depth: opts.max_depth,
+        shard: [opts.shard.0, opts.shard.1],
+        replayed_walk: opts.walk,
+        walks_run,
+        steps_run,
+        violation_walk: found.as_ref().map(|f| f.walk),
+    };
     if let Some(f) = found {
         let original = f.actions.len();
         let short = shrink(&sys, f.actions, f.prop, &cache);
@@ -388,6 +399,8 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
         expected: None,
         as_expected: None,
         seed_walk,
+        spec_sha256: None,
+        simulation: Some(simulation),
     })
 }
 

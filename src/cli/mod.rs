@@ -4,6 +4,7 @@
 mod check;
 mod harness;
 mod lint;
+mod merge;
 mod mutate;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,10 @@ enum Command {
     /// `smelt check --help` for the other options).
     #[command(disable_help_flag = true)]
     Check(Forward),
+    /// Merge the JSON reports of one simulation run as shards (`smelt
+    /// check --simulate --shard i/n --json FILE` on several machines) into
+    /// one verdict, the unsharded run's; exit status as `smelt check`'s.
+    Merge(merge::MergeArgs),
     /// Run one node of a spec's protocol on real sockets and disk.
     #[command(disable_help_flag = true)]
     Run(Forward),
@@ -129,6 +134,7 @@ pub fn main() -> i32 {
         Command::Expand(a) => lint::expand(a),
         Command::Mutate(a) => mutate::mutate(a),
         Command::Check(f) => check::run(f.spec, f.args),
+        Command::Merge(a) => merge::merge(a),
         Command::Run(f) => harness::run(&f.spec, "run", &f.args),
         Command::Cluster(f) => harness::run(&f.spec, "cluster", &f.args),
         Command::Sim(f) => harness::run(&f.spec, "sim", &f.args),
