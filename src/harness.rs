@@ -73,6 +73,63 @@ pub extern "C" fn configure_allocator() {
     unsafe { mi_option_set_default(MI_OPTION_ARENA_RESERVE, ARENA_RESERVE_KIB) }
 }
 
+/// The entry point of a harness built from a spec file: `spec` is the
+/// spec's text (for `--version`). A binary from `smelt build` is this
+/// harness, so it also answers `--version` and `--help` for operators.
+pub fn main_of<P: Protocol>(spec: &[u8]) -> i32 {
+    let first = std::env::args().nth(1);
+    match first.as_deref() {
+        Some("--version" | "-V") => {
+            println!("{}", version::<P>(spec));
+            0
+        }
+        Some("--help" | "-h") => {
+            println!("{}", usage::<P>(spec));
+            0
+        }
+        None => {
+            eprintln!("{}", usage::<P>(spec));
+            2
+        }
+        Some(_) => main::<P>(),
+    }
+}
+
+/// `<program> (protocol <name>) smelt <version>, spec <file> sha256 <hex>`.
+pub fn version<P: Protocol>(spec: &[u8]) -> String {
+    let program = std::env::args()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "smelt-harness".into());
+    let file = std::path::Path::new(P::SPEC)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| P::SPEC.to_string());
+    format!(
+        "{program} (protocol {}) smelt {}, spec {file} sha256 {}",
+        P::NAME,
+        env!("CARGO_PKG_VERSION"),
+        smelt_model_check::report::sha256_hex(spec)
+    )
+}
+
+fn usage<P: Protocol>(spec: &[u8]) -> String {
+    let runtime = if cfg!(feature = "runtime") {
+        "  run       run one node (--id, --cluster FILE, --data-dir DIR)
+  cluster   run a local cluster on 127.0.0.1
+  client    send a request to a cluster (--cluster FILE)
+  sim       seeded simulations of a cluster under faults
+"
+    } else {
+        ""
+    };
+    format!(
+        "{}\n\nUsage: <program> <COMMAND> [OPTIONS]   (<COMMAND> --help for its options)\n\nCommands:\n{runtime}  check     model-check the protocol\n  --version print the version and the spec's hash",
+        version::<P>(spec)
+    )
+}
+
 pub fn main<P: Protocol>() -> i32 {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {

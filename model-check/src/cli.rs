@@ -305,9 +305,7 @@ pub fn main_to<P: Protocol>(args: Vec<String>, stdout: &mut dyn std::io::Write) 
 /// SHA-256 of the spec file's text, in hex (None if it cannot be read):
 /// reports of one search run on several machines name the same spec.
 fn spec_sha256(path: &str) -> Option<String> {
-    use sha2::Digest;
-    let text = std::fs::read(path).ok()?;
-    Some(format!("{:x}", sha2::Sha256::digest(&text)))
+    std::fs::read(path).ok().map(|t| crate::report::sha256_hex(&t))
 }
 
 /// `--count-classes`: per config, the reachable states and their classes

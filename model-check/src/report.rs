@@ -10,6 +10,13 @@ use smelt_support::{Expect, PropertyKind, Protocol};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// SHA-256 of `bytes`, in lowercase hex (a spec's identity in reports and
+/// in `--version`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {

@@ -28,18 +28,42 @@ pub(crate) fn harness_root() -> PathBuf {
 /// Checks the spec, builds its harness if needed and runs
 /// `<harness> <command> <args>`. Returns the exit code.
 pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
+    // `check` needs only the checker; the runtime's commands get the harness
+    // that also links the runtime.
+    let bin = match build(spec, command == "check") {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let status = Command::new(&bin)
+        .arg(command)
+        .args(args)
+        .env("SMELT_SPEC_PATH", spec)
+        .status();
+    match status {
+        Ok(s) => s.code().unwrap_or(2),
+        Err(e) => {
+            eprintln!("error: cannot run {}: {e}", bin.display());
+            2
+        }
+    }
+}
+
+/// Checks the spec and builds its harness if needed (`check_only`: the
+/// checker's, else the one that also links the runtime). Returns the
+/// binary, or the exit code after saying what went wrong.
+pub fn build(spec: &Path, check_only: bool) -> Result<PathBuf, i32> {
     let abs = match spec.canonicalize() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", spec.display());
-            return 2;
+            return Err(2);
         }
     };
     let checked = match smelt_dsl::check_file(&abs) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", spec.display());
-            return 2;
+            return Err(2);
         }
     };
     let Some(ir) = &checked.spec else {
@@ -48,7 +72,7 @@ pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
             .map(|c| c.render_errors())
             .unwrap_or_default();
         eprint!("{shown}");
-        return 2;
+        return Err(2);
     };
     let module = smelt_compiler::module_name(ir);
     let protocol = ir.name.clone();
@@ -59,14 +83,11 @@ pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
         .unwrap_or_else(|| "spec".into());
     let mut h = std::collections::hash_map::DefaultHasher::new();
     abs.hash(&mut h);
-    // `check` needs only the checker; the runtime's commands get the harness
-    // that also links the runtime.
-    let check_only = command == "check";
     let suffix = if check_only { "-check" } else { "" };
     let dir = root.join(format!("{}-{:016x}{suffix}", stem, h.finish()));
     if let Err(e) = write_crate(&dir, &abs, &module, &protocol, check_only) {
         eprintln!("error: cannot write the harness in {}: {e}", dir.display());
-        return 2;
+        return Err(2);
     }
     let target = root.join("target");
     let bin = target
@@ -79,27 +100,15 @@ pub fn run(spec: &Path, command: &str, args: &[String]) -> i32 {
         );
     }
     match cargo_build(&dir, &target) {
-        Ok(o) if o.status.success() => {}
+        Ok(o) if o.status.success() => Ok(bin),
         Ok(o) => {
             eprintln!("error: building the harness for {} failed:", spec.display());
             eprint!("{}", String::from_utf8_lossy(&o.stderr));
-            return 2;
+            Err(2)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            return 2;
-        }
-    }
-    let status = Command::new(&bin)
-        .arg(command)
-        .args(args)
-        .env("SMELT_SPEC_PATH", spec)
-        .status();
-    match status {
-        Ok(s) => s.code().unwrap_or(2),
-        Err(e) => {
-            eprintln!("error: cannot run {}: {e}", bin.display());
-            2
+            Err(2)
         }
     }
 }
@@ -142,7 +151,8 @@ const fn mimalloc_instance() -> smelt::harness::Allocator {{
 static CONFIGURE_ALLOCATOR: extern "C" fn() = smelt::harness::configure_allocator;
 
 fn main() {{
-    std::process::exit(smelt::harness::main::<{module}::{protocol}>())
+    // The spec's text, for `--version`.
+    std::process::exit(smelt::harness::main_of::<{module}::{protocol}>(include_bytes!({spec:?})))
 }}
 "#,
         spec = spec.display().to_string()

@@ -1,6 +1,7 @@
 //! Subcommands. Exit codes: 0 success, 1 the spec or protocol is wrong (spec
 //! errors, a violated property), 2 usage or environment errors.
 
+mod build;
 mod check;
 mod harness;
 mod lint;
@@ -38,6 +39,10 @@ enum Command {
     /// check --simulate --shard i/n --json FILE` on several machines) into
     /// one verdict, the unsharded run's; exit status as `smelt check`'s.
     Merge(merge::MergeArgs),
+    /// Build a spec's protocol into a standalone executable in DIR (node,
+    /// cluster, client, simulator and checker; runs without cargo or the
+    /// sources): `smelt build specs/raft.sm -o out/`.
+    Build(build::BuildArgs),
     /// Run one node of a spec's protocol on real sockets and disk.
     #[command(disable_help_flag = true)]
     Run(Forward),
@@ -135,6 +140,7 @@ pub fn main() -> i32 {
         Command::Mutate(a) => mutate::mutate(a),
         Command::Check(f) => check::run(f.spec, f.args),
         Command::Merge(a) => merge::merge(a),
+        Command::Build(a) => build::build(a),
         Command::Run(f) => harness::run(&f.spec, "run", &f.args),
         Command::Cluster(f) => harness::run(&f.spec, "cluster", &f.args),
         Command::Sim(f) => harness::run(&f.spec, "sim", &f.args),
