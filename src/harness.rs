@@ -95,7 +95,8 @@ pub fn main_of<P: Protocol>(spec: &[u8]) -> i32 {
     }
 }
 
-/// `<program> (protocol <name>) smelt <version>, spec <file> sha256 <hex>`.
+/// `<program> (protocol <name>) smelt <version>, spec <file> sha256 <hex>,
+/// storage schema sha256 <hex>` (the hash a data directory records).
 pub fn version<P: Protocol>(spec: &[u8]) -> String {
     let program = std::env::args()
         .next()
@@ -107,10 +108,11 @@ pub fn version<P: Protocol>(spec: &[u8]) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| P::SPEC.to_string());
     format!(
-        "{program} (protocol {}) smelt {}, spec {file} sha256 {}",
+        "{program} (protocol {}) smelt {}, spec {file} sha256 {}, storage schema sha256 {}",
         P::NAME,
         env!("CARGO_PKG_VERSION"),
-        smelt_model_check::report::sha256_hex(spec)
+        smelt_model_check::report::sha256_hex(spec),
+        smelt_model_check::report::sha256_hex(P::STORAGE_SCHEMA.as_bytes())
     )
 }
 

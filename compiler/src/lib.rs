@@ -15,6 +15,7 @@ mod names;
 mod protocol;
 mod rewrite;
 mod role;
+pub mod schema;
 mod stmt;
 mod ty;
 

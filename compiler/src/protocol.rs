@@ -695,6 +695,7 @@ impl Gen<'_> {
             .iter()
             .map(|n| quote!((Storage::#n(s), Delta::#n(d)) => s.apply(d),));
         let parse_request = self.parse_request();
+        let storage_schema = crate::schema::storage_schema(self.spec);
         let early = self.early_events();
         let sessions_proto = match declared_sessions {
             Some(n) => quote! {
@@ -749,6 +750,7 @@ impl Gen<'_> {
                 const SPEC: &'static str = #spec_path;
                 #spec_base
                 const SYMMETRIC: bool = #symmetric;
+                const STORAGE_SCHEMA: &'static str = #storage_schema;
 
                 fn roles() -> &'static [#s::RoleInfo] {
                     &[#(#role_infos),*]

@@ -73,11 +73,7 @@ fn start<P: Protocol>(rt: &tokio::runtime::Runtime, cluster: &Cluster, id: u64, 
     };
     let layout = cluster.layout::<P>().expect("layout");
     let actor = P::server(Id::from(id as usize), &layout).expect("server");
-    let identity = Identity {
-        cluster: cluster.hash(),
-        node: id,
-        protocol: P::NAME.into(),
-    };
+    let identity = Identity::of::<P>(cluster.hash(), id);
     match dir {
         Some(dir) => {
             let (r, s) = storage::recover::<P>(dir, &identity, &actor, Id::from(id as usize), true).expect("recover");

@@ -115,6 +115,11 @@ struct RunArgs {
     /// Print the durable state recovered from the data directory and exit.
     #[arg(long)]
     inspect: bool,
+    /// Load a data directory written under another storage schema (the
+    /// spec's durable types changed, e.g. a renamed variable), and record
+    /// this one in it. Records that do not decode still stop the node.
+    #[arg(long)]
+    accept_storage_schema: bool,
     /// Compact the log into a snapshot once it holds this many bytes (and
     /// more than the last snapshot).
     #[arg(long)]
@@ -136,9 +141,8 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
         return fail(EXIT_USAGE, &format!("node {} is not in {}", a.id, a.cluster.display()));
     };
     let identity = Identity {
-        cluster: cluster.hash(),
-        node: a.id,
-        protocol: P::NAME.to_string(),
+        accept_other_storage: a.accept_storage_schema,
+        ..Identity::of::<P>(cluster.hash(), a.id)
     };
     if a.inspect {
         return match storage::recover::<P>(&a.data_dir, &identity, &actor, id, false) {

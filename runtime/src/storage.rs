@@ -4,9 +4,11 @@
 //! Files (all integers little-endian, all checksums crc32c):
 //!
 //! - `node.meta` — text: format version, cluster hash, node id, protocol
-//!   name and a checksum line. Written once (temp file, fsync, rename, fsync
-//!   of the directory); a node refuses a data directory of another node,
-//!   cluster or protocol.
+//!   name, the SHA-256 of the protocol's storage schema and a checksum line.
+//!   Written once (temp file, fsync, rename, fsync of the directory); a node
+//!   refuses a data directory of another node, cluster or protocol, and one
+//!   written under another storage schema unless the operator accepts it
+//!   (then it is rewritten once, after everything decoded).
 //! - `LOCK` — held with an exclusive file lock while a node runs, so two
 //!   processes never write one directory.
 //! - `wal-<first lsn, 20 digits>.log` — a segment of the log: a 24-byte
@@ -66,12 +68,41 @@ pub trait Store: Send + 'static {
     fn snapshot(&mut self, lsn: u64, payload: &[u8]) -> io::Result<()>;
 }
 
-/// Which node a data directory belongs to.
+/// Which node a data directory belongs to, and what its bytes mean.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub cluster: u64,
     pub node: u64,
     pub protocol: String,
+    /// SHA-256 (hex) of the protocol's storage schema
+    /// (`Protocol::STORAGE_SCHEMA`): the types the log and snapshots
+    /// decode into. Another schema's directory is refused, unless
+    /// `accept_other_storage`.
+    pub storage: String,
+    /// The operator's explicit consent (`smelt run --accept-storage-schema`)
+    /// to load a directory written under another storage schema, and to
+    /// record this one in it once it loaded. Decoding is still checked:
+    /// records that do not decode stop the node as corrupt.
+    pub accept_other_storage: bool,
+}
+
+impl Identity {
+    /// Node `node` of cluster `cluster` running protocol `P`.
+    pub fn of<P: Protocol>(cluster: u64, node: u64) -> Identity {
+        Identity {
+            cluster,
+            node,
+            protocol: P::NAME.to_string(),
+            storage: storage_schema_hash::<P>(),
+            accept_other_storage: false,
+        }
+    }
+}
+
+/// SHA-256 (hex) of `P`'s storage schema.
+pub fn storage_schema_hash<P: Protocol>() -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(P::STORAGE_SCHEMA.as_bytes()))
 }
 
 #[derive(Debug)]
@@ -220,14 +251,23 @@ pub fn encode_snapshot(lsn: u64, payload: &[u8]) -> Vec<u8> {
 
 fn meta_text(id: &Identity) -> String {
     let body = format!(
-        "smelt-data {FORMAT_VERSION}\ncluster {:016x}\nnode {}\nprotocol {}\n",
-        id.cluster, id.node, id.protocol
+        "smelt-data {FORMAT_VERSION}\ncluster {:016x}\nnode {}\nprotocol {}\nstorage {}\n",
+        id.cluster, id.node, id.protocol, id.storage
     );
     let c = crc(&[body.as_bytes()]);
     format!("{body}crc {c:08x}\n")
 }
 
-fn check_meta(path: &Path, text: &str, want: &Identity) -> Result<(), RecoverError> {
+/// The lines of a meta body that say whose directory it is (all but the
+/// storage schema).
+fn owner_lines(body: &str) -> Vec<&str> {
+    body.lines().filter(|l| !l.starts_with("storage ")).collect()
+}
+
+/// Checks `node.meta` against `want`. Returns whether the directory was
+/// written under another storage schema that the operator accepted (the
+/// meta is then rewritten once recovery succeeds).
+fn check_meta(path: &Path, text: &str, want: &Identity) -> Result<bool, RecoverError> {
     let Some(cut) = text.rfind("crc ") else {
         return Err(corrupt(path, 0, "no checksum line"));
     };
@@ -236,15 +276,33 @@ fn check_meta(path: &Path, text: &str, want: &Identity) -> Result<(), RecoverErr
     if stored != Some(crc(&[body.as_bytes()])) {
         return Err(corrupt(path, cut as u64, "checksum mismatch"));
     }
-    if text != meta_text(want) {
+    let ours = meta_text(want);
+    let ours_body = ours.split("crc ").next().unwrap_or_default();
+    if owner_lines(body) != owner_lines(ours_body) {
         return Err(RecoverError::Unusable(format!(
             "data directory {} belongs to another node: it records\n{}but this node is\n{}",
             path.parent().unwrap_or(Path::new(".")).display(),
             body,
-            meta_text(want).split("crc ").next().unwrap_or_default()
+            ours_body
         )));
     }
-    Ok(())
+    let recorded = body.lines().find_map(|l| l.strip_prefix("storage "));
+    if recorded == Some(want.storage.as_str()) {
+        return Ok(false);
+    }
+    if want.accept_other_storage {
+        return Ok(true);
+    }
+    Err(RecoverError::Unusable(format!(
+        "data directory {} was written under another storage schema: it records {}, this executable's is {}. \
+         The spec's durable types changed, so its log and snapshots may not decode, or decode into something else. \
+         Start on an empty data directory (the node catches up from its peers, where the protocol allows), \
+         or, if the change keeps the encoding (a renamed variable or type), start once with --accept-storage-schema \
+         to load it (records that do not decode still stop the node) and record the new schema",
+        path.parent().unwrap_or(Path::new(".")).display(),
+        recorded.unwrap_or("none (written before smelt recorded schemas)"),
+        want.storage
+    )))
 }
 
 /// The offset just after the last non-zero byte of the file.
@@ -464,8 +522,9 @@ pub fn recover_in<P: Protocol, V: Vfs>(
     let meta = vfs
         .read(&meta_path)
         .and_then(|b| String::from_utf8(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)));
+    let mut restamp = false;
     match meta {
-        Ok(text) => check_meta(&meta_path, &text, identity)?,
+        Ok(text) => restamp = check_meta(&meta_path, &text, identity)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !segments.is_empty() || !snapshots.is_empty() {
                 return Err(corrupt(
@@ -622,6 +681,16 @@ pub fn recover_in<P: Protocol, V: Vfs>(
     let Some(lock) = lock else {
         return Ok((recovered, None));
     };
+    if restamp {
+        // Everything decoded under the accepted schema: record it, so the
+        // next start needs no consent.
+        write_atomic(vfs, dir, META, meta_text(identity).as_bytes()).map_err(|e| unusable("write", &meta_path, e))?;
+        tracing::warn!(
+            dir = %dir.display(),
+            storage = %identity.storage,
+            "loaded a data directory written under another storage schema (--accept-storage-schema); recorded this one"
+        );
+    }
     let segment = match tail_end {
         Some((first, path, end)) => {
             let mut f = vfs.open(&path).map_err(|e| unusable("open", &path, e))?;

@@ -111,11 +111,7 @@ fn start<P: Protocol>(rt: &tokio::runtime::Runtime, name: &str, cluster: &Cluste
     let dir = scratch(name).join("data");
     let layout = cluster.layout::<P>().expect("layout");
     let actor = P::server(Id::from(0), &layout).expect("server");
-    let identity = Identity {
-        cluster: cluster.hash(),
-        node: 0,
-        protocol: P::NAME.into(),
-    };
+    let identity = Identity::of::<P>(cluster.hash(), 0);
     let (recovered, store) = storage::recover::<P>(&dir, &identity, &actor, Id::from(0), true).expect("recover");
     let store = GatedStore {
         inner: store.expect("store"),

@@ -17,11 +17,7 @@ fn node_entry() {
 }
 
 fn identity() -> Identity {
-    Identity {
-        cluster: 7,
-        node: 0,
-        protocol: "Journal".into(),
-    }
+    Identity::of::<Journal>(7, 0)
 }
 
 fn open(dir: &Path, write: bool) -> Result<(Recovered<Storage>, Option<FileStore>), RecoverError> {
@@ -243,6 +239,60 @@ fn another_nodes_directory_is_refused() {
 
 /// The node process itself refuses a damaged directory (exit code 3, the
 /// file and offset in its message), and starts empty once it is wiped.
+/// A directory written under another storage schema (the spec's durable
+/// types changed) is refused, naming both schemas; with the operator's
+/// consent it loads — every record still decoded and checked — and the new
+/// schema is recorded, so the old executable is refused from then on.
+#[test]
+fn another_storage_schema_is_refused_unless_accepted() {
+    let _no_spawn = no_spawn();
+    let dir = build("schema", 4, Some(2));
+    let newer = Identity {
+        storage: "f".repeat(64),
+        ..identity()
+    };
+    let actor = Journal::server(Id::from(0), &Layout::new(&[1], 0)).expect("server");
+    let open_as = |who: &Identity, write| storage::recover::<Journal>(&dir, who, &actor, Id::from(0), write);
+    for write in [false, true] {
+        match open_as(&newer, write) {
+            Err(RecoverError::Unusable(t)) => assert!(
+                t.contains("another storage schema")
+                    && t.contains(&identity().storage)
+                    && t.contains(&newer.storage)
+                    && t.contains("--accept-storage-schema"),
+                "{t}"
+            ),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("loaded a directory of another storage schema"),
+        }
+    }
+    // Inspecting with consent changes nothing on disk.
+    let accepted = Identity {
+        accept_other_storage: true,
+        ..newer.clone()
+    };
+    let (r, _) = open_as(&accepted, false).expect("inspect");
+    assert_eq!(items(&r), vec![1, 2, 3, 4]);
+    assert!(open_as(&newer, false).is_err());
+    // Opening for writing with consent records the new schema.
+    let (r, store) = open_as(&accepted, true).expect("accepted");
+    assert_eq!((items(&r), r.snapshot_lsn), (vec![1, 2, 3, 4], 2));
+    drop(store);
+    let (r, _) = open_as(&newer, true).expect("the new schema is recorded");
+    assert_eq!(r.last_lsn, 4);
+    assert!(matches!(open(&dir, false), Err(RecoverError::Unusable(t)) if t.contains("another storage schema")));
+    // A directory of another node is refused even with consent.
+    let other_node = Identity { cluster: 8, ..accepted };
+    assert!(matches!(open_as(&other_node, false), Err(RecoverError::Unusable(t)) if t.contains("another node")));
+    // The schema is the spec's: the Journal's durable state, by name and type.
+    assert!(
+        Journal::STORAGE_SCHEMA.contains("items: list<u64>"),
+        "{}",
+        Journal::STORAGE_SCHEMA
+    );
+    assert_eq!(identity().storage, storage::storage_schema_hash::<Journal>());
+}
+
 #[test]
 fn node_refuses_to_start_on_a_corrupt_directory() {
     let dir = scratch("refuse");

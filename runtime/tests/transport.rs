@@ -91,11 +91,7 @@ fn bad_frames_close_only_their_connection() {
     let dir = scratch("transport").join("data");
     let layout = cluster.layout::<Paxos>().expect("layout");
     let actor = Paxos::server(Id::from(0), &layout).expect("server");
-    let identity = Identity {
-        cluster: cluster.hash(),
-        node: 0,
-        protocol: "Paxos".into(),
-    };
+    let identity = Identity::of::<Paxos>(cluster.hash(), 0);
     let (recovered, store) = storage::recover::<Paxos>(&dir, &identity, &actor, Id::from(0), true).expect("recover");
     let cfg = NodeConfig {
         cluster: cluster.clone(),
@@ -238,11 +234,7 @@ impl Node0 {
         let dir = scratch(name);
         let layout = cluster.layout::<Paxos>().expect("layout");
         let actor = Paxos::server(Id::from(0), &layout).expect("server");
-        let identity = Identity {
-            cluster: cluster.hash(),
-            node: 0,
-            protocol: "Paxos".into(),
-        };
+        let identity = Identity::of::<Paxos>(cluster.hash(), 0);
         let (recovered, store) =
             storage::recover::<Paxos>(&dir.join("data"), &identity, &actor, Id::from(0), true).expect("recover");
         let cfg = NodeConfig {
@@ -681,11 +673,7 @@ fn start_node0_with(name: &str, limits: Limits) -> (Node0, std::net::TcpListener
     let dir = scratch(name);
     let layout = cluster.layout::<Paxos>().expect("layout");
     let actor = Paxos::server(Id::from(0), &layout).expect("server");
-    let identity = Identity {
-        cluster: cluster.hash(),
-        node: 0,
-        protocol: "Paxos".into(),
-    };
+    let identity = Identity::of::<Paxos>(cluster.hash(), 0);
     let (recovered, store) =
         storage::recover::<Paxos>(&dir.join("data"), &identity, &actor, Id::from(0), true).expect("recover");
     let cfg = NodeConfig {

@@ -268,6 +268,10 @@ pub trait Protocol:
     const SPEC_BASE: &'static str = "";
     /// True when node ids are interchangeable within each role.
     const SYMMETRIC: bool;
+    /// The types of the durable state, as text (`smelt_compiler::schema`):
+    /// a data directory records its hash, and a node refuses one written
+    /// under another schema.
+    const STORAGE_SCHEMA: &'static str = "";
 
     fn roles() -> &'static [RoleInfo];
     fn properties() -> &'static [PropertyInfo];

@@ -583,11 +583,7 @@ impl<P: Protocol> World<P> {
     // ---------------------------------------------------------------- nodes
 
     fn identity(&self, node: usize) -> Identity {
-        Identity {
-            cluster: self.cluster,
-            node: node as u64,
-            protocol: P::NAME.to_string(),
-        }
+        Identity::of::<P>(self.cluster, node as u64)
     }
 
     fn ctx(&self, node: usize) -> Ctx {

@@ -217,11 +217,7 @@ impl Drop for NodeProc {
 pub fn durable<P: Protocol>(cluster: &Cluster, id: u64, data: &Path) -> Result<Recovered<P::Storage>, RecoverError> {
     let layout: Layout = cluster.layout::<P>().expect("layout");
     let actor = P::server(Id::from(id as usize), &layout).expect("server");
-    let identity = Identity {
-        cluster: cluster.hash(),
-        node: id,
-        protocol: P::NAME.to_string(),
-    };
+    let identity = Identity::of::<P>(cluster.hash(), id);
     storage::recover::<P>(data, &identity, &actor, Id::from(id as usize), false).map(|(r, _)| r)
 }
 
