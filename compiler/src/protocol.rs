@@ -673,6 +673,26 @@ impl Gen<'_> {
                 out
             })
         });
+        // Integer and boolean variables, for the runtime's metrics (ghosts
+        // are not kept by the runtime).
+        let scalar_arms = self.spec.roles.iter().map(|role| {
+            let n = ident(&role.name);
+            let fields: Vec<TokenStream> = role
+                .vars
+                .iter()
+                .filter(|v| !v.ghost && matches!(v.ty.resolved(), ir::Ty::Int(_) | ir::Ty::Bool))
+                .map(|v| {
+                    let f = ident(&v.name);
+                    let name = &v.name;
+                    quote!((#name, i128::from(s.#f)))
+                })
+                .collect();
+            if fields.is_empty() {
+                quote!(State::#n(_) => Vec::new(),)
+            } else {
+                quote!(State::#n(s) => Vec::from([#(#fields),*]),)
+            }
+        });
         let timer_arms = self.spec.roles.iter().enumerate().flat_map(|(r, role)| {
             let n = ident(&role.name);
             let tt = self.role_ident(r, "Timer");
@@ -844,6 +864,13 @@ impl Gen<'_> {
                             ("session", #s::debug(&s.caller.session)),
                             ("pending", #s::debug(&s.caller.pending)),
                         ]),
+                    }
+                }
+
+                fn scalar_fields(state: &State) -> Vec<(&'static str, i128)> {
+                    match state {
+                        #(#scalar_arms)*
+                        State::Client(_) => Vec::new(),
                     }
                 }
 

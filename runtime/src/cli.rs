@@ -85,16 +85,26 @@ fn usage(e: clap::Error) -> i32 {
 /// Logs go to stderr; `SMELT_LOG` sets the filter (`info` by default,
 /// e.g. `debug` or `smelt_runtime=debug`).
 pub fn init_logging() {
+    init_logging_as(false);
+}
+
+/// `init_logging`, as JSON lines when `json` (or `SMELT_LOG_FORMAT=json`).
+pub fn init_logging_as(json: bool) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter: Targets = std::env::var("SMELT_LOG")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let json = json || std::env::var("SMELT_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    let _ = tracing_subscriber::registry().with(fmt).with(filter).try_init();
+    let _ = if json {
+        tracing_subscriber::registry().with(fmt.json()).with(filter).try_init()
+    } else {
+        tracing_subscriber::registry().with(fmt).with(filter).try_init()
+    };
 }
 
 #[derive(Parser, Debug)]
@@ -115,6 +125,13 @@ struct RunArgs {
     /// Print the durable state recovered from the data directory and exit.
     #[arg(long)]
     inspect: bool,
+    /// Serve `/metrics` (Prometheus text format), `/health` and `/ready`
+    /// over HTTP on this address (e.g. 127.0.0.1:9400).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Log as JSON lines (also `SMELT_LOG_FORMAT=json`).
+    #[arg(long)]
+    log_json: bool,
     /// Load a data directory written under another storage schema (the
     /// spec's durable types changed, e.g. a renamed variable), and record
     /// this one in it. Records that do not decode still stop the node.
@@ -127,7 +144,7 @@ struct RunArgs {
 }
 
 fn run<P: Protocol>(a: RunArgs) -> i32 {
-    init_logging();
+    init_logging_as(a.log_json);
     let cluster = match Cluster::load(&a.cluster) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, &e),
@@ -144,6 +161,15 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
         accept_other_storage: a.accept_storage_schema,
         ..Identity::of::<P>(cluster.hash(), a.id)
     };
+    // Bound before recovery: a bad address is a usage error at once.
+    let exporter = match &a.metrics {
+        Some(addr) if !a.inspect => match crate::metrics::bind(addr) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(EXIT_USAGE, &e),
+        },
+        _ => None,
+    };
+    let node_id = a.id;
     if a.inspect {
         return match storage::recover::<P>(&a.data_dir, &identity, &actor, id, false) {
             Ok((r, _)) => {
@@ -199,6 +225,12 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
             Ok(r) => r,
             Err(e) => return fail(EXIT_USAGE, &e),
         };
+        if let Some(server) = exporter {
+            if let Err(e) = crate::metrics::serve(server, P::NAME, node_id, running.stats.clone()) {
+                let _ = running.stop.send(true);
+                return fail(EXIT_USAGE, &format!("cannot start the metrics thread: {e}"));
+            }
+        }
         let stop = running.stop.clone();
         tokio::spawn(async move {
             signals.wait().await;

@@ -14,6 +14,7 @@
 //! data that is gone.
 
 use crate::storage::Store;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -46,14 +47,38 @@ pub struct Durable {
     pub failed: Option<String>,
 }
 
-/// Counters for logs and benchmarks.
-#[derive(Debug, Default)]
+/// Counters and histograms for metrics, logs and benchmarks.
+#[derive(Debug)]
 pub struct CommitStats {
     pub fsyncs: AtomicU64,
     pub records: AtomicU64,
     pub bytes: AtomicU64,
     pub snapshots: AtomicU64,
     pub last_snapshot_bytes: AtomicU64,
+    /// Seconds per group commit (the write and the fsync).
+    pub fsync_seconds: Histogram,
+    /// Records per group commit.
+    pub group_commit_records: Histogram,
+    /// Seconds per snapshot (encoding, writing, fsyncs).
+    pub snapshot_seconds: Histogram,
+}
+
+impl Default for CommitStats {
+    fn default() -> Self {
+        CommitStats {
+            fsyncs: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+            last_snapshot_bytes: AtomicU64::new(0),
+            // 50 µs .. 3.3 s, doubling.
+            fsync_seconds: Histogram::new(exponential_buckets(50e-6, 2.0, 17)),
+            // 1 .. 32768, doubling.
+            group_commit_records: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            // 1 ms .. 65 s, doubling.
+            snapshot_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 17)),
+        }
+    }
 }
 
 pub struct Committer {
@@ -83,10 +108,12 @@ pub fn spawn<S: Store>(mut store: S, last_lsn: u64, stats: Arc<CommitStats>) -> 
                     Cmd::Append(records) => pending.extend(records),
                     Cmd::Snapshot { lsn: at, encode } => {
                         result = flush(&mut store, &mut pending, &mut lsn, &stats).and_then(|()| {
+                            let started = std::time::Instant::now();
                             let bytes = encode().map_err(|e| format!("cannot encode a snapshot: {e}"))?;
                             store
                                 .snapshot(at, &bytes)
                                 .map_err(|e| format!("snapshot at record {at} failed: {e}"))?;
+                            stats.snapshot_seconds.observe(started.elapsed().as_secs_f64());
                             stats.snapshots.fetch_add(1, Ordering::Relaxed);
                             stats.last_snapshot_bytes.store(bytes.len() as u64, Ordering::Relaxed);
                             Ok(())
@@ -118,6 +145,7 @@ fn flush<S: Store>(store: &mut S, pending: &mut Vec<Record>, lsn: &mut u64, stat
     if pending.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     store.append(pending).map_err(|e| {
         format!(
             "writing records {}..={} failed: {e}",
@@ -125,6 +153,8 @@ fn flush<S: Store>(store: &mut S, pending: &mut Vec<Record>, lsn: &mut u64, stat
             pending[pending.len() - 1].lsn
         )
     })?;
+    stats.fsync_seconds.observe(started.elapsed().as_secs_f64());
+    stats.group_commit_records.observe(pending.len() as f64);
     stats.fsyncs.fetch_add(1, Ordering::Relaxed);
     stats.records.fetch_add(pending.len() as u64, Ordering::Relaxed);
     let bytes: usize = pending.iter().map(|r| r.payload.len()).sum();

@@ -175,6 +175,22 @@ async fn write_frames<W: AsyncWrite + Unpin>(
 /// resends the rest on a new connection. Ends when the event loop drops
 /// the queue's sender (after writing what is queued, if connected) or when
 /// `stop` fires.
+/// Counts a connected peer link while it lives (a gauge for metrics).
+struct LinkUp<'a>(&'a AtomicU64);
+
+impl<'a> LinkUp<'a> {
+    fn new(n: &'a AtomicU64) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        LinkUp(n)
+    }
+}
+
+impl Drop for LinkUp<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn peer_writer(
     ctx: Ctx,
@@ -184,6 +200,7 @@ pub async fn peer_writer(
     mut rx: mpsc::Receiver<Vec<u8>>,
     queued_bytes: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
+    links_up: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let l = &ctx.limits;
@@ -214,6 +231,7 @@ pub async fn peer_writer(
             let _ = stream.set_nodelay(true);
             info!(peer = to, %addr, resend = out.frames.len(), "connected to peer");
             was_up = true;
+            let _up = LinkUp::new(&links_up);
             let (read, write) = stream.into_split();
             let mut w = BufWriter::new(write);
             // Acks are read by a task of their own: a read cut off by

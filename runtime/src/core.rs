@@ -342,6 +342,13 @@ impl<P: Protocol, G: Ghosts> Core<P, G> {
         // The state is handed over owned, so the generated handler changes
         // it in place: a handler's CPU cost follows what it changes, not the
         // size of the state (a long log is not copied per append).
+        let kind = match &input {
+            Input::Msg(_, msg) if matches!(P::client_msg(msg), Some(smelt_support::ClientMsg::Request(..))) => 1,
+            Input::Msg(..) => 0,
+            Input::Timeout(_) => 2,
+            Input::Random(_) => 3,
+        };
+        self.stats.handler_kinds[kind].fetch_add(1, Ordering::Relaxed);
         let mut cow: Cow<'_, P::NodeState> = Cow::Owned(std::mem::take(&mut self.state));
         match input {
             Input::Msg(src, msg) => self.actor.handle_msg(self.id, &mut cow, src, msg, &mut self.fx),

@@ -11,6 +11,7 @@
 //! - [`node`]: the event loop that owns the actor state.
 //! - [`cluster`]: the cluster file.
 //! - [`client`]: a blocking client library.
+//! - [`metrics`]: `/metrics`, `/health` and `/ready` for operators.
 //! - [`cli`]: `smelt run`, `smelt cluster`, `smelt client`.
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod commit;
 pub mod connection;
 pub mod core;
 pub mod frame;
+pub mod metrics;
 pub mod node;
 pub mod rng;
 pub mod storage;

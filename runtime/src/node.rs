@@ -119,9 +119,19 @@ pub enum Exit {
     DiskFailed(String),
 }
 
+/// The kinds of events handlers run for, as metrics name them.
+pub const HANDLER_KINDS: [&str; 4] = ["message", "request", "timeout", "choice"];
+
 #[derive(Debug, Default)]
 pub struct NodeStats {
     pub handlers: AtomicU64,
+    /// Handlers by kind, in `HANDLER_KINDS` order; they add up to
+    /// `handlers` (less the start handler).
+    pub handler_kinds: [AtomicU64; 4],
+    /// Outgoing peer links connected now.
+    pub peer_links_up: Arc<AtomicU64>,
+    /// What the event loop last published for the metrics exporter.
+    pub status: std::sync::Mutex<crate::metrics::Status>,
     /// Messages and replies dropped because a queue was full or the
     /// destination unknown.
     pub dropped: AtomicU64,
@@ -131,6 +141,16 @@ pub struct NodeStats {
     /// for too long (its resend buffer was full).
     pub link_dropped: Arc<AtomicU64>,
     pub commit: Arc<CommitStats>,
+}
+
+impl NodeStats {
+    /// `(kind, handlers run)` for every kind of event.
+    pub fn handlers_by_kind(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        HANDLER_KINDS
+            .iter()
+            .zip(&self.handler_kinds)
+            .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+    }
 }
 
 /// What I/O tasks hand the event loop.
@@ -231,6 +251,7 @@ pub async fn start<P: Protocol, S: Store>(
             rx,
             queued_bytes.clone(),
             stats.link_dropped.clone(),
+            stats.peer_links_up.clone(),
             stop_rx.clone(),
         )));
         peers.push(Some(PeerOut { tx, queued_bytes }));
@@ -286,6 +307,7 @@ pub async fn start<P: Protocol, S: Store>(
         durable: committer.durable,
         stats: stats.clone(),
         stopping: false,
+        published: Duration::ZERO,
     };
     let thread = committer.thread;
     let shutdown_flush = Duration::from_millis(cfg.limits.shutdown_flush_ms_max);
@@ -347,11 +369,39 @@ struct Loop<P: Protocol> {
     durable: watch::Receiver<Durable>,
     stats: Arc<NodeStats>,
     stopping: bool,
+    /// When `publish` last ran (core time).
+    published: Duration,
 }
 
 impl<P: Protocol> Loop<P> {
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// Publishes what the metrics exporter shows (a few words and the
+    /// protocol's scalar variables; taken at most every 10 ms).
+    fn publish(&mut self, now: Duration) {
+        if now < self.published + Duration::from_millis(10) && self.published != Duration::ZERO {
+            return;
+        }
+        self.published = now;
+        let state = self.core.state();
+        let (role, phase) = P::describe_state(state);
+        let status = crate::metrics::Status {
+            role,
+            state: phase,
+            vars: P::scalar_fields(state),
+            accepting: self.core.accepting(),
+            failed: self.core.failed().is_some(),
+            stopping: self.stopping,
+            last_lsn: self.core.last_lsn(),
+            durable_lsn: self.core.durable_lsn(),
+            inbound_queue_len: self.inbound.len(),
+            client_connections: self.clients.len(),
+        };
+        if let Ok(mut s) = self.stats.status.lock() {
+            *s = status;
+        }
     }
 
     async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Exit {
@@ -360,6 +410,7 @@ impl<P: Protocol> Loop<P> {
             self.core.tick(now);
             self.flush_batch();
             self.deliver_ready();
+            self.publish(now);
             if let Some(exit) = self.core.finished() {
                 return exit;
             }

@@ -487,6 +487,9 @@ pub fn recover<P: Protocol>(
     recover_in(&OsFs, dir, identity, actor, id, write)
 }
 
+/// How often a long recovery logs its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What `recover_in` gives: the recovered state and, when writing, the
 /// store to append to.
 pub type Recovery<S, V> = Result<(Recovered<S>, Option<FileStore<V>>), RecoverError>;
@@ -549,8 +552,15 @@ pub fn recover_in<P: Protocol, V: Vfs>(
     let mut storage = None;
     let mut snapshot_lsn = 0;
     let mut snapshot_bytes = 0;
+    // A long recovery says how far it got, once a second (an operator
+    // should not have to guess whether a node replaying a large log hangs).
+    let started = std::time::Instant::now();
+    let mut said = started;
     if let Some((lsn, path)) = snapshots.last() {
         let (s, bytes) = read_snapshot::<P, V>(vfs, path, *lsn)?;
+        if started.elapsed() >= PROGRESS_EVERY {
+            tracing::info!(snapshot = %path.display(), bytes, seconds = started.elapsed().as_secs_f64(), "loaded the snapshot");
+        }
         storage = Some(s);
         snapshot_lsn = *lsn;
         snapshot_bytes = bytes;
@@ -660,6 +670,17 @@ pub fn recover_in<P: Protocol, V: Vfs>(
                         replayed += 1;
                         log_bytes += bytes;
                         last_lsn = lsn;
+                        if said.elapsed() >= PROGRESS_EVERY {
+                            said = std::time::Instant::now();
+                            tracing::info!(
+                                records = replayed,
+                                log_bytes,
+                                segment = %path.display(),
+                                offset = off,
+                                segment_bytes = len,
+                                "replaying the log"
+                            );
+                        }
                     }
                     expect = lsn + 1;
                     off += bytes;

@@ -361,3 +361,113 @@ fn raft_bytes_arguments_from_the_command_line() {
     assert_eq!(shown, r#""\x01\"\\ok""#);
     assert_eq!(value(&shown).as_slice(), b"\x01\"\\ok");
 }
+
+/// `GET path` over plain HTTP/1.0: the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics address");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_string())
+}
+
+/// `smelt run --metrics ADDR`: every node serves `/metrics` in the
+/// Prometheus text format (parsed here by an independent parser),
+/// `/health` and `/ready`. After a write: exactly one node's
+/// `smelt_protocol_state` says Leader, every node shows the same
+/// `current_term`, the leader ran a request handler, and the fsync
+/// histogram counted group commits.
+#[test]
+fn raft_nodes_export_metrics_health_and_readiness() {
+    use prometheus_parse::{Scrape, Value};
+    let dir = scratch("metrics");
+    let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
+    let metrics: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let nodes: Vec<NodeProc> = (0..3)
+        .map(|i| NodeProc::start("raft", &dir, &file, i, &["--metrics", &metrics[i as usize]]))
+        .collect();
+    wait_up(&cluster, &[0, 1, 2]);
+    let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
+    let (reply, leader) = c
+        .call(raft::Request::Put {
+            key: 5,
+            value: Bytes::from_static(b"watched"),
+        })
+        .expect("put");
+    assert_eq!(reply, raft::Reply::PutOk);
+    let leader = usize::from(leader);
+    let scrape = |i: usize| {
+        let (code, body) = http_get(&metrics[i], "/metrics");
+        assert_eq!(code, 200, "{body}");
+        Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text format")
+    };
+    let value = |s: &Scrape, name: &str, label: (&str, &str)| -> Option<f64> {
+        s.samples
+            .iter()
+            .find(|m| m.metric == name && m.labels.get(label.0) == Some(label.1))
+            .and_then(|m| match &m.value {
+                Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => Some(*v),
+                _ => None,
+            })
+    };
+    // The leader's state shows once its heartbeat reached the others: poll
+    // the exporters (a node publishes its state within 10 ms of a change).
+    let settled = eventually(Duration::from_secs(20), || {
+        let scrapes: Vec<Scrape> = (0..3).map(scrape).collect();
+        let leaders: Vec<usize> = (0..3)
+            .filter(|&i| value(&scrapes[i], "smelt_protocol_state", ("state", "Leader")) == Some(1.0))
+            .collect();
+        let terms: Vec<Option<f64>> = scrapes
+            .iter()
+            .map(|s| value(s, "smelt_protocol_var", ("var", "current_term")))
+            .collect();
+        (leaders == vec![leader] && terms.iter().all(|t| *t == terms[0] && t.is_some())).then_some(scrapes)
+    });
+    let scrapes = settled.expect("one leader, the one that answered, and one term on every node");
+    let s = &scrapes[leader];
+    assert!(
+        value(s, "smelt_handlers_total", ("kind", "request")).is_some_and(|n| n >= 1.0),
+        "{:?}",
+        s.samples
+    );
+    let fsyncs = s
+        .samples
+        .iter()
+        .find_map(|m| match (&m.metric[..], &m.value) {
+            ("smelt_fsync_seconds", Value::Histogram(h)) => h
+                .iter()
+                .map(|b| b.count)
+                .fold(None, |a: Option<f64>, c| Some(a.map_or(c, |a| a.max(c)))),
+            _ => None,
+        })
+        .expect("the fsync histogram");
+    assert!(fsyncs >= 1.0, "group commits counted: {fsyncs}");
+    assert!(
+        value(s, "smelt_node_info", ("protocol", "Raft")) == Some(1.0),
+        "{:?}",
+        s.samples
+    );
+    for m in &metrics {
+        assert_eq!(http_get(m, "/health"), (200, "ok\n".into()));
+        assert_eq!(http_get(m, "/ready"), (200, "ready\n".into()));
+    }
+    assert_eq!(http_get(&metrics[0], "/nope").0, 404);
+    drop(nodes);
+
+    // An address that cannot be served is a usage error before the node
+    // starts (exit 2).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let mut node = NodeProc::start("raft", &dir, &file, 0, &["--metrics", &addr]);
+    assert_eq!(node.wait_exit(Duration::from_secs(20)), Some(2), "{}", node.log_text());
+    assert!(node.log_text().contains("cannot serve metrics"), "{}", node.log_text());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -314,6 +314,12 @@ pub trait Protocol:
     /// state (if the role has states) and every variable, in declaration
     /// order, formatted with `Debug`.
     fn describe_fields(state: &Self::State) -> Vec<(&'static str, String)>;
+    /// A node's integer and boolean variables (not ghosts), for the
+    /// runtime's metrics: cheap to take at every scrape, unlike
+    /// `describe_fields`, which formats logs and maps.
+    fn scalar_fields(_state: &Self::State) -> Vec<(&'static str, i128)> {
+        Vec::new()
+    }
 
     /// The service's requests: name and parameter names, for help texts.
     fn requests() -> &'static [(&'static str, &'static [&'static str])];
