@@ -9,6 +9,21 @@ use common::smelt;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
+/// A JSON report file.
+fn read(path: impl AsRef<std::path::Path>) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Each property of a report with its verdict.
+fn verdicts(r: &serde_json::Value) -> Vec<(String, String)> {
+    r["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].to_string(), p["verdict"].to_string()))
+        .collect()
+}
+
 #[test]
 fn a_directory_checks_every_spec_in_it_with_one_status_and_a_junit_report() {
     let xml = std::env::temp_dir().join(format!("smelt-junit-{}.xml", std::process::id()));
@@ -82,7 +97,6 @@ fn shards_merge_into_the_unsharded_verdict() {
     let dir = std::env::temp_dir().join(format!("smelt-merge-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = |name: &str| dir.join(name).display().to_string();
-    let read = |path: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
     let simulate = |spec: &str, seed: &str, shard: Option<&str>, json: &str| {
         let mut args = vec![
             "check",
@@ -116,14 +130,6 @@ fn shards_merge_into_the_unsharded_verdict() {
         let (code, out, err) = smelt(&args);
         assert_eq!(code, Some(status), "{out}\n{err}");
         let (whole, merged) = (&read(&whole)[0], &read(&merged)[0]);
-        let verdicts = |r: &serde_json::Value| -> Vec<(String, String)> {
-            r["properties"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| (p["name"].to_string(), p["verdict"].to_string()))
-                .collect()
-        };
         let violated = |r: &serde_json::Value| -> Vec<serde_json::Value> {
             r["properties"]
                 .as_array()
@@ -226,16 +232,6 @@ fn the_documented_job_matrices_run_as_written() {
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.code(), text)
-    };
-    let read =
-        |p: std::path::PathBuf| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
-    let verdicts = |r: &serde_json::Value| -> Vec<(String, String)> {
-        r["properties"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (p["name"].to_string(), p["verdict"].to_string()))
-            .collect()
     };
 
     // GitHub Actions: a matrix over `shard`, the run id as the seed.
