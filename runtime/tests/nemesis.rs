@@ -1200,6 +1200,9 @@ struct Report {
     /// Snapshot stores whose data differ from the committed log applied
     /// exactly once.
     store_mismatches: usize,
+    /// Acknowledged calls whose reply differs from the one the committed
+    /// log applied exactly once gives them.
+    reply_mismatches: usize,
     /// Requests (session and seq) in the committed log more than once, and
     /// the extra copies.
     appended_twice: usize,
@@ -1255,7 +1258,7 @@ impl Report {
         let resolved: Duration = self.keys.iter().map(|k| k.resolved_time).sum();
         format!(
             "nemesis run {run} seed={:#x} mode={} secs={}: ops={} ok={} unknown={} (applied {}) failed={} \
-             faults{{{}}} verdict={} committed={}{} appended_twice={} (extra copies {}) dup_tokens={}/{} store_mismatches={} \
+             faults{{{}}} verdict={} committed={}{} appended_twice={} (extra copies {}) dup_tokens={}/{} store_mismatches={} reply_mismatches={} \
              check={:.2}s (slowest key {:.2}s; without {} never-applied unknowns {:.2}s) \
              longest_unavailable={:.2}s problems={}",
             cfg.seed,
@@ -1279,6 +1282,7 @@ impl Report {
             self.dup_token_reads,
             self.dup_token_stores,
             self.store_mismatches,
+            self.reply_mismatches,
             check.as_secs_f64(),
             max.as_secs_f64(),
             self.unknown_left_out,
@@ -1747,10 +1751,13 @@ fn check_logs(rep: &mut Report, disks: &[Result<Disk, String>], recs: &[Rec], fi
     };
     for r in recs {
         match (&r.out, first.get(&r.tag)) {
-            (Outcome::Ok(got, _), Some(replayed)) if got != replayed => rep.failures.push(format!(
-                "client {} {:?} {:?}: answered {got:?}, but the committed log gives {replayed:?}",
-                r.client, r.tag, r.req
-            )),
+            (Outcome::Ok(got, _), Some(replayed)) if got != replayed => {
+                rep.reply_mismatches += 1;
+                rep.failures.push(format!(
+                    "client {} {:?} {:?}: answered {got:?}, but the committed log gives {replayed:?}",
+                    r.client, r.tag, r.req
+                ))
+            }
             (Outcome::Ok(got, _), None) if !before_log(&r.tag) => rep.failures.push(format!(
                 "client {} {:?} {:?} was answered {got:?} but is not in the committed log",
                 r.client, r.tag, r.req
@@ -1855,10 +1862,11 @@ fn nemesis_long() {
 
 /// The whole test is not vacuous: on `buggy/raft_no_dedup.sm` (raft.sm
 /// whose servers apply every copy of a request), the nemesis sees a request
-/// applied twice: in a read, in a store on disk (a token twice, or data
-/// that differ from the committed log applied once) or as a history that
+/// applied twice: in a read (a token twice, or a reply other than the
+/// committed log applied once gives), in a store on disk (a token twice, or
+/// data that differ from the committed log applied once) or as a history that
 /// is not linearizable. Runs of `SMELT_NEMESIS_SECS` (default 30) until
-/// one does, at most `SMELT_NEMESIS_RUNS` (default 5): a copy is only
+/// one does, at most `SMELT_NEMESIS_RUNS` (default 8): a copy is only
 /// committed twice when a retry crosses a leader change, and it only shows
 /// if no `Put` overwrites it first, which takes luck with the timing. (Its
 /// session tables always differ from the replay's: that alone is no proof.)
@@ -1866,7 +1874,7 @@ fn nemesis_long() {
 #[ignore]
 fn nemesis_finds_raft_no_dedup() {
     let secs = env_u64("SMELT_NEMESIS_SECS").unwrap_or(30);
-    let runs = env_u64("SMELT_NEMESIS_RUNS").unwrap_or(5);
+    let runs = env_u64("SMELT_NEMESIS_RUNS").unwrap_or(8);
     for run in 0..runs {
         let cfg = Config {
             spec: "raft_no_dedup",
@@ -1877,7 +1885,7 @@ fn nemesis_finds_raft_no_dedup() {
         for f in &rep.failures {
             println!("  problem: {f}");
         }
-        let found = rep.dup_token_reads + rep.dup_token_stores + rep.store_mismatches > 0
+        let found = rep.dup_token_reads + rep.dup_token_stores + rep.store_mismatches + rep.reply_mismatches > 0
             || rep.verdict() == "NOT linearizable";
         if found {
             println!("  found the double application; data kept in {}", dir.display());
