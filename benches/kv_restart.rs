@@ -153,7 +153,7 @@ fn main() {
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 
-    let mut cluster = SmeltRaft::start(&harness).unwrap_or_else(|e| panic!("starting smelt: {e}"));
+    let mut cluster = SmeltRaft::start(&harness, false).unwrap_or_else(|e| panic!("starting smelt: {e}"));
     let mut done = 0u64;
     let mut failed_total = 0u64;
     for (k, fraction) in [0.1, 0.25, 0.5, 1.0].into_iter().enumerate() {

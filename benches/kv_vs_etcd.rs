@@ -25,6 +25,10 @@
 //! - `SMELT_BENCH_VALUE_BYTES` (default 100): the generator's value size.
 //! - `SMELT_BENCH_SYSTEMS` (default `etcd,smelt`): run only one system, for
 //!   a diagnosis (the ratios are then NaN).
+//! - `SMELT_BENCH_TLS=1`: mutual TLS on both sides, peers and clients
+//!   (etcd with `--client-cert-auth` and `--peer-client-cert-auth`, gRPC
+//!   over TLS with ALPN h2; smelt with `[tls]` and `client_links = true`),
+//!   certificates of one fresh CA per cluster.
 
 mod kv;
 
@@ -55,7 +59,7 @@ impl System {
 }
 
 /// One run: a fresh three-member cluster, `clients` closed loops for `secs`.
-fn run(system: System, harness: &Path, clients: usize, secs: f64, value: &[u8]) -> Sample {
+fn run(system: System, harness: &Path, tls: bool, clients: usize, secs: f64, value: &[u8]) -> Sample {
     let duration = Duration::from_secs_f64(secs);
     settle();
     let go = |backend: &dyn Backend| {
@@ -64,13 +68,13 @@ fn run(system: System, harness: &Path, clients: usize, secs: f64, value: &[u8]) 
     };
     match system {
         System::Etcd => {
-            let mut cluster = etcd::Etcd::start().unwrap_or_else(|e| panic!("starting etcd: {e}"));
+            let mut cluster = etcd::Etcd::start(tls).unwrap_or_else(|e| panic!("starting etcd: {e}"));
             let sample = go(&cluster);
             cluster.check_alive().unwrap_or_else(|e| panic!("after the run: {e}"));
             sample
         }
         System::Smelt => {
-            let mut cluster = smelt::SmeltRaft::start(harness).unwrap_or_else(|e| panic!("starting smelt: {e}"));
+            let mut cluster = smelt::SmeltRaft::start(harness, tls).unwrap_or_else(|e| panic!("starting smelt: {e}"));
             let sample = go(&cluster);
             cluster.check_alive().unwrap_or_else(|e| panic!("after the run: {e}"));
             sample
@@ -151,6 +155,7 @@ fn main() {
         .filter_map(|s| [System::Etcd, System::Smelt].into_iter().find(|x| x.name() == s.trim()))
         .collect();
 
+    let tls = std::env::var("SMELT_BENCH_TLS").is_ok_and(|v| v == "1");
     let etcd_version = etcd::ensure_installed().unwrap_or_else(|e| panic!("{e}"));
     println!("{etcd_version}");
     println!("building raft.sm's harness (smelt run specs/raft.sm) ...");
@@ -162,7 +167,12 @@ fn main() {
     println!();
     println!(
         "## closed-loop puts, fresh keys, 3 members each on 127.0.0.1: {secs} s per run, {rounds} round(s), \
-         etcd and smelt alternating"
+         etcd and smelt alternating{}",
+        if tls {
+            "; mutual TLS on peer and client links of both"
+        } else {
+            ""
+        }
     );
     println!();
     println!(
@@ -184,7 +194,7 @@ fn main() {
             };
             let mut pair = [none; 2];
             for &system in &systems {
-                let s = run(system, &harness, clients, secs, &value);
+                let s = run(system, &harness, tls, clients, secs, &value);
                 let trend = match (s.per_second.first(), s.per_second.last()) {
                     (Some(a), Some(b)) => format!("{a} → {b}"),
                     _ => String::new(),

@@ -231,6 +231,17 @@ fn a_built_executable_runs_a_cluster_without_cargo_sources_or_spec() {
     }
     let cluster = dir.join("cluster.toml");
     std::fs::write(&cluster, toml).unwrap();
+    // Mutual TLS, as README's "Deploying" shows it.
+    let (code, stdout, err) = smelt(&["certs", "--cluster", cluster.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}\n{err}");
+    let with_tls = std::fs::read_to_string(&cluster).unwrap();
+    assert!(
+        with_tls.contains("[tls]") && with_tls.contains("node-2.key"),
+        "{with_tls}"
+    );
+    assert!(dir.join("cluster.toml.before-tls").exists());
+    let again = smelt(&["certs", "--cluster", cluster.to_str().unwrap()]);
+    assert_eq!(again.0, Some(2), "a second `smelt certs` must not replace the CA");
     let exec = exec_start();
     let mut running = Nodes(Vec::new());
     for i in 0..3 {
@@ -285,6 +296,30 @@ fn a_built_executable_runs_a_cluster_without_cargo_sources_or_spec() {
     let get = client(&["get", "7"]);
     let got = String::from_utf8_lossy(&get.stdout);
     assert!(get.status.success() && got.contains("deployed"), "get: {got}");
+    // A client with another CA's certificate gets no answer.
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    let ca = smelt_runtime::tls::Authority::new("foreign", 30).unwrap();
+    let id = ca.issue("client", &["client".to_string()], -1, 30).unwrap();
+    std::fs::write(foreign.join("c.pem"), &id.cert_pem).unwrap();
+    std::fs::write(foreign.join("c.key"), &id.key_pem).unwrap();
+    let (c, k) = (foreign.join("c.pem"), foreign.join("c.key"));
+    let refused = client(&[
+        "--attempts",
+        "1",
+        "--tls-cert",
+        c.to_str().unwrap(),
+        "--tls-key",
+        k.to_str().unwrap(),
+        "get",
+        "7",
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // SIGTERM (systemd's stop): each node exits cleanly.
     for c in &running.0 {
         // SAFETY: signalling our own child.

@@ -16,6 +16,7 @@ use h2::client::SendRequest;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
+use tokio_rustls::TlsConnector;
 
 const CLIENTS_PER_CONNECTION: usize = 8;
 /// A put that takes longer than this counts as an error.
@@ -56,25 +57,49 @@ pub struct Etcd {
     rt: tokio::runtime::Runtime,
     /// Client URL of each member.
     members: Vec<SocketAddr>,
+    /// With mutual TLS: how clients connect.
+    tls: Option<TlsConnector>,
     leader: usize,
     procs: Procs,
     _dir: Scratch,
 }
 
 impl Etcd {
-    pub fn start() -> Result<Etcd, String> {
+    /// With `tls`: a fresh CA, a certificate per member (for 127.0.0.1)
+    /// and one for the clients; etcd demands client certificates of the CA
+    /// on both its peer and its client URLs.
+    pub fn start(tls: bool) -> Result<Etcd, String> {
         let dir = Scratch::new("etcd");
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let scheme = if tls { "https" } else { "http" };
         let initial: Vec<String> = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .map(|(i, (_, peer))| format!("m{i}={scheme}://127.0.0.1:{peer}"))
             .collect();
+        let certs = if tls { Some(Certs::new(&dir.0)?) } else { None };
         let mut procs = Procs::default();
         for (i, (client, peer)) in ports.iter().enumerate() {
-            let client_url = format!("http://127.0.0.1:{client}");
-            let peer_url = format!("http://127.0.0.1:{peer}");
+            let client_url = format!("{scheme}://127.0.0.1:{client}");
+            let peer_url = format!("{scheme}://127.0.0.1:{peer}");
             let mut cmd = Command::new("etcd");
+            if let Some(c) = &certs {
+                let (cert, key) = c.member(i);
+                cmd.arg("--cert-file")
+                    .arg(&cert)
+                    .arg("--key-file")
+                    .arg(&key)
+                    .arg("--trusted-ca-file")
+                    .arg(&c.ca)
+                    .arg("--client-cert-auth")
+                    .arg("--peer-cert-file")
+                    .arg(&cert)
+                    .arg("--peer-key-file")
+                    .arg(&key)
+                    .arg("--peer-trusted-ca-file")
+                    .arg(&c.ca)
+                    .arg("--peer-client-cert-auth");
+            }
             cmd.args(["--name", &format!("m{i}")])
                 .arg("--data-dir")
                 .arg(dir.0.join(format!("m{i}")))
@@ -108,9 +133,14 @@ impl Etcd {
             .iter()
             .map(|(c, _)| SocketAddr::from(([127, 0, 0, 1], *c)))
             .collect();
+        let tls = match &certs {
+            Some(c) => Some(c.connector()?),
+            None => None,
+        };
         let mut me = Etcd {
             rt,
             members,
+            tls,
             leader: 0,
             procs,
             _dir: dir,
@@ -136,7 +166,7 @@ impl Etcd {
     /// `Maintenance/Status` of one member: its member id and its leader's.
     fn status(&self, member: SocketAddr) -> Result<(u64, u64), String> {
         let reply = self.rt.block_on(async {
-            let send = connect(member).await?;
+            let send = connect(member, self.tls.as_ref()).await?;
             unary(send, member, "etcdserverpb.Maintenance/Status", Vec::new()).await
         })?;
         // StatusResponse: header = 1 (ResponseHeader: member_id = 2), leader = 4.
@@ -153,7 +183,7 @@ impl Backend for Etcd {
         let conns: Vec<SendRequest<Bytes>> = self.rt.block_on(async {
             let mut conns = Vec::new();
             for _ in 0..n.div_ceil(CLIENTS_PER_CONNECTION) {
-                conns.push(connect(leader).await?);
+                conns.push(connect(leader, self.tls.as_ref()).await?);
             }
             Ok::<_, String>(conns)
         })?;
@@ -197,19 +227,97 @@ pub fn put_request(key: &[u8], value: &[u8]) -> Vec<u8> {
     m
 }
 
-/// An HTTP/2 connection (prior knowledge, no TLS), driven by a task.
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, String> {
+/// An HTTP/2 connection (prior knowledge without TLS; with TLS, ALPN h2),
+/// driven by a task.
+async fn connect(addr: SocketAddr, tls: Option<&TlsConnector>) -> Result<SendRequest<Bytes>, String> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect to {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let (send, conn) = h2::client::handshake(tcp)
-        .await
-        .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let send = match tls {
+        None => {
+            let (send, conn) = h2::client::handshake(tcp)
+                .await
+                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            send
+        }
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::from(addr.ip());
+            let stream = tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+            let (send, conn) = h2::client::handshake(stream)
+                .await
+                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            send
+        }
+    };
     Ok(send)
+}
+
+/// A CA and certificates for the members and the clients, as files.
+struct Certs {
+    dir: std::path::PathBuf,
+    ca: std::path::PathBuf,
+    client: (std::path::PathBuf, std::path::PathBuf),
+}
+
+impl Certs {
+    fn new(dir: &std::path::Path) -> Result<Certs, String> {
+        use smelt::runtime::tls::Authority;
+        let ca = Authority::new("kv bench etcd CA", 30)?;
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).map(|()| p).map_err(|e| e.to_string())
+        };
+        let names = ["127.0.0.1".to_string(), "localhost".to_string()];
+        for i in 0..3 {
+            let m = ca.issue(&format!("m{i}"), &names, -1, 30)?;
+            write(&format!("m{i}.pem"), &m.cert_pem)?;
+            write(&format!("m{i}.key"), &m.key_pem)?;
+        }
+        let c = ca.issue("client", &["client".to_string()], -1, 30)?;
+        Ok(Certs {
+            dir: dir.to_path_buf(),
+            ca: write("ca.pem", ca.cert_pem())?,
+            client: (write("client.pem", &c.cert_pem)?, write("client.key", &c.key_pem)?),
+        })
+    }
+
+    fn member(&self, i: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+        (self.dir.join(format!("m{i}.pem")), self.dir.join(format!("m{i}.key")))
+    }
+
+    /// Trusts the CA, presents the client certificate, offers h2.
+    fn connector(&self) -> Result<TlsConnector, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&self.ca).map_err(|e| e.to_string())? {
+            roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        }
+        let certs = CertificateDer::pem_file_iter(&self.client.0)
+            .map_err(|e| e.to_string())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let key = PrivateKeyDer::from_pem_file(&self.client.1).map_err(|e| e.to_string())?;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| e.to_string())?;
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(TlsConnector::from(std::sync::Arc::new(cfg)))
+    }
 }
 
 /// One unary gRPC call: the request message, length-prefixed, in one DATA

@@ -101,7 +101,9 @@ pub struct SmeltRaft {
 }
 
 impl SmeltRaft {
-    pub fn start(harness: &Path) -> Result<SmeltRaft, String> {
+    /// With `tls`, mutual TLS on peer and client links, with certificates
+    /// made by `smelt_runtime::tls::generate` (what `smelt certs` does).
+    pub fn start(harness: &Path, tls: bool) -> Result<SmeltRaft, String> {
         let dir = Scratch::new("smelt");
         let nodes: Vec<NodeEntry> = (0..3)
             .map(|id| NodeEntry {
@@ -109,12 +111,20 @@ impl SmeltRaft {
                 role: "Server".into(),
                 address: format!("127.0.0.1:{}", free_port()),
                 client_address: Some(format!("127.0.0.1:{}", free_port())),
+                ..Default::default()
             })
             .collect();
         let cluster = Cluster {
             cluster_id: format!("kv-bench-{}", std::process::id()),
             spec: Some(PathBuf::from(SPEC)),
             nodes,
+            base: dir.0.clone(),
+            ..Default::default()
+        };
+        let cluster = if tls {
+            smelt::runtime::tls::generate(&cluster, &dir.0.join("certs"), &dir.0, 30)?
+        } else {
+            cluster
         };
         let file = dir.0.join("cluster.toml");
         std::fs::write(&file, cluster.to_toml()).map_err(|e| e.to_string())?;

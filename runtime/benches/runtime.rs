@@ -59,8 +59,10 @@ fn cluster(name: &str, n: u64) -> Cluster {
                 role: "Server".into(),
                 address: format!("127.0.0.1:{}", common::free_port()),
                 client_address: Some(format!("127.0.0.1:{}", common::free_port())),
+                ..Default::default()
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -308,6 +308,13 @@ struct ClientArgs {
     /// Ask only this node, once.
     #[arg(long)]
     node: Option<u64>,
+    /// With TLS on client links: the certificate to present (PEM; default:
+    /// the cluster file's `client_cert`).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// The request and its arguments, e.g. `put 5` or `get`. A `Bytes`
     /// argument is its text (`put 1 hello`), `0x` and hex digits
     /// (`0x00ff`), or a literal in double quotes with the spec's escapes
@@ -338,6 +345,7 @@ fn client<P: Protocol>(a: ClientArgs) -> i32 {
     let opts = ClientOptions {
         attempt_timeout_ms: a.timeout_ms,
         attempts_max: a.attempts.max(1),
+        tls_identity: a.tls_cert.zip(a.tls_key),
         ..ClientOptions::default()
     };
     let mut c = match Client::<P>::new(&cluster, opts) {
@@ -381,6 +389,10 @@ struct ClusterArgs {
     /// Node i listens for peers on base+2i and for clients on base+2i+1.
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
+    /// Mutual TLS on peer and client links: a new CA and certificates in
+    /// DIR/certs (made again at every start).
+    #[arg(long)]
+    tls: bool,
 }
 
 fn local_cluster<P: Protocol>(a: ClusterArgs) -> i32 {
@@ -413,6 +425,7 @@ fn local_cluster<P: Protocol>(a: ClusterArgs) -> i32 {
                 role: roles[r].name.to_string(),
                 address: format!("127.0.0.1:{port}"),
                 client_address: roles[r].serves_clients.then(|| format!("127.0.0.1:{}", port + 1)),
+                ..Default::default()
             });
         }
     }
@@ -424,11 +437,26 @@ fn local_cluster<P: Protocol>(a: ClusterArgs) -> i32 {
         cluster_id: format!("{}-local", P::NAME.to_lowercase()),
         spec: Some(spec),
         nodes,
+        ..Default::default()
     };
     if let Err(e) = std::fs::create_dir_all(&a.dir) {
         return fail_plain(EXIT_USAGE, &format!("cannot create {}: {e}", a.dir.display()));
     }
     let dir = a.dir.canonicalize().unwrap_or(a.dir.clone());
+    let cluster = if a.tls {
+        let certs = dir.join("certs");
+        if let Err(e) = std::fs::remove_dir_all(&certs) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return fail_plain(EXIT_USAGE, &format!("cannot remove {}: {e}", certs.display()));
+            }
+        }
+        match crate::tls::generate(&cluster, &certs, &dir, 365) {
+            Ok(c) => c,
+            Err(e) => return fail_plain(EXIT_USAGE, &e),
+        }
+    } else {
+        cluster
+    };
     let file = dir.join("cluster.toml");
     if let Err(e) = std::fs::write(&file, cluster.to_toml()) {
         return fail_plain(EXIT_USAGE, &format!("cannot write {}: {e}", file.display()));

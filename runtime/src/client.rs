@@ -30,10 +30,13 @@
 use crate::cluster::Cluster;
 use crate::frame::{self, Kind, Response, HEADER_LEN};
 use crate::rng::Rng;
+use rustls::pki_types::ServerName;
 use smelt_support::{Caller, Client as Tag, Id, Protocol, Session, SessionError, Step};
 use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Session ids start here: far above any server id, so that the node can
@@ -53,6 +56,9 @@ pub struct ClientOptions {
     /// Pause after a redirect without a hint (say, during an election).
     pub redirect_pause_ms: u64,
     pub frame_payload_bytes_max: usize,
+    /// The certificate and key to present when the cluster's client links
+    /// use TLS (default: the cluster file's `client_cert` and `client_key`).
+    pub tls_identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ClientOptions {
@@ -64,6 +70,7 @@ impl Default for ClientOptions {
             connect_timeout_ms: 500,
             redirect_pause_ms: 50,
             frame_payload_bytes_max: frame::PAYLOAD_BYTES_MAX,
+            tls_identity: None,
         }
     }
 }
@@ -329,8 +336,51 @@ fn fresh_session(rng: &mut Rng, epoch: u64) -> Session {
 pub struct Client<P: Protocol> {
     cluster: u64,
     addrs: Vec<SocketAddr>,
-    conns: Vec<Option<TcpStream>>,
+    conns: Vec<Option<Conn>>,
+    /// With TLS: the config, and the name each server's certificate must
+    /// carry (the host of its client address).
+    tls: Option<(Arc<rustls::ClientConfig>, Vec<ServerName<'static>>)>,
     policy: Policy<P>,
+}
+
+/// A connection to a server: TCP, or TLS over TCP.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
 }
 
 fn now_ms() -> u64 {
@@ -343,6 +393,21 @@ fn now_ms() -> u64 {
 impl<P: Protocol> Client<P> {
     pub fn new(cluster: &Cluster, opts: ClientOptions) -> Result<Client<P>, ClientError> {
         let servers = cluster.client_servers::<P>().map_err(ClientError::Config)?;
+        let tls = match crate::tls::client_tls(cluster, opts.tls_identity.clone()).map_err(ClientError::Config)? {
+            None => None,
+            Some(cfg) => {
+                let names = servers
+                    .iter()
+                    .map(|(id, _)| {
+                        let node = cluster.node(usize::from(*id) as u64);
+                        let addr = node.and_then(|n| n.client_address.as_deref()).unwrap_or_default();
+                        crate::tls::server_name(addr)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ClientError::Config)?;
+                Some((cfg, names))
+            }
+        };
         let policy = Policy::new(
             servers.iter().map(|(id, _)| *id).collect(),
             opts,
@@ -353,6 +418,7 @@ impl<P: Protocol> Client<P> {
             cluster: cluster.hash(),
             conns: servers.iter().map(|_| None).collect(),
             addrs: servers.iter().map(|(_, a)| *a).collect(),
+            tls,
             policy,
         })
     }
@@ -441,7 +507,10 @@ impl<P: Protocol> Client<P> {
             let s = TcpStream::connect_timeout(&addr, Duration::from_millis(opts.connect_timeout_ms))
                 .map_err(|e| format!("connect to {addr}: {e}"))?;
             let _ = s.set_nodelay(true);
-            self.conns[i] = Some(s);
+            self.conns[i] = Some(match &self.tls {
+                None => Conn::Plain(s),
+                Some((cfg, names)) => Conn::Tls(Box::new(handshake(s, cfg, &names[i], deadline)?)),
+            });
         }
         let max = opts.frame_payload_bytes_max;
         let bytes = frame::encode(Kind::Request, self.cluster, 0, &(tag, request), max).map_err(|e| e.to_string())?;
@@ -452,7 +521,7 @@ impl<P: Protocol> Client<P> {
             if left.is_zero() {
                 return Err("timed out".into());
             }
-            conn.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+            conn.tcp().set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
             let f = read_frame_blocking(conn, max)?;
             if f.kind != Kind::Response || f.cluster != self.cluster {
                 return Err(format!("unexpected {:?} frame", f.kind));
@@ -488,7 +557,27 @@ pub fn check_tag(tag: &Tag) -> Result<(), String> {
     Ok(())
 }
 
-fn read_frame_blocking(conn: &mut TcpStream, max: usize) -> Result<frame::Frame, String> {
+/// The TLS handshake with a server, within the attempt's deadline: the
+/// server must show a certificate of the cluster's CA naming `name`.
+fn handshake(
+    mut tcp: TcpStream,
+    cfg: &Arc<rustls::ClientConfig>,
+    name: &ServerName<'static>,
+    deadline: Instant,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    tcp.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(left)).map_err(|e| e.to_string())?;
+    let mut conn = rustls::ClientConnection::new(cfg.clone(), name.clone()).map_err(|e| format!("TLS: {e}"))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| format!("TLS handshake: {e}"))?;
+    }
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+fn read_frame_blocking(conn: &mut Conn, max: usize) -> Result<frame::Frame, String> {
     let io = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".to_string(),
         _ => format!("receive: {e}"),

@@ -9,12 +9,15 @@
 //! role = "Server"
 //! address = "127.0.0.1:7400"       # peer traffic
 //! client_address = "127.0.0.1:7500" # optional: where clients connect
+//! cert = "certs/node-0.pem"         # with [tls]: this node's certificate
+//! key = "certs/node-0.key"          # and key (crate::tls)
 //! ```
 //!
 //! Node ids follow `smelt_support::Layout`: the servers of the first role
 //! come first, numbered from 0, then those of the second role, and so on. So
 //! the generated code sees exactly the ids it saw in the model checker.
 
+use crate::tls::ClusterTls;
 use serde::{Deserialize, Serialize};
 use smelt_support::{Id, Layout, Protocol};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -25,7 +28,7 @@ pub const NODES_MAX: usize = 1024;
 /// Cluster files are small; a larger one is not a cluster file.
 pub const FILE_BYTES_MAX: u64 = 1 << 20;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     pub id: u64,
@@ -33,6 +36,24 @@ pub struct NodeEntry {
     pub address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_address: Option<String>,
+    /// The node's TLS certificate and key (PEM), relative to the cluster
+    /// file; required with `[tls]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFormat {
+    ca: String,
+    #[serde(default)]
+    client_links: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,17 +62,24 @@ struct FileFormat {
     cluster_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsFormat>,
     #[serde(rename = "node")]
     nodes: Vec<NodeEntry>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cluster {
     pub cluster_id: String,
     /// The spec, resolved against the cluster file's directory.
     pub spec: Option<PathBuf>,
     /// Sorted by id; ids are exactly `0..nodes.len()`.
     pub nodes: Vec<NodeEntry>,
+    /// Mutual TLS (`crate::tls`); its paths and the nodes' `cert` and `key`
+    /// are as written, resolved with [`Cluster::path_of`].
+    pub tls: Option<ClusterTls>,
+    /// The cluster file's directory.
+    pub base: PathBuf,
 }
 
 impl Cluster {
@@ -96,20 +124,57 @@ impl Cluster {
                 base.join(p)
             }
         });
+        let tls = match f.tls {
+            None => None,
+            Some(t) => {
+                if let Some(n) = nodes.iter().find(|n| n.cert.is_none() || n.key.is_none()) {
+                    return Err(format!("[tls] is set, but node {} names no `cert` and `key`", n.id));
+                }
+                let client_identity = match (t.client_cert, t.client_key) {
+                    (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+                    (None, None) => None,
+                    _ => return Err("[tls] names one of `client_cert` and `client_key` without the other".into()),
+                };
+                Some(ClusterTls {
+                    ca: PathBuf::from(t.ca),
+                    client_links: t.client_links,
+                    client_identity,
+                })
+            }
+        };
         Ok(Cluster {
             cluster_id: f.cluster_id,
             spec,
             nodes,
+            tls,
+            base: base.to_path_buf(),
         })
     }
 
     pub fn to_toml(&self) -> String {
+        let text = |p: &PathBuf| p.display().to_string();
         let f = FileFormat {
             cluster_id: self.cluster_id.clone(),
-            spec: self.spec.as_ref().map(|p| p.display().to_string()),
+            spec: self.spec.as_ref().map(text),
+            tls: self.tls.as_ref().map(|t| TlsFormat {
+                ca: text(&t.ca),
+                client_links: t.client_links,
+                client_cert: t.client_identity.as_ref().map(|(c, _)| text(c)),
+                client_key: t.client_identity.as_ref().map(|(_, k)| text(k)),
+            }),
             nodes: self.nodes.clone(),
         };
         toml::to_string(&f).unwrap_or_default()
+    }
+
+    /// A path the cluster file names, resolved against its directory.
+    pub fn path_of(&self, p: impl AsRef<Path>) -> PathBuf {
+        let p = p.as_ref();
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
     }
 
     /// The cluster id as it appears in frames.
@@ -212,7 +277,7 @@ client_address = "127.0.0.1:3"
         let c = Cluster::parse(TEXT, Path::new("/base")).unwrap();
         assert_eq!(c.nodes[0].id, 0);
         assert_eq!(c.spec.as_deref(), Some(Path::new("/base/x.sm")));
-        let again = Cluster::parse(&c.to_toml(), Path::new("/other")).unwrap();
+        let again = Cluster::parse(&c.to_toml(), Path::new("/base")).unwrap();
         assert_eq!(again, c);
     }
 
@@ -223,5 +288,23 @@ client_address = "127.0.0.1:3"
         let extra = format!("{TEXT}\nbogus = 1\n");
         assert!(Cluster::parse(&extra, Path::new(".")).is_err());
         assert!(Cluster::parse("cluster_id = \"x\"\nnode = []", Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn tls_needs_every_node_to_name_its_certificate() {
+        let tls = TEXT.replace("spec = \"x.sm\"", "spec = \"x.sm\"\n[tls]\nca = \"ca.pem\"");
+        let e = Cluster::parse(&tls, Path::new(".")).unwrap_err();
+        assert!(e.contains("names no `cert`"), "{e}");
+        let named = tls.replace(
+            "role = \"Server\"",
+            "role = \"Server\"\ncert = \"n.pem\"\nkey = \"n.key\"",
+        );
+        let c = Cluster::parse(&named, Path::new("/base")).unwrap();
+        assert_eq!(c.path_of(&c.tls.as_ref().unwrap().ca), Path::new("/base/ca.pem"));
+        assert_eq!(Cluster::parse(&c.to_toml(), Path::new("/base")).unwrap(), c);
+        let half = named.replace("ca = \"ca.pem\"", "ca = \"ca.pem\"\nclient_cert = \"c.pem\"");
+        assert!(Cluster::parse(&half, Path::new("."))
+            .unwrap_err()
+            .contains("without the other"));
     }
 }

@@ -29,6 +29,8 @@
 use crate::frame::{self, Frame, FrameError, Hello, Kind, Response, HEADER_LEN};
 use crate::node::{Event, Limits};
 use crate::rng::Rng;
+use crate::tls::NodeTls;
+use rustls::pki_types::ServerName;
 use smelt_support::{Client, Id, Protocol};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -39,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, B
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 /// The receiver acknowledges after this many messages (and on a ping).
@@ -64,6 +67,56 @@ pub struct Ctx {
     pub id: u64,
     pub servers: u64,
     pub limits: Limits,
+    /// Mutual TLS, if the cluster file has `[tls]`.
+    pub tls: Option<NodeTls>,
+    /// Connections refused in the TLS handshake.
+    pub tls_refused: Arc<AtomicU64>,
+}
+
+/// A connection's byte stream: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub type Stream = Box<dyn Io>;
+
+/// The server side of an accepted connection: the TLS handshake first, if
+/// `acceptor` is set, so nothing is read as a frame from a connection that
+/// has not proved a certificate of the cluster's CA. `None`: refused
+/// (logged and counted).
+async fn accept_tls(
+    tcp: TcpStream,
+    acceptor: Option<&TlsAcceptor>,
+    ctx: &Ctx,
+    from: SocketAddr,
+    what: &str,
+) -> Option<Stream> {
+    let _ = tcp.set_nodelay(true);
+    let Some(acceptor) = acceptor else {
+        return Some(Box::new(tcp));
+    };
+    let limit = Duration::from_millis(ctx.limits.handshake_timeout_ms);
+    let why = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => return Some(Box::new(s)),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no TLS handshake within {} ms", limit.as_millis()),
+    };
+    ctx.tls_refused.fetch_add(1, Ordering::Relaxed);
+    warn!(%from, error = %why, "refused a {what} connection in the TLS handshake");
+    None
+}
+
+/// The client side of a peer link: the TLS handshake, if the cluster uses
+/// TLS, checking that the peer's certificate names `name`.
+async fn dial_tls(tcp: TcpStream, ctx: &Ctx, name: &ServerName<'static>) -> Result<Stream, String> {
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = &ctx.tls else {
+        return Ok(Box::new(tcp));
+    };
+    let limit = Duration::from_millis(ctx.limits.handshake_timeout_ms);
+    match tokio::time::timeout(limit, tls.dial.connect(name.clone(), tcp)).await {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+        Err(_) => Err(format!("no TLS handshake within {} ms", limit.as_millis())),
+    }
 }
 
 #[derive(Debug)]
@@ -84,8 +137,13 @@ impl std::fmt::Display for ReadError {
 /// Reads one frame; `Ok(None)` at a clean end of stream between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, payload_bytes_max: usize) -> Result<Option<Frame>, ReadError> {
     let mut raw = [0u8; HEADER_LEN];
-    if r.read(&mut raw[..1]).await.map_err(ReadError::Io)? == 0 {
-        return Ok(None);
+    match r.read(&mut raw[..1]).await {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        // TLS reports a close without its close_notify (a peer that was
+        // killed) this way: between frames, that is an end of stream.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(ReadError::Io(e)),
     }
     r.read_exact(&mut raw[1..]).await.map_err(ReadError::Io)?;
     let header = frame::Header::parse(&raw, payload_bytes_max).map_err(ReadError::Frame)?;
@@ -196,6 +254,7 @@ pub async fn peer_writer(
     ctx: Ctx,
     to: u64,
     addr: SocketAddr,
+    name: ServerName<'static>,
     hello: Hello,
     mut rx: mpsc::Receiver<Vec<u8>>,
     queued_bytes: Arc<AtomicUsize>,
@@ -219,7 +278,13 @@ pub async fn peer_writer(
     loop {
         let connect = tokio::time::timeout(Duration::from_millis(l.connect_timeout_ms), TcpStream::connect(addr));
         let stream = match connect.await {
-            Ok(Ok(s)) => Some(s),
+            Ok(Ok(s)) => match dial_tls(s, &ctx, &name).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(peer = to, %addr, error = %e, "peer refused: its certificate is not the cluster's");
+                    None
+                }
+            },
             Ok(Err(e)) => {
                 debug!(peer = to, %addr, error = %e, "connect failed");
                 None
@@ -228,11 +293,10 @@ pub async fn peer_writer(
         };
         if let Some(stream) = stream {
             backoff_ms = l.reconnect_ms_min;
-            let _ = stream.set_nodelay(true);
             info!(peer = to, %addr, resend = out.frames.len(), "connected to peer");
             was_up = true;
             let _up = LinkUp::new(&links_up);
-            let (read, write) = stream.into_split();
+            let (read, write) = tokio::io::split(stream);
             let mut w = BufWriter::new(write);
             // Acks are read by a task of their own: a read cut off by
             // `select!` would lose its place in the stream.
@@ -401,7 +465,9 @@ pub async fn accept_peers<P: Protocol>(listener: TcpListener, ctx: Ctx, tx: mpsc
         let (ctx, tx, links) = (ctx.clone(), tx.clone(), links.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = stream.set_nodelay(true);
+            let Some(stream) = accept_tls(stream, ctx.tls.as_ref().map(|t| &t.peers), &ctx, from, "peer").await else {
+                return;
+            };
             match read_peer::<P>(stream, &ctx, &tx, &links).await {
                 Ok(()) => debug!(%from, "peer connection closed"),
                 Err(e) => warn!(%from, error = %e, "closing peer connection after a bad frame"),
@@ -428,13 +494,13 @@ async fn send_ack<W: AsyncWrite + Unpin>(w: &mut W, ctx: &Ctx, last: u64) -> Res
 }
 
 async fn read_peer<P: Protocol>(
-    stream: TcpStream,
+    stream: Stream,
     ctx: &Ctx,
     tx: &mpsc::Sender<Event<P>>,
     links: &Links,
 ) -> Result<(), ReadError> {
     let max = ctx.limits.frame_payload_bytes_max;
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut r = BufReader::new(read);
     let first = tokio::time::timeout(
         Duration::from_millis(ctx.limits.handshake_timeout_ms),
@@ -572,8 +638,18 @@ pub async fn accept_clients<P: Protocol>(
         let (ctx, tx) = (ctx.clone(), tx.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = stream.set_nodelay(true);
-            let (read, write) = stream.into_split();
+            let Some(stream) = accept_tls(
+                stream,
+                ctx.tls.as_ref().and_then(|t| t.clients.as_ref()),
+                &ctx,
+                from,
+                "client",
+            )
+            .await
+            else {
+                return;
+            };
+            let (read, write) = tokio::io::split(stream);
             let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(ctx.limits.client_queue_len_max);
             let invalid_tx = out_tx.clone();
             if tx.send(Event::ClientOpen { conn, tx: out_tx }).await.is_err() {

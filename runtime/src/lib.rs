@@ -6,6 +6,7 @@
 //!
 //! - [`frame`]: the wire format (length-prefixed, versioned, checksummed).
 //! - [`connection`]: TCP tasks for peers and clients.
+//! - [`tls`]: mutual TLS on those connections; certificates for a cluster.
 //! - [`storage`]: the write-ahead log of deltas, snapshots and recovery.
 //! - [`commit`]: the group-commit thread.
 //! - [`node`]: the event loop that owns the actor state.
@@ -25,4 +26,5 @@ pub mod metrics;
 pub mod node;
 pub mod rng;
 pub mod storage;
+pub mod tls;
 pub mod vfs;

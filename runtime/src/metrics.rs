@@ -78,6 +78,11 @@ pub fn render(protocol: &str, node: u64, stats: &NodeStats, status: &Status) -> 
         "Messages a peer link dropped: the peer acknowledged nothing for too long",
         c(stats.link_dropped.load(Ordering::Relaxed)),
     );
+    r.register(
+        "tls_refused",
+        "Connections refused in the TLS handshake (no certificate of the cluster's CA, expired, plaintext)",
+        c(stats.tls_refused.load(Ordering::Relaxed)),
+    );
     let commit = &stats.commit;
     r.register(
         "fsyncs",

@@ -140,6 +140,9 @@ pub struct NodeStats {
     /// Messages a peer link dropped because the peer acknowledged nothing
     /// for too long (its resend buffer was full).
     pub link_dropped: Arc<AtomicU64>,
+    /// Connections refused in the TLS handshake (no certificate of the
+    /// cluster's CA, an expired one, plaintext, no handshake in time).
+    pub tls_refused: Arc<AtomicU64>,
     pub commit: Arc<CommitStats>,
 }
 
@@ -197,11 +200,14 @@ pub async fn start<P: Protocol, S: Store>(
         .node(cfg.id)
         .ok_or_else(|| format!("node {} is not in the cluster file", cfg.id))?;
     let servers = cfg.cluster.nodes.len() as u64;
+    let stats = Arc::new(NodeStats::default());
     let ctx = Ctx {
         cluster: cfg.cluster.hash(),
         id: cfg.id,
         servers,
         limits: cfg.limits.clone(),
+        tls: crate::tls::NodeTls::load(&cfg.cluster, cfg.id)?,
+        tls_refused: stats.tls_refused.clone(),
     };
     let peer_listener = TcpListener::bind(resolve(&me.address)?)
         .await
@@ -221,7 +227,6 @@ pub async fn start<P: Protocol, S: Store>(
     };
     let client_addr = client_listener.as_ref().and_then(|l| l.local_addr().ok());
 
-    let stats = Arc::new(NodeStats::default());
     let committer = commit::spawn(store, recovered.last_lsn, stats.commit.clone())
         .map_err(|e| format!("cannot start the commit thread: {e}"))?;
     let (stop, stop_rx) = watch::channel(false);
@@ -241,12 +246,14 @@ pub async fn start<P: Protocol, S: Store>(
             continue;
         }
         let addr = resolve(&n.address)?;
+        let name = crate::tls::server_name(&n.address)?;
         let (tx, rx) = mpsc::channel(cfg.limits.peer_queue_len_max);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         writers.push(tokio::spawn(connection::peer_writer(
             ctx.clone(),
             n.id,
             addr,
+            name,
             hello.clone(),
             rx,
             queued_bytes.clone(),

@@ -362,23 +362,6 @@ fn raft_bytes_arguments_from_the_command_line() {
     assert_eq!(value(&shown).as_slice(), b"\x01\"\\ok");
 }
 
-/// `GET path` over plain HTTP/1.0: the status code and the body.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics address");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    (code, body.to_string())
-}
-
 /// `smelt run --metrics ADDR`: every node serves `/metrics` in the
 /// Prometheus text format (parsed here by an independent parser),
 /// `/health` and `/ready`. After a write: exactly one node's

@@ -74,6 +74,8 @@ impl Node {
             id: 0,
             servers: 1,
             limits: Limits::default(),
+            tls: None,
+            tls_refused: Default::default(),
         };
         let stats = Arc::new(NodeStats::default());
         let core = Core::start(actor, id, ctx, seed, &nothing_recovered(), stats.clone(), now);

@@ -101,8 +101,10 @@ fn cluster(n: u64) -> Cluster {
                 role: "Server".into(),
                 address: format!("127.0.0.1:{}", free_port()),
                 client_address: Some(format!("127.0.0.1:{}", free_port())),
+                ..Default::default()
             })
             .collect(),
+        ..Default::default()
     }
 }
 

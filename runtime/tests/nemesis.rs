@@ -316,6 +316,7 @@ impl World {
                     role: "Server".into(),
                     address: format!("{host}:{peer}"),
                     client_address: Some(format!("{host}:{client}")),
+                    ..Default::default()
                 }
             })
             .collect();
@@ -323,6 +324,7 @@ impl World {
             cluster_id: format!("nemesis-{}", dir.display()),
             spec: None,
             nodes,
+            ..Default::default()
         };
         let file = dir.join("cluster.toml");
         std::fs::write(&file, cluster.to_toml()).expect("write cluster file");

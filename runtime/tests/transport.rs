@@ -83,8 +83,10 @@ fn bad_frames_close_only_their_connection() {
                 role: "Server".into(),
                 address: format!("127.0.0.1:{}", free_port()),
                 client_address: Some(format!("127.0.0.1:{}", free_port())),
+                ..Default::default()
             })
             .collect(),
+        ..Default::default()
     };
     // Node 1 is played by the test: it watches what node 0 sends it.
     let peer1 = std::net::TcpListener::bind(&cluster.nodes[1].address).expect("bind");
@@ -226,8 +228,10 @@ impl Node0 {
                     role: "Server".into(),
                     address: format!("127.0.0.1:{}", free_port()),
                     client_address: None,
+                    ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         };
         let listener = std::net::TcpListener::bind(&cluster.nodes[SENDER as usize].address).expect("bind");
         let replies = fake_receiver(listener, cluster.hash());
@@ -666,8 +670,10 @@ fn start_node0_with(name: &str, limits: Limits) -> (Node0, std::net::TcpListener
                 role: "Server".into(),
                 address: format!("127.0.0.1:{}", free_port()),
                 client_address: None,
+                ..Default::default()
             })
             .collect(),
+        ..Default::default()
     };
     let listener = std::net::TcpListener::bind(&cluster.nodes[SENDER as usize].address).expect("bind");
     let dir = scratch(name);

@@ -2,6 +2,7 @@
 //! errors, a violated property), 2 usage or environment errors.
 
 mod build;
+mod certs;
 mod check;
 mod harness;
 mod lint;
@@ -43,6 +44,10 @@ enum Command {
     /// cluster, client, simulator and checker; runs without cargo or the
     /// sources): `smelt build specs/raft.sm -o out/`.
     Build(build::BuildArgs),
+    /// Make a certificate authority and certificates for a cluster file's
+    /// nodes and clients, and turn on mutual TLS in it: `smelt certs
+    /// --cluster cluster.toml`.
+    Certs(certs::CertsArgs),
     /// Run one node of a spec's protocol on real sockets and disk.
     #[command(disable_help_flag = true)]
     Run(Forward),
@@ -141,6 +146,7 @@ pub fn main() -> i32 {
         Command::Check(f) => check::run(f.spec, f.args),
         Command::Merge(a) => merge::merge(a),
         Command::Build(a) => build::build(a),
+        Command::Certs(a) => certs::certs(a),
         Command::Run(f) => harness::run(&f.spec, "run", &f.args),
         Command::Cluster(f) => harness::run(&f.spec, "cluster", &f.args),
         Command::Sim(f) => harness::run(&f.spec, "sim", &f.args),

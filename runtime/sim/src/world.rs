@@ -592,6 +592,9 @@ impl<P: Protocol> World<P> {
             id: node as u64,
             servers: self.servers,
             limits: self.limits.clone(),
+            // The simulator has no sockets: no TLS.
+            tls: None,
+            tls_refused: Default::default(),
         }
     }
 

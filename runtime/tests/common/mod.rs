@@ -107,6 +107,7 @@ pub fn write_cluster(dir: &Path, roles: &[(&str, u64, bool)]) -> (PathBuf, Clust
                 role: role.to_string(),
                 address: format!("127.0.0.1:{}", free_port()),
                 client_address: clients.then(|| format!("127.0.0.1:{}", free_port())),
+                ..Default::default()
             });
         }
     }
@@ -114,6 +115,7 @@ pub fn write_cluster(dir: &Path, roles: &[(&str, u64, bool)]) -> (PathBuf, Clust
         cluster_id: format!("test-{}", dir.display()),
         spec: None,
         nodes,
+        ..Default::default()
     };
     let file = dir.join("cluster.toml");
     std::fs::write(&file, cluster.to_toml()).expect("write cluster file");
@@ -244,4 +246,21 @@ pub fn wait_up(cluster: &Cluster, ids: &[u64]) {
         });
         assert!(up.is_some(), "node {i} did not start listening");
     }
+}
+
+/// `GET path` over plain HTTP/1.0: the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics address");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_string())
 }
