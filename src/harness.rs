@@ -121,6 +121,7 @@ fn usage<P: Protocol>(spec: &[u8]) -> String {
         "  run       run one node (--id, --cluster FILE, --data-dir DIR)
   cluster   run a local cluster on 127.0.0.1
   client    send a request to a cluster (--cluster FILE)
+  admin     status of every node; save or inspect a data directory
   sim       seeded simulations of a cluster under faults
 "
     } else {
@@ -135,18 +136,18 @@ fn usage<P: Protocol>(spec: &[u8]) -> String {
 pub fn main<P: Protocol>() -> i32 {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
-        eprintln!("usage: <harness> (check|run|cluster|client|sim) [args...]");
+        eprintln!("usage: <harness> (check|run|cluster|client|admin|sim) [args...]");
         return 2;
     }
     let command = args.remove(0);
     match command.as_str() {
         "check" => smelt_model_check::cli::main::<P>(args),
         #[cfg(feature = "runtime")]
-        "run" | "cluster" | "client" => smelt_runtime::cli::main::<P>(&command, args),
+        "run" | "cluster" | "client" | "admin" => smelt_runtime::cli::main::<P>(&command, args),
         #[cfg(feature = "runtime")]
         "sim" => smelt_sim::cli::main::<P>(args),
         #[cfg(not(feature = "runtime"))]
-        "run" | "cluster" | "client" | "sim" => {
+        "run" | "cluster" | "client" | "admin" | "sim" => {
             eprintln!("this harness was built for `check` only (smelt's `runtime` feature is off)");
             2
         }

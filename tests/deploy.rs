@@ -296,6 +296,19 @@ fn a_built_executable_runs_a_cluster_without_cargo_sources_or_spec() {
     let get = client(&["get", "7"]);
     let got = String::from_utf8_lossy(&get.stdout);
     assert!(get.status.success() && got.contains("deployed"), "get: {got}");
+    // The operator's view: every node answers `admin status`, over TLS.
+    let status = bare(&bin, &dir)
+        .args(["admin", "status", "--cluster", cluster.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{table}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert_eq!(table.matches("Server/Leader").count(), 1, "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
     // A client with another CA's certificate gets no answer.
     let foreign = dir.join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();

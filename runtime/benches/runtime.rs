@@ -72,6 +72,7 @@ fn start<P: Protocol>(rt: &tokio::runtime::Runtime, cluster: &Cluster, id: u64, 
         id,
         seed: id,
         limits: Limits::default(),
+        data_dir: None,
     };
     let layout = cluster.layout::<P>().expect("layout");
     let actor = P::server(Id::from(id as usize), &layout).expect("server");

@@ -47,6 +47,10 @@ pub fn main<P: Protocol>(command: &str, args: Vec<String>) -> i32 {
             Ok(a) => client::<P>(a),
             Err(e) => usage(e),
         },
+        "admin" => match AdminArgs::try_parse_from(argv) {
+            Ok(a) => admin::<P>(a),
+            Err(e) => usage(e),
+        },
         other => {
             eprintln!("unknown runtime command `{other}`");
             EXIT_USAGE
@@ -67,6 +71,10 @@ pub fn help(command: &str) -> Option<String> {
         "client" => (
             ClientArgs::command(),
             "smelt client [SPEC] --cluster FILE [OPTIONS] <REQUEST> [ARGS]...",
+        ),
+        "admin" => (
+            AdminArgs::command(),
+            "smelt admin [SPEC] <status|save|inspect> --cluster FILE [OPTIONS]",
         ),
         _ => return None,
     };
@@ -171,17 +179,7 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
     };
     let node_id = a.id;
     if a.inspect {
-        return match storage::recover::<P>(&a.data_dir, &identity, &actor, id, false) {
-            Ok((r, _)) => {
-                println!("storage: {:?}", r.storage);
-                println!(
-                    "last_lsn: {} snapshot_lsn: {} records_replayed: {} torn_tail: {:?}",
-                    r.last_lsn, r.snapshot_lsn, r.records_replayed, r.torn_tail
-                );
-                EXIT_OK
-            }
-            Err(e) => recover_failed(e),
-        };
+        return inspect::<P>(&a.data_dir, &identity, &actor, id);
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -215,6 +213,7 @@ fn run<P: Protocol>(a: RunArgs) -> i32 {
         cluster,
         id: a.id,
         seed,
+        data_dir: Some(a.data_dir.clone()),
         limits: Limits {
             snapshot_log_bytes_min: a.snapshot_log_bytes.unwrap_or(Limits::default().snapshot_log_bytes_min),
             ..Limits::default()
@@ -368,6 +367,180 @@ fn client<P: Protocol>(a: ClientArgs) -> i32 {
         }
         Err(e @ crate::client::ClientError::Config(_)) => fail_plain(EXIT_USAGE, &e.to_string()),
         Err(e) => fail_plain(EXIT_NO_REPLY, &e.to_string()),
+    }
+}
+
+/// Prints what data directory `dir` holds, recovered read-only.
+fn inspect<P: Protocol>(dir: &Path, identity: &Identity, actor: &P, id: Id) -> i32 {
+    match storage::recover::<P>(dir, identity, actor, id, false) {
+        Ok((r, _)) => {
+            println!("storage: {:?}", r.storage);
+            println!(
+                "last_lsn: {} snapshot_lsn: {} records_replayed: {} torn_tail: {:?}",
+                r.last_lsn, r.snapshot_lsn, r.records_replayed, r.torn_tail
+            );
+            EXIT_OK
+        }
+        Err(e) => recover_failed(e),
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Ask a running cluster for its status; copy or inspect a node's data directory")]
+struct AdminArgs {
+    #[command(subcommand)]
+    cmd: AdminCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AdminCmd {
+    /// Every node's role and state, its variables (with each one's lag
+    /// behind the largest any node reports), log positions, disk use and
+    /// uptime, asked over the client ports. Exit 5 if a node did not answer.
+    Status {
+        /// The cluster file (TOML).
+        #[arg(long)]
+        cluster: PathBuf,
+        /// Print one JSON object per node instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// How long to wait for each node.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// With TLS on client links: the certificate to present.
+        #[arg(long, requires = "tls_key", value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// The key of `--tls-cert`.
+        #[arg(long, requires = "tls_cert", value_name = "FILE")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Copy node ID's data directory (the node may be running) to OUT, a
+    /// consistent state of it: the copy is checked with the node's own
+    /// recovery, and made again if a compaction got in the way.
+    Save {
+        #[arg(long)]
+        cluster: PathBuf,
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Where the copy goes (must not exist).
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        /// Copies tried before giving up.
+        #[arg(long, default_value_t = 5)]
+        attempts: u32,
+    },
+    /// What a data directory (a node's, or a copy `save` made) holds: its
+    /// durable state and log positions, every record checked.
+    Inspect {
+        #[arg(long)]
+        cluster: PathBuf,
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+fn admin<P: Protocol>(a: AdminArgs) -> i32 {
+    let file = match &a.cmd {
+        AdminCmd::Status { cluster, .. } | AdminCmd::Save { cluster, .. } | AdminCmd::Inspect { cluster, .. } => {
+            cluster.clone()
+        }
+    };
+    let file = file.as_path();
+    let cluster = match Cluster::load(file) {
+        Ok(c) => c,
+        Err(e) => return fail_plain(EXIT_USAGE, &e),
+    };
+    let node = |id: u64| -> Result<(Identity, P), String> {
+        let layout = cluster.layout::<P>()?;
+        let actor = P::server(Id::from(id as usize), &layout)
+            .ok_or_else(|| format!("node {id} is not a server in {}", file.display()))?;
+        Ok((Identity::of::<P>(cluster.hash(), id), actor))
+    };
+    match a.cmd {
+        AdminCmd::Status {
+            json,
+            timeout_ms,
+            tls_cert,
+            tls_key,
+            ..
+        } => {
+            let identity = tls_cert.zip(tls_key);
+            let timeout = Duration::from_millis(timeout_ms);
+            let rows: Vec<(u64, Result<crate::admin::NodeStatus, String>)> = cluster
+                .nodes
+                .iter()
+                .map(|n| (n.id, crate::admin::query(&cluster, n.id, timeout, identity.clone())))
+                .collect();
+            if json {
+                for (id, r) in &rows {
+                    let line = match r {
+                        Ok(s) => serde_json::to_string(s).unwrap_or_default(),
+                        Err(e) => serde_json::json!({ "node": id, "error": e }).to_string(),
+                    };
+                    println!("{line}");
+                }
+            } else {
+                print!("{}", crate::admin::table(&rows));
+            }
+            if rows.iter().all(|(_, r)| r.is_ok()) {
+                EXIT_OK
+            } else {
+                EXIT_NO_REPLY
+            }
+        }
+        AdminCmd::Save {
+            id,
+            data_dir,
+            out,
+            attempts,
+            ..
+        } => {
+            let (identity, actor) = match node(id) {
+                Ok(x) => x,
+                Err(e) => return fail_plain(EXIT_USAGE, &e),
+            };
+            if out.exists() {
+                return fail_plain(EXIT_USAGE, &format!("{} exists: not overwriting it", out.display()));
+            }
+            let mut last = String::new();
+            for attempt in 1..=attempts.max(1) {
+                if let Err(e) = crate::admin::copy_data_dir(&data_dir, &out) {
+                    last = e;
+                    let _ = std::fs::remove_dir_all(&out);
+                    continue;
+                }
+                match storage::recover::<P>(&out, &identity, &actor, Id::from(id as usize), true) {
+                    Ok((r, store)) => {
+                        drop(store);
+                        println!(
+                            "saved node {id}'s data directory to {} (attempt {attempt}): last_lsn {} snapshot_lsn {} records {}{}",
+                            out.display(),
+                            r.last_lsn,
+                            r.snapshot_lsn,
+                            r.records_replayed,
+                            if r.torn_tail.is_some() { "; a record being written was left out" } else { "" }
+                        );
+                        return EXIT_OK;
+                    }
+                    Err(e) => {
+                        last = e.to_string();
+                        let _ = std::fs::remove_dir_all(&out);
+                    }
+                }
+            }
+            fail_plain(
+                EXIT_CORRUPT,
+                &format!("no consistent copy in {attempts} attempts; the last: {last}"),
+            )
+        }
+        AdminCmd::Inspect { id, data_dir, .. } => match node(id) {
+            Ok((identity, actor)) => inspect::<P>(&data_dir, &identity, &actor, Id::from(id as usize)),
+            Err(e) => fail_plain(EXIT_USAGE, &e),
+        },
     }
 }
 

@@ -344,7 +344,7 @@ pub struct Client<P: Protocol> {
 }
 
 /// A connection to a server: TCP, or TLS over TCP.
-enum Conn {
+pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
@@ -356,6 +356,26 @@ impl Conn {
             Conn::Tls(s) => &s.sock,
         }
     }
+
+    pub(crate) fn set_read_timeout(&self, d: Duration) -> Result<(), String> {
+        self.tcp().set_read_timeout(Some(d)).map_err(|e| e.to_string())
+    }
+}
+
+/// Connects to `addr` within `connect_timeout`, then, with `tls`, does the
+/// handshake by `deadline`.
+pub(crate) fn connect(
+    addr: SocketAddr,
+    tls: Option<(&Arc<rustls::ClientConfig>, &ServerName<'static>)>,
+    connect_timeout: Duration,
+    deadline: Instant,
+) -> Result<Conn, String> {
+    let s = TcpStream::connect_timeout(&addr, connect_timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
+    let _ = s.set_nodelay(true);
+    Ok(match tls {
+        None => Conn::Plain(s),
+        Some((cfg, name)) => Conn::Tls(Box::new(handshake(s, cfg, name, deadline)?)),
+    })
 }
 
 impl Read for Conn {
@@ -504,13 +524,9 @@ impl<P: Protocol> Client<P> {
         let deadline = Instant::now() + Duration::from_millis(opts.attempt_timeout_ms);
         let addr = self.addrs[i];
         if self.conns[i].is_none() {
-            let s = TcpStream::connect_timeout(&addr, Duration::from_millis(opts.connect_timeout_ms))
-                .map_err(|e| format!("connect to {addr}: {e}"))?;
-            let _ = s.set_nodelay(true);
-            self.conns[i] = Some(match &self.tls {
-                None => Conn::Plain(s),
-                Some((cfg, names)) => Conn::Tls(Box::new(handshake(s, cfg, &names[i], deadline)?)),
-            });
+            let tls = self.tls.as_ref().map(|(cfg, names)| (cfg, &names[i]));
+            let timeout = Duration::from_millis(opts.connect_timeout_ms);
+            self.conns[i] = Some(connect(addr, tls, timeout, deadline)?);
         }
         let max = opts.frame_payload_bytes_max;
         let bytes = frame::encode(Kind::Request, self.cluster, 0, &(tag, request), max).map_err(|e| e.to_string())?;
@@ -577,7 +593,7 @@ fn handshake(
     Ok(rustls::StreamOwned::new(conn, tcp))
 }
 
-fn read_frame_blocking(conn: &mut Conn, max: usize) -> Result<frame::Frame, String> {
+pub(crate) fn read_frame_blocking(conn: &mut Conn, max: usize) -> Result<frame::Frame, String> {
     let io = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".to_string(),
         _ => format!("receive: {e}"),

@@ -71,6 +71,8 @@ pub struct Ctx {
     pub tls: Option<NodeTls>,
     /// Connections refused in the TLS handshake.
     pub tls_refused: Arc<AtomicU64>,
+    /// What `Status` frames are answered from (`None`: not answered).
+    pub admin: Option<Arc<crate::admin::AdminInfo>>,
 }
 
 /// A connection's byte stream: TCP, or TLS over TCP.
@@ -692,6 +694,24 @@ async fn read_client<P: Protocol, R: AsyncRead + Unpin>(
 ) -> Result<(), ReadError> {
     while let Some(f) = read_frame(r, ctx.limits.frame_payload_bytes_max).await? {
         check_cluster(ctx, &f)?;
+        if f.kind == Kind::Status {
+            // Answered here, from what the loop published: an operator's
+            // question never waits behind the protocol's handlers.
+            let Some(admin) = &ctx.admin else {
+                return Err(reject("this node answers no status".into()));
+            };
+            let status = admin.status();
+            if let Ok(f) = frame::encode(
+                Kind::Status,
+                ctx.cluster,
+                ctx.id,
+                &status,
+                ctx.limits.frame_payload_bytes_max,
+            ) {
+                let _ = out.try_send(f);
+            }
+            continue;
+        }
         if f.kind != Kind::Request {
             return Err(reject(format!("{:?} frame on a client connection", f.kind)));
         }

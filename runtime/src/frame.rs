@@ -55,6 +55,9 @@ pub enum Kind {
     /// On a quiet peer link: asks for an `Ack` (a link with no answer is
     /// dead, and the sender reconnects).
     Ping = 6,
+    /// On a client connection: `()` asks for the node's status, answered
+    /// with a `Status` frame carrying an `admin::NodeStatus`.
+    Status = 7,
 }
 
 impl Kind {
@@ -66,6 +69,7 @@ impl Kind {
             4 => Kind::Response,
             5 => Kind::Ack,
             6 => Kind::Ping,
+            7 => Kind::Status,
             _ => return None,
         })
     }

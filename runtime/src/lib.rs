@@ -13,8 +13,10 @@
 //! - [`cluster`]: the cluster file.
 //! - [`client`]: a blocking client library.
 //! - [`metrics`]: `/metrics`, `/health` and `/ready` for operators.
+//! - [`admin`]: `admin status`, `save` and `inspect` for operators.
 //! - [`cli`]: `smelt run`, `smelt cluster`, `smelt client`.
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -106,6 +106,8 @@ pub struct NodeConfig {
     pub id: u64,
     pub seed: u64,
     pub limits: Limits,
+    /// The data directory, for the disk use `admin status` reports.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Why a node stopped.
@@ -208,6 +210,13 @@ pub async fn start<P: Protocol, S: Store>(
         limits: cfg.limits.clone(),
         tls: crate::tls::NodeTls::load(&cfg.cluster, cfg.id)?,
         tls_refused: stats.tls_refused.clone(),
+        admin: Some(Arc::new(crate::admin::AdminInfo {
+            node: cfg.id,
+            protocol: P::NAME,
+            started: std::time::Instant::now(),
+            data_dir: cfg.data_dir.clone(),
+            stats: stats.clone(),
+        })),
     };
     let peer_listener = TcpListener::bind(resolve(&me.address)?)
         .await

@@ -76,6 +76,7 @@ impl Node {
             limits: Limits::default(),
             tls: None,
             tls_refused: Default::default(),
+            admin: None,
         };
         let stats = Arc::new(NodeStats::default());
         let core = Core::start(actor, id, ctx, seed, &nothing_recovered(), stats.clone(), now);

@@ -124,6 +124,7 @@ fn start<P: Protocol>(rt: &tokio::runtime::Runtime, name: &str, cluster: &Cluste
         id: 0,
         seed: 1,
         limits: Limits::default(),
+        data_dir: None,
     };
     rt.block_on(node::start::<P, _>(cfg, store, recovered)).expect("start")
 }

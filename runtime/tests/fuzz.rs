@@ -131,6 +131,11 @@ fn check_payload(kind: Kind, payload: &[u8], original: Option<&Msg>) {
         Kind::Hello => {
             let _ = frame::payload::<frame::Hello>(payload);
         }
+        Kind::Status => {
+            // A request is `()`; an answer a `NodeStatus`: neither may panic.
+            let _ = frame::payload::<()>(payload);
+            let _ = frame::payload::<smelt_runtime::admin::NodeStatus>(payload);
+        }
     }
 }
 

@@ -100,6 +100,7 @@ fn bad_frames_close_only_their_connection() {
         id: 0,
         seed: 1,
         limits: Limits::default(),
+        data_dir: None,
     };
     let node = rt
         .block_on(node::start::<Paxos, _>(cfg, store.expect("store"), recovered))
@@ -246,6 +247,7 @@ impl Node0 {
             id: 0,
             seed: 1,
             limits: Limits::default(),
+            data_dir: None,
         };
         let node = rt
             .block_on(node::start::<Paxos, _>(cfg, store.expect("store"), recovered))
@@ -687,6 +689,7 @@ fn start_node0_with(name: &str, limits: Limits) -> (Node0, std::net::TcpListener
         id: 0,
         seed: 1,
         limits,
+        data_dir: None,
     };
     let node = rt
         .block_on(node::start::<Paxos, _>(cfg, store.expect("store"), recovered))

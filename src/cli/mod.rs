@@ -58,6 +58,11 @@ enum Command {
     /// cluster.toml put 5` (the spec defaults to the cluster file's `spec`).
     #[command(disable_help_flag = true)]
     Client(ClientForward),
+    /// Operate a running cluster: `smelt admin [spec.sm] status --cluster
+    /// cluster.toml`, `save` (a consistent copy of a node's data directory)
+    /// and `inspect` (see `smelt admin --help`).
+    #[command(disable_help_flag = true)]
+    Admin(ClientForward),
     /// Run the deployed node code of every node of a cluster in one process,
     /// under a seeded scheduler with network, disk and clock faults (see
     /// `smelt sim <spec> --help`).
@@ -108,7 +113,7 @@ fn spec_free_help(command: &str) -> Option<String> {
             let mut cmd = smelt_model_check::cli::Args::command().override_usage("smelt check <SPEC> [OPTIONS]");
             Some(cmd.render_long_help().to_string())
         }
-        "run" | "cluster" | "client" => smelt_runtime::cli::help(command),
+        "run" | "cluster" | "client" | "admin" => smelt_runtime::cli::help(command),
         "sim" => Some(smelt_sim::cli::help()),
         _ => None,
     }
@@ -152,6 +157,13 @@ pub fn main() -> i32 {
         Command::Sim(f) => harness::run(&f.spec, "sim", &f.args),
         Command::Client(f) => match client_spec(f.args) {
             Ok((spec, args)) => harness::run(&spec, "client", &args),
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        },
+        Command::Admin(f) => match client_spec(f.args) {
+            Ok((spec, args)) => harness::run(&spec, "admin", &args),
             Err(e) => {
                 eprintln!("error: {e}");
                 2

@@ -595,6 +595,7 @@ impl<P: Protocol> World<P> {
             // The simulator has no sockets: no TLS.
             tls: None,
             tls_refused: Default::default(),
+            admin: None,
         }
     }
 
