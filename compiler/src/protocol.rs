@@ -673,6 +673,52 @@ impl Gen<'_> {
                 out
             })
         });
+        // `ready when` and `metric`, only if some role declares them (the
+        // trait's defaults say "none").
+        let observers = {
+            let p = self.protocol_ident();
+            let ready_arms: Vec<TokenStream> = self
+                .spec
+                .roles
+                .iter()
+                .filter(|r| r.ready.is_some())
+                .map(|r| {
+                    let n = ident(&r.name);
+                    quote!((#p::#n(a), State::#n(s)) => Some(a.ready(id, s)),)
+                })
+                .collect();
+            let metric_arms: Vec<TokenStream> = self
+                .spec
+                .roles
+                .iter()
+                .filter(|r| !r.metrics.is_empty())
+                .map(|r| {
+                    let n = ident(&r.name);
+                    quote!((#p::#n(a), State::#n(s)) => a.metrics(id, s),)
+                })
+                .collect();
+            let ready = (!ready_arms.is_empty()).then(|| {
+                quote! {
+                    fn ready(&self, id: Id, state: &State) -> Option<bool> {
+                        match (self, state) {
+                            #(#ready_arms)*
+                            _ => None,
+                        }
+                    }
+                }
+            });
+            let metrics = (!metric_arms.is_empty()).then(|| {
+                quote! {
+                    fn spec_metrics(&self, id: Id, state: &State) -> Vec<(&'static str, i128)> {
+                        match (self, state) {
+                            #(#metric_arms)*
+                            _ => Vec::new(),
+                        }
+                    }
+                }
+            });
+            quote!(#ready #metrics)
+        };
         // Integer and boolean variables, for the runtime's metrics (ghosts
         // are not kept by the runtime).
         let scalar_arms = self.spec.roles.iter().map(|role| {
@@ -873,6 +919,8 @@ impl Gen<'_> {
                         State::Client(_) => Vec::new(),
                     }
                 }
+
+                #observers
 
                 #client_proto
                 #parse_request

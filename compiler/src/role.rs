@@ -23,6 +23,7 @@ impl Gen<'_> {
         let timer_t = self.role_ident(r, "Timer");
         let choice_t = self.role_ident(r, "Choice");
         let doc = format!(" Role `{}` ({}).", role.name, self.loc_text(role.span));
+        let observers = self.observers(r);
 
         let phases: Vec<Ident> = if role.states.is_empty() {
             vec![format_ident!("Main")]
@@ -162,6 +163,7 @@ impl Gen<'_> {
             }
 
             impl #name {
+                #observers
                 #start
                 #dispatch
                 #blocks
@@ -192,6 +194,40 @@ impl Gen<'_> {
                 }
             }
         }
+    }
+
+    /// `ready when e` and `metric name = e`: read-only methods over the
+    /// role's state, for the deployed node's `/ready` and metrics.
+    fn observers(&self, r: usize) -> TokenStream {
+        let role = &self.spec.roles[r];
+        let state_t = self.role_ident(r, "State");
+        let sc = Scope::Handler(r);
+        let ready = role.ready.as_ref().map(|e| {
+            let cond = self.expr_owned(e, sc);
+            let doc = format!(" `ready when ...` ({}).", self.loc_text(e.span));
+            quote! {
+                #[doc = #doc]
+                #[allow(unused_variables)]
+                pub fn ready(&self, me: Id, st: &#state_t) -> bool {
+                    #cond
+                }
+            }
+        });
+        let metrics = (!role.metrics.is_empty()).then(|| {
+            let values = role.metrics.iter().map(|m| {
+                let name = &m.name;
+                let v = self.expr_owned(&m.value, sc);
+                quote!((#name, i128::from(#v)))
+            });
+            quote! {
+                /// The role's `metric` declarations, evaluated.
+                #[allow(unused_variables)]
+                pub fn metrics(&self, me: Id, st: &#state_t) -> Vec<(&'static str, i128)> {
+                    Vec::from([#(#values),*])
+                }
+            }
+        });
+        quote!(#ready #metrics)
     }
 
     /// Delta variants of a role's durable variables, and how to apply each.

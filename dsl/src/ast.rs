@@ -179,8 +179,27 @@ pub struct RoleDecl {
     pub timers: Vec<TimerDecl>,
     pub choices: Vec<ChoiceDecl>,
     pub inits: Vec<Block>,
+    /// `ready when e` (at most one; more is an error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ready: Vec<ReadyDecl>,
+    /// `metric name = e`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricDecl>,
     pub states: Vec<StateDecl>,
     pub handlers: Vec<Handler>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadyDecl {
+    pub cond: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricDecl {
+    pub name: Ident,
+    pub value: Expr,
     pub span: Span,
 }
 

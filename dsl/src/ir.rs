@@ -275,6 +275,12 @@ pub struct Role {
     pub timers: Vec<Timer>,
     pub choices: Vec<Choice>,
     pub init: Vec<Stmt>,
+    /// `ready when e`: the deployed node's readiness (never the checker's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Expr>,
+    /// `metric name = e`: integers the deployed node exports.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
     /// Empty when the role declares no explicit states.
     pub states: Vec<State>,
     pub initial_state: Option<StateId>,
@@ -286,6 +292,14 @@ impl Role {
     pub fn has_durable(&self) -> bool {
         self.vars.iter().any(|v| v.durable)
     }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Metric {
+    pub name: String,
+    /// An integer or boolean expression over the role's state.
+    pub value: Expr,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -625,6 +625,8 @@ fn recover_role(src: &str, start: usize, end: usize, file: &mut File, diags: &mu
         timers: vec![],
         choices: vec![],
         inits: vec![],
+        ready: vec![],
+        metrics: vec![],
         states: vec![],
         handlers: vec![],
         span: Span::new(start, end),
@@ -1435,6 +1437,8 @@ impl Builder {
                     timers: vec![],
                     choices: vec![],
                     inits: vec![],
+                    ready: vec![],
+                    metrics: vec![],
                     states: vec![],
                     handlers: vec![],
                     span,
@@ -1567,6 +1571,16 @@ impl Builder {
                 role.choices.push(ChoiceDecl { name, ty, span });
             }
             Rule::init_block => role.inits.push(self.block(m.into_inner().next().unwrap())),
+            Rule::ready_decl => {
+                let cond = self.expr(m.into_inner().nth(1).unwrap());
+                role.ready.push(ReadyDecl { cond, span });
+            }
+            Rule::metric_decl => {
+                let mut it = m.into_inner().skip(1);
+                let name = self.ident(it.next().unwrap());
+                let value = self.expr(it.next().unwrap());
+                role.metrics.push(MetricDecl { name, value, span });
+            }
             Rule::state_decl => {
                 let mut it = m.into_inner().peekable();
                 let initial = it.peek().map(|x| x.as_rule()) == Some(Rule::initial_kw);

@@ -35,6 +35,8 @@ pub struct NodeStatus {
     /// Integer and boolean variables of the role (`Protocol::scalar_fields`).
     pub vars: Vec<(String, i64)>,
     pub accepting: bool,
+    /// The spec's `ready when` (`None`: the role declares none).
+    pub spec_ready: Option<bool>,
     pub failed: bool,
     pub stopping: bool,
     pub last_lsn: u64,
@@ -73,6 +75,7 @@ impl AdminInfo {
                 .map(|(k, v)| (k.to_string(), i64::try_from(*v).unwrap_or(i64::MAX)))
                 .collect(),
             accepting: s.accepting,
+            spec_ready: s.spec_ready,
             failed: s.failed,
             stopping: s.stopping,
             last_lsn: s.last_lsn,
@@ -238,7 +241,7 @@ pub fn table(rows: &[(u64, Result<NodeStatus, String>)]) -> String {
             "failed"
         } else if s.stopping {
             "stopping"
-        } else if s.accepting {
+        } else if s.accepting && s.spec_ready != Some(false) {
             "yes"
         } else {
             "no"
@@ -290,6 +293,7 @@ mod tests {
             state: Some("Follower".into()),
             vars: vec![("commit_index".into(), index)],
             accepting: true,
+            spec_ready: Some(true),
             failed: false,
             stopping: false,
             last_lsn: 3,

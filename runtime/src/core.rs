@@ -232,6 +232,16 @@ impl<P: Protocol, G: Ghosts> Core<P, G> {
         &self.state
     }
 
+    /// The spec's `ready when` for this node (`None`: it declares none).
+    pub fn spec_ready(&self) -> Option<bool> {
+        self.actor.ready(self.id, &self.state)
+    }
+
+    /// The spec's `metric` declarations for this node, evaluated.
+    pub fn spec_metrics(&self) -> Vec<(&'static str, i128)> {
+        self.actor.spec_metrics(self.id, &self.state)
+    }
+
     pub fn failed(&self) -> Option<&str> {
         self.failed.as_deref()
     }

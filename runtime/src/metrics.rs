@@ -5,11 +5,14 @@
 //!   (histograms), queue depth, drops, connections, snapshots, the durable
 //!   and applied log positions, and the protocol's own state, generically:
 //!   the role's explicit state (`smelt_protocol_state{role, state} 1`) and
-//!   every integer or boolean variable (`smelt_protocol_var{role, var}`);
+//!   every integer or boolean variable and `metric` the spec declares
+//!   (`smelt_protocol_var{role, var}`), and `ready when` as
+//!   `smelt_spec_ready`;
 //! - `/health`: 200 while the node runs and its disk takes writes (a failed
 //!   write or fsync stops the node; until then it is healthy), else 503;
-//! - `/ready`: 200 once the node has recovered and its event loop is
-//!   taking requests, neither failed nor stopping, else 503.
+//! - `/ready`: 200 once the node has recovered, its event loop is taking
+//!   requests (neither failed nor stopping) and the spec's `ready when`,
+//!   if its role declares one, holds; else 503.
 //!
 //! The server is a thread of its own (tiny_http): a slow scraper never
 //! stalls the event loop, which only publishes a small `Status` each turn.
@@ -29,8 +32,11 @@ pub struct Status {
     /// The node's role, and its explicit state if the role has states.
     pub role: &'static str,
     pub state: Option<&'static str>,
-    /// Integer and boolean variables (`Protocol::scalar_fields`).
+    /// Integer and boolean variables (`Protocol::scalar_fields`), then the
+    /// spec's `metric` declarations.
     pub vars: Vec<(&'static str, i128)>,
+    /// The spec's `ready when` (`None`: the role declares none).
+    pub spec_ready: Option<bool>,
     /// The event loop runs and takes requests.
     pub accepting: bool,
     pub failed: bool,
@@ -138,6 +144,13 @@ pub fn render(protocol: &str, node: u64, stats: &NodeStats, status: &Status) -> 
         "1 when a handler failed (the node stops)",
         g(i64::from(status.failed)),
     );
+    if let Some(ready) = status.spec_ready {
+        r.register(
+            "spec_ready",
+            "The spec's `ready when` condition (1 true, 0 false)",
+            g(i64::from(ready)),
+        );
+    }
     let state: Family<Vec<(String, String)>, Gauge> = Family::default();
     state
         .get_or_create(&vec![
@@ -189,7 +202,13 @@ pub fn serve(
                     }
                 }
                 (tiny_http::Method::Get, "/ready") => {
-                    if now.accepting && !now.failed && !now.stopping {
+                    if now.spec_ready == Some(false) {
+                        (
+                            503,
+                            "not ready: the spec's `ready when` is false\n".to_string(),
+                            "text/plain",
+                        )
+                    } else if now.accepting && !now.failed && !now.stopping {
                         (200, "ready\n".to_string(), "text/plain")
                     } else {
                         (503, "not ready\n".to_string(), "text/plain")

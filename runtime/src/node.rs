@@ -403,10 +403,13 @@ impl<P: Protocol> Loop<P> {
         self.published = now;
         let state = self.core.state();
         let (role, phase) = P::describe_state(state);
+        let mut vars = P::scalar_fields(state);
+        vars.extend(self.core.spec_metrics());
         let status = crate::metrics::Status {
             role,
             state: phase,
-            vars: P::scalar_fields(state),
+            vars,
+            spec_ready: self.core.spec_ready(),
             accepting: self.core.accepting(),
             failed: self.core.failed().is_some(),
             stopping: self.stopping,

@@ -364,7 +364,8 @@ fn raft_bytes_arguments_from_the_command_line() {
 
 /// `smelt run --metrics ADDR`: every node serves `/metrics` in the
 /// Prometheus text format (parsed here by an independent parser),
-/// `/health` and `/ready`. After a write: exactly one node's
+/// `/health` and `/ready` (which follows the spec's `ready when`: a lone
+/// node that knows no leader is not ready). After a write: exactly one node's
 /// `smelt_protocol_state` says Leader, every node shows the same
 /// `current_term`, the leader ran a request handler, and the fsync
 /// histogram counted group commits.
@@ -374,10 +375,19 @@ fn raft_nodes_export_metrics_health_and_readiness() {
     let dir = scratch("metrics");
     let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
     let metrics: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
-    let nodes: Vec<NodeProc> = (0..3)
-        .map(|i| NodeProc::start("raft", &dir, &file, i, &["--metrics", &metrics[i as usize]]))
-        .collect();
-    wait_up(&cluster, &[0, 1, 2]);
+    let start = |i: u64| NodeProc::start("raft", &dir, &file, i, &["--metrics", &metrics[i as usize]]);
+    // Alone, node 0 knows no leader: raft.sm's `ready when leader != None`
+    // keeps it out of rotation, though its loop takes requests.
+    let mut nodes = vec![start(0)];
+    wait_up(&cluster, &[0]);
+    let alone = eventually(Duration::from_secs(10), || {
+        let (code, body) = http_get(&metrics[0], "/ready");
+        (code == 503 && body.contains("ready when")).then_some(())
+    });
+    assert!(alone.is_some(), "{:?}", http_get(&metrics[0], "/ready"));
+    assert!(http_get(&metrics[0], "/metrics").1.contains("smelt_spec_ready 0"));
+    nodes.extend((1..3).map(start));
+    wait_up(&cluster, &[1, 2]);
     let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
     let (reply, leader) = c
         .call(raft::Request::Put {
@@ -438,9 +448,15 @@ fn raft_nodes_export_metrics_health_and_readiness() {
         "{:?}",
         s.samples
     );
-    for m in &metrics {
+    // Every node learns the leader from its heartbeats, and exports the
+    // spec's `metric log_length`.
+    for (i, m) in metrics.iter().enumerate() {
         assert_eq!(http_get(m, "/health"), (200, "ok\n".into()));
-        assert_eq!(http_get(m, "/ready"), (200, "ready\n".into()));
+        let ready = eventually(Duration::from_secs(10), || {
+            (http_get(m, "/ready").0 == 200).then_some(())
+        });
+        assert!(ready.is_some(), "node {i}: {:?}", http_get(m, "/ready"));
+        assert!(value(&scrapes[i], "smelt_protocol_var", ("var", "log_length")).is_some());
     }
     assert_eq!(http_get(&metrics[0], "/nope").0, 404);
     drop(nodes);

@@ -320,6 +320,15 @@ pub trait Protocol:
     fn scalar_fields(_state: &Self::State) -> Vec<(&'static str, i128)> {
         Vec::new()
     }
+    /// `ready when e` of node `id`'s role, for the runtime's `/ready`:
+    /// `None` if the role declares none.
+    fn ready(&self, _id: Id, _state: &Self::State) -> Option<bool> {
+        None
+    }
+    /// `metric name = e` of node `id`'s role, for the runtime's metrics.
+    fn spec_metrics(&self, _id: Id, _state: &Self::State) -> Vec<(&'static str, i128)> {
+        Vec::new()
+    }
 
     /// The service's requests: name and parameter names, for help texts.
     fn requests() -> &'static [(&'static str, &'static [&'static str])];

@@ -33,6 +33,8 @@ impl Checker<'_> {
                 timers: vec![],
                 choices: vec![],
                 init: vec![],
+                ready: None,
+                metrics: vec![],
                 states: vec![],
                 initial_state: None,
                 handlers: vec![],
@@ -335,7 +337,70 @@ impl Checker<'_> {
                 .filter_map(|h| self.handler(role, h, BlockInfo { state: None }))
                 .collect();
             self.spec.roles[role].handlers = handlers;
+            self.check_observers(role, r);
         }
+    }
+
+    /// `ready when e` and `metric name = e`: expressions over the role's
+    /// state (as in a handler's guard), for the deployed node's operators.
+    fn check_observers(&mut self, role: usize, r: &ast::RoleDecl) {
+        if let Some(second) = r.ready.get(1) {
+            self.error(
+                Diagnostic::error(second.span, "a role has at most one `ready when`")
+                    .label("second `ready`")
+                    .secondary(r.ready[0].span, "first `ready`"),
+            );
+        }
+        let ctx = || Ctx::Handler {
+            role,
+            block: BlockKind::Handler,
+        };
+        if let Some(d) = r.ready.first() {
+            let e = self.in_ctx(ctx(), |this| {
+                let e = this.expr(&d.cond, Some(&Ty::Bool));
+                this.coerce(e, &Ty::Bool)
+            });
+            self.spec.roles[role].ready = Some(e);
+        }
+        let mut metrics: Vec<ir::Metric> = Vec::new();
+        for m in &r.metrics {
+            if let Some(prev) = metrics.iter().find(|x| x.name == m.name.name) {
+                let span = prev.span;
+                self.duplicate("metric", &m.name, span);
+                continue;
+            }
+            if let Some(v) = self.spec.roles[role].vars.iter().find(|v| v.name == m.name.name) {
+                let span = v.span;
+                self.error(
+                    Diagnostic::error(
+                        m.name.span,
+                        format!("`{}` is a variable of the role, exported already", m.name.name),
+                    )
+                    .label("choose another name")
+                    .secondary(span, "the variable"),
+                );
+                continue;
+            }
+            let e = self.in_ctx(ctx(), |this| this.expr(&m.value, None));
+            if !matches!(e.ty.resolved(), Ty::Int(_) | Ty::Bool | Ty::Error) {
+                let shown = self.ty_name(&e.ty);
+                self.error(
+                    Diagnostic::error(
+                        m.value.span,
+                        format!("a metric is an integer or a boolean; this is `{shown}`"),
+                    )
+                    .label("not a number")
+                    .note("`len(...)` of a collection is one"),
+                );
+                continue;
+            }
+            metrics.push(ir::Metric {
+                name: m.name.name.clone(),
+                value: e,
+                span: m.span,
+            });
+        }
+        self.spec.roles[role].metrics = metrics;
     }
 
     fn handler(&mut self, role: usize, h: &ast::Handler, info: BlockInfo) -> Option<ir::Handler> {

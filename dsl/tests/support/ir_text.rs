@@ -189,6 +189,15 @@ impl Printer<'_> {
             for h in &r.handlers {
                 self.handler(1, h);
             }
+            if let Some(e) = &r.ready {
+                self.line(1, format!("ready when {}", self.expr(e)));
+            }
+            for m in &r.metrics {
+                self.line(
+                    1,
+                    format!("metric {} = {}: {}", m.name, self.expr(&m.value), self.ty(&m.value.ty)),
+                );
+            }
         }
         self.role = None;
         for p in &s.properties {
