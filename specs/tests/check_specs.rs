@@ -50,6 +50,7 @@ fn run_with<P: Protocol>(name: &str, edit: impl FnOnce(&mut RunConfig)) -> Check
 /// The checks that belong to the deep suite (`--ignored`), by protocol and
 /// check name: each takes more than about 20 seconds or 1 GiB here.
 const DEEP: &[(&str, &str)] = &[
+    ("Paxos", "crash"),
     ("Raft", "replication"),
     ("Raft", "two_clients"),
     ("Raft", "retries"),
@@ -57,6 +58,7 @@ const DEEP: &[(&str, &str)] = &[
     ("Raft", "compaction_faults"),
     ("Raft", "figure8"),
     ("MultiPaxos", "basic"),
+    ("MultiPaxos", "crash"),
     ("MultiPaxos", "retries"),
     ("ChainReplication", "restart"),
     ("ABD", "crash_retry"),
@@ -142,15 +144,23 @@ fn counterexample(r: &CheckReport) -> String {
         .unwrap_or_default()
 }
 
+const PAXOS_SIZES: &[(&str, States)] = &[
+    ("small", States::Exactly(16_668)),
+    ("ordered", States::AtLeast(10_000)),
+    ("three_clients", States::Exactly(1_194_428)),
+    ("crash", States::AtLeast(2_000_000)),
+];
+
 #[test]
 fn paxos_matches_stateright_state_counts() {
     // stateright's examples/paxos.rs `check 2` and `check 3`.
-    check_all::<smelt_specs::paxos::Paxos>(&[
-        ("small", States::Exactly(16_668)),
-        ("ordered", States::AtLeast(10_000)),
-        ("three_clients", States::Exactly(1_194_428)),
-        ("crash", States::AtLeast(2_000_000)),
-    ]);
+    check_all::<smelt_specs::paxos::Paxos>(PAXOS_SIZES);
+}
+
+#[test]
+#[ignore = "deep: paxos with a crash, over 2 million states"]
+fn paxos_deep() {
+    check_deep::<smelt_specs::paxos::Paxos>(PAXOS_SIZES);
 }
 
 #[test]
@@ -280,9 +290,12 @@ fn report<'a>(rs: &'a [CheckReport], check: &str) -> &'a CheckReport {
 #[ignore = "deep: about a minute and 2 GiB; run with --ignored"]
 fn multipaxos_deep() {
     let rs = check_deep::<smelt_specs::multi_paxos::MultiPaxos>(MULTIPAXOS_SIZES);
-    // Retries are checked to the depth bound, and say so.
-    let r = report(&rs, "retries");
-    assert!(!r.stats.complete && r.stats.max_depth == 22, "{}", render_summary(r));
+    // Retries and the crash config are checked to their depth bounds, and
+    // say so.
+    for check in ["retries", "crash"] {
+        let r = report(&rs, check);
+        assert!(!r.stats.complete && r.stats.max_depth == 22, "{}", render_summary(r));
+    }
 }
 
 #[test]
@@ -291,13 +304,6 @@ fn multipaxos() {
     // Without the timing rule a lease is worthless: an old master reads
     // from its own copy after a new one chose a write.
     insta::assert_snapshot!("multipaxos_no_timing", counterexample(report(&rs, "no_timing")));
-    // The crash config is checked to its depth bound, and says so.
-    let crash = report(&rs, "crash");
-    assert!(
-        !crash.stats.complete && crash.stats.max_depth == 22,
-        "{}",
-        render_summary(crash)
-    );
     // A bound too small to reach every `reachable` (a new master after a
     // chosen value takes 14 steps) does not pass as "ok up to depth 10".
     let r = run_with::<smelt_specs::multi_paxos::MultiPaxos>("crash", |c| c.max_depth = Some(10));
