@@ -324,3 +324,108 @@ fn node_refuses_to_start_on_a_corrupt_directory() {
     drop(_node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file system whose reads of open files take 5 ms each: recovery of a
+/// few hundred records then takes seconds, as a large log does.
+#[derive(Clone)]
+struct SlowFs;
+struct SlowFile(std::fs::File);
+
+impl smelt_runtime::vfs::Vfs for SlowFs {
+    type File = SlowFile;
+    type Lock = std::fs::File;
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        smelt_runtime::vfs::OsFs.create_dir_all(dir)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<std::fs::File> {
+        smelt_runtime::vfs::OsFs.lock(path)
+    }
+    fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        smelt_runtime::vfs::OsFs.read_dir(dir)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        smelt_runtime::vfs::OsFs.read(path)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<SlowFile> {
+        smelt_runtime::vfs::OsFs.open(path).map(SlowFile)
+    }
+    fn create(&self, path: &Path) -> std::io::Result<SlowFile> {
+        smelt_runtime::vfs::OsFs.create(path).map(SlowFile)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        smelt_runtime::vfs::OsFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        smelt_runtime::vfs::OsFs.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        smelt_runtime::vfs::OsFs.sync_dir(dir)
+    }
+}
+
+impl smelt_runtime::vfs::VfsFile for SlowFile {
+    fn size(&mut self) -> std::io::Result<u64> {
+        self.0.size()
+    }
+    fn read_exact_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::thread::sleep(Duration::from_millis(5));
+        self.0.read_exact_at(off, buf)
+    }
+    fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.0.append(data)
+    }
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        smelt_runtime::vfs::VfsFile::set_len(&mut self.0, len)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        smelt_runtime::vfs::VfsFile::sync_data(&mut self.0)
+    }
+}
+
+/// Log lines captured in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A recovery that takes more than a second says how far it got, once a
+/// second (issue 19 item 5), and still recovers everything.
+#[test]
+fn a_long_recovery_logs_its_progress() {
+    let _guard = no_spawn();
+    let dir = build("progress", 200, None);
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let actor = Journal::server(Id::from(0), &Layout::new(&[1], 0)).expect("server");
+    let started = std::time::Instant::now();
+    let r = tracing::subscriber::with_default(subscriber, || {
+        storage::recover_in::<Journal, _>(&SlowFs, &dir, &identity(), &actor, Id::from(0), false)
+    })
+    .expect("recovers")
+    .0;
+    let took = started.elapsed();
+    assert_eq!(items(&r), (1..=200).collect::<Vec<u64>>());
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).expect("utf-8");
+    let lines = text.lines().filter(|l| l.contains("replaying the log")).count();
+    assert!(
+        took >= Duration::from_secs(2),
+        "recovery took only {took:?}: the test lost its point"
+    );
+    assert!(
+        lines >= 1 && lines as u64 <= took.as_secs(),
+        "{lines} progress lines in {took:?}:\n{text}"
+    );
+    assert!(text.contains("records="), "{text}");
+}
