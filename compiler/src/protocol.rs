@@ -684,7 +684,7 @@ impl Gen<'_> {
                 .filter(|r| r.ready.is_some())
                 .map(|r| {
                     let n = ident(&r.name);
-                    quote!((#p::#n(a), State::#n(s)) => Some(a.ready(id, s)),)
+                    quote!((#p::#n(a), State::#n(s)) => Some(a.ready(id, s).unwrap_or(false)),)
                 })
                 .collect();
             let metric_arms: Vec<TokenStream> = self

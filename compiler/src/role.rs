@@ -205,11 +205,13 @@ impl Gen<'_> {
         let ready = role.ready.as_ref().map(|e| {
             let cond = self.expr_owned(e, sc);
             let doc = format!(" `ready when ...` ({}).", self.loc_text(e.span));
+            // An expression may fail (an overflow, a missing key): the
+            // caller reads an error as "not ready".
             quote! {
                 #[doc = #doc]
                 #[allow(unused_variables)]
-                pub fn ready(&self, me: Id, st: &#state_t) -> bool {
-                    #cond
+                pub fn ready(&self, me: Id, st: &#state_t) -> Result<bool, HandlerError> {
+                    Ok(#cond)
                 }
             }
         });
@@ -217,13 +219,21 @@ impl Gen<'_> {
             let values = role.metrics.iter().map(|m| {
                 let name = &m.name;
                 let v = self.expr_owned(&m.value, sc);
-                quote!((#name, i128::from(#v)))
+                quote! {
+                    let value = (|| -> Result<i128, HandlerError> { Ok(i128::from(#v)) })();
+                    if let Ok(v) = value {
+                        out.push((#name, v));
+                    }
+                }
             });
             quote! {
-                /// The role's `metric` declarations, evaluated.
+                /// The role's `metric` declarations, evaluated; one whose
+                /// expression fails (an overflow, a missing key) is left out.
                 #[allow(unused_variables)]
                 pub fn metrics(&self, me: Id, st: &#state_t) -> Vec<(&'static str, i128)> {
-                    Vec::from([#(#values),*])
+                    let mut out = Vec::new();
+                    #(#values)*
+                    out
                 }
             }
         });

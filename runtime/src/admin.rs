@@ -163,9 +163,28 @@ pub fn copy_data_dir(from: &Path, to: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     // Names carry 20-digit lsns: sorting them sorts the lsns.
     segments.sort();
-    let tmp = to.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    // A name of this copy's own (never another save's, never an existing
+    // directory), removed if the copy fails.
+    let file_name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = to.with_file_name(format!(".{file_name}.partial-{}", std::process::id()));
+    std::fs::create_dir(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let copied = copy_into(from, &tmp, to, newest_snap, segments);
+    if copied.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    copied
+}
+
+fn copy_into(
+    from: &Path,
+    tmp: &Path,
+    to: &Path,
+    newest_snap: Option<String>,
+    segments: Vec<&String>,
+) -> Result<Vec<PathBuf>, String> {
     let mut copied = Vec::new();
     let order = std::iter::once(&"node.meta".to_string())
         .cloned()
@@ -178,13 +197,13 @@ pub fn copy_data_dir(from: &Path, to: &Path) -> Result<Vec<PathBuf>, String> {
         std::fs::copy(&src, &dst).map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
         copied.push(to.join(&name));
     }
-    for f in std::fs::read_dir(&tmp).map_err(|e| e.to_string())? {
-        let f = f.map_err(|e| e.to_string())?;
+    for f in std::fs::read_dir(tmp).map_err(|e| format!("cannot read {}: {e}", tmp.display()))? {
+        let f = f.map_err(|e| format!("cannot read {}: {e}", tmp.display()))?;
         std::fs::File::open(f.path())
             .and_then(|f| f.sync_all())
             .map_err(|e| format!("cannot sync {}: {e}", f.path().display()))?;
     }
-    std::fs::rename(&tmp, to).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), to.display()))?;
+    std::fs::rename(tmp, to).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), to.display()))?;
     if let Some(parent) = to.parent() {
         let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
     }

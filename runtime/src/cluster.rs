@@ -153,9 +153,16 @@ impl Cluster {
 
     pub fn to_toml(&self) -> String {
         let text = |p: &PathBuf| p.display().to_string();
+        // `spec` was resolved against the file's directory: written back
+        // relative to it, as it was read.
+        let spec = self.spec.as_ref().map(|p| {
+            p.strip_prefix(&self.base)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| p.clone())
+        });
         let f = FileFormat {
             cluster_id: self.cluster_id.clone(),
-            spec: self.spec.as_ref().map(text),
+            spec: spec.as_ref().map(text),
             tls: self.tls.as_ref().map(|t| TlsFormat {
                 ca: text(&t.ca),
                 client_links: t.client_links,

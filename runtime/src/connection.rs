@@ -90,21 +90,32 @@ async fn accept_tls(
     ctx: &Ctx,
     from: SocketAddr,
     what: &str,
-) -> Option<Stream> {
+) -> Option<(Stream, PeerCert)> {
     let _ = tcp.set_nodelay(true);
     let Some(acceptor) = acceptor else {
-        return Some(Box::new(tcp));
+        return Some((Box::new(tcp), None));
     };
     let limit = Duration::from_millis(ctx.limits.handshake_timeout_ms);
     let why = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => return Some(Box::new(s)),
+        Ok(Ok(s)) => {
+            let cert = s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.clone().into_owned());
+            return Some((Box::new(s), cert));
+        }
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no TLS handshake within {} ms", limit.as_millis()),
     };
-    ctx.tls_refused.fetch_add(1, Ordering::Relaxed);
     warn!(%from, error = %why, "refused a {what} connection in the TLS handshake");
+    ctx.tls_refused.fetch_add(1, Ordering::Relaxed);
     None
 }
+
+/// The end-entity certificate the far side of a TLS stream showed.
+type PeerCert = Option<rustls::pki_types::CertificateDer<'static>>;
 
 /// The client side of a peer link: the TLS handshake, if the cluster uses
 /// TLS, checking that the peer's certificate names `name`.
@@ -283,7 +294,7 @@ pub async fn peer_writer(
             Ok(Ok(s)) => match dial_tls(s, &ctx, &name).await {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    warn!(peer = to, %addr, error = %e, "peer refused: its certificate is not the cluster's");
+                    warn!(peer = to, %addr, error = %e, "no TLS session with the peer");
                     None
                 }
             },
@@ -467,10 +478,11 @@ pub async fn accept_peers<P: Protocol>(listener: TcpListener, ctx: Ctx, tx: mpsc
         let (ctx, tx, links) = (ctx.clone(), tx.clone(), links.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let Some(stream) = accept_tls(stream, ctx.tls.as_ref().map(|t| &t.peers), &ctx, from, "peer").await else {
+            let Some((stream, cert)) = accept_tls(stream, ctx.tls.as_ref().map(|t| &t.peers), &ctx, from, "peer").await
+            else {
                 return;
             };
-            match read_peer::<P>(stream, &ctx, &tx, &links).await {
+            match read_peer::<P>(stream, cert, &ctx, &tx, &links).await {
                 Ok(()) => debug!(%from, "peer connection closed"),
                 Err(e) => warn!(%from, error = %e, "closing peer connection after a bad frame"),
             }
@@ -497,6 +509,7 @@ async fn send_ack<W: AsyncWrite + Unpin>(w: &mut W, ctx: &Ctx, last: u64) -> Res
 
 async fn read_peer<P: Protocol>(
     stream: Stream,
+    cert: PeerCert,
     ctx: &Ctx,
     tx: &mpsc::Sender<Event<P>>,
     links: &Links,
@@ -518,6 +531,19 @@ async fn read_peer<P: Protocol>(
     let src = first.sender;
     if src >= ctx.servers || src == ctx.id {
         return Err(reject(format!("hello from unknown server id {src}")));
+    }
+    if let Some(tls) = &ctx.tls {
+        // Only node `src`'s certificate may speak for node `src`.
+        let named = match (&cert, tls.peer_names.get(src as usize)) {
+            (Some(c), Some(name)) => crate::tls::names(c, name),
+            _ => false,
+        };
+        if !named {
+            ctx.tls_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(reject(format!(
+                "a hello as node {src}, with a certificate that does not name node {src}'s host"
+            )));
+        }
     }
     let hello: Hello = frame::payload(&first.payload).map_err(ReadError::Frame)?;
     if hello.protocol != P::NAME {
@@ -640,7 +666,7 @@ pub async fn accept_clients<P: Protocol>(
         let (ctx, tx) = (ctx.clone(), tx.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let Some(stream) = accept_tls(
+            let Some((stream, _)) = accept_tls(
                 stream,
                 ctx.tls.as_ref().and_then(|t| t.clients.as_ref()),
                 &ctx,

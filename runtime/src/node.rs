@@ -255,7 +255,12 @@ pub async fn start<P: Protocol, S: Store>(
             continue;
         }
         let addr = resolve(&n.address)?;
-        let name = crate::tls::server_name(&n.address)?;
+        // Only TLS needs the name; a plaintext cluster may use addresses
+        // that are no certificate name.
+        let name = match &ctx.tls {
+            Some(_) => crate::tls::server_name(&n.address)?,
+            None => rustls::pki_types::ServerName::from(addr.ip()),
+        };
         let (tx, rx) = mpsc::channel(cfg.limits.peer_queue_len_max);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         writers.push(tokio::spawn(connection::peer_writer(

@@ -28,10 +28,11 @@
 //! cluster file, so a machine that took over an address without the key
 //! cannot pose as the node. A client checks the server the same way.
 //!
-//! What it does not do: tie a certificate to a node id (any certificate of
-//! the cluster's CA may claim any id in its hello), check revocation, or
-//! reload certificates without a restart. One CA per cluster: issue client
-//! certificates from it only to trusted clients.
+//! A peer that says it is node `i` must also show a certificate naming the
+//! host of node `i`'s address: a client's certificate (which names no
+//! node's host) is refused on the peer port. What it does not do: tell
+//! apart nodes that share a host (each one's certificate names the same
+//! address), check revocation, or reload certificates without a restart.
 //!
 //! [`Authority`] makes a CA and certificates (`smelt certs`, `smelt cluster
 //! --tls`, and the tests' wrong-CA and expired certificates).
@@ -150,6 +151,11 @@ pub fn server_name(address: &str) -> Result<ServerName<'static>, String> {
 pub struct NodeTls {
     /// Accepts peers: demands a certificate of the cluster's CA.
     pub peers: TlsAcceptor,
+    /// The host each node's certificate must name (by node id): a peer
+    /// that says it is node `i` must show a certificate for node `i`'s
+    /// address, so a client certificate of the same CA cannot pose as a
+    /// server.
+    pub peer_names: Vec<ServerName<'static>>,
     /// Dials peers, presenting the node's certificate.
     pub dial: TlsConnector,
     /// Accepts clients, when the cluster puts client links under TLS.
@@ -177,12 +183,21 @@ impl NodeTls {
                 "the cluster file has [tls], but node {id} names no `cert` and `key`"
             ));
         };
-        let roots = load_roots(&cluster.path_of(&tls.ca))?;
-        let (certs, key) = (load_certs(&cluster.path_of(cert))?, load_key(&cluster.path_of(key))?);
-        let server = server_config(roots.clone(), certs.clone(), key.clone_key())?;
-        let client = client_config(roots, Some((certs, key)))?;
+        let ca = cluster.path_of(&tls.ca);
+        let roots = load_roots(&ca)?;
+        let (cert, key) = (cluster.path_of(cert), cluster.path_of(key));
+        let (certs, key_der) = (load_certs(&cert)?, load_key(&key)?);
+        let named = |e: String| format!("{} and {} (CA {}): {e}", cert.display(), key.display(), ca.display());
+        let server = server_config(roots.clone(), certs.clone(), key_der.clone_key()).map_err(named)?;
+        let client = client_config(roots, Some((certs, key_der))).map_err(named)?;
+        let peer_names = cluster
+            .nodes
+            .iter()
+            .map(|n| server_name(&n.address))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(NodeTls {
             peers: TlsAcceptor::from(server.clone()),
+            peer_names,
             dial: TlsConnector::from(client),
             clients: tls.client_links.then(|| TlsAcceptor::from(server)),
         }))
@@ -208,8 +223,11 @@ pub fn client_tls(
     let Some((cert, key)) = identity.or_else(from_file) else {
         return Err("the cluster's client links use TLS: name a client certificate and key (`client_cert` and `client_key` in [tls])".into());
     };
-    let roots = load_roots(&cluster.path_of(&tls.ca))?;
-    client_config(roots, Some((load_certs(&cert)?, load_key(&key)?))).map(Some)
+    let ca = cluster.path_of(&tls.ca);
+    let roots = load_roots(&ca)?;
+    client_config(roots, Some((load_certs(&cert)?, load_key(&key)?)))
+        .map(Some)
+        .map_err(|e| format!("{} and {} (CA {}): {e}", cert.display(), key.display(), ca.display()))
 }
 
 /// A certificate authority that issues node and client certificates.
@@ -282,6 +300,11 @@ impl Authority {
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// Whether `cert` (a peer's end-entity certificate) names `name`.
+pub fn names(cert: &CertificateDer<'_>, name: &ServerName<'_>) -> bool {
+    webpki::EndEntityCert::try_from(cert).is_ok_and(|c| c.verify_is_valid_for_subject_name(name).is_ok())
 }
 
 /// The host names a node's certificate carries: the hosts of its peer and

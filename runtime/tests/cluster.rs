@@ -449,14 +449,14 @@ fn raft_nodes_export_metrics_health_and_readiness() {
         s.samples
     );
     // Every node learns the leader from its heartbeats, and exports the
-    // spec's `metric log_length`.
+    // spec's `metric last_index`.
     for (i, m) in metrics.iter().enumerate() {
         assert_eq!(http_get(m, "/health"), (200, "ok\n".into()));
         let ready = eventually(Duration::from_secs(10), || {
             (http_get(m, "/ready").0 == 200).then_some(())
         });
         assert!(ready.is_some(), "node {i}: {:?}", http_get(m, "/ready"));
-        assert!(value(&scrapes[i], "smelt_protocol_var", ("var", "log_length")).is_some());
+        assert!(value(&scrapes[i], "smelt_protocol_var", ("var", "last_index")).is_some());
     }
     assert_eq!(http_get(&metrics[0], "/nope").0, 404);
     drop(nodes);

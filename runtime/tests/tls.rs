@@ -2,7 +2,8 @@
 //! a cluster with certificates of its CA works, and a peer or client
 //! without one — another CA's certificate, an expired certificate of the
 //! right CA, no certificate, plaintext — is refused in the handshake,
-//! before any frame is read.
+//! before any frame is read; on the peer port, so is a client's
+//! certificate of the right CA that claims to be a node (at its hello).
 //!
 //! The probe that shows "before any frame is read": a node answers a
 //! peer's hello with an acknowledgement frame at once. Each probe sends a
@@ -152,7 +153,9 @@ fn tls_cluster_serves_its_clients_and_refuses_other_certificates_and_plaintext()
         "a peer with a certificate of the cluster's CA is not heard"
     );
     assert_eq!(refused_count(&metrics), 0);
+    let client = (certs.join("client.pem"), certs.join("client.key"));
     let probes = [
+        ("a client's certificate of the cluster's CA", with(&client)),
         ("another CA's certificate", with(&foreign)),
         ("an expired certificate", with(&expired)),
         ("no certificate", Some(tls_client(&ca, None))),
@@ -162,10 +165,11 @@ fn tls_cluster_serves_its_clients_and_refuses_other_certificates_and_plaintext()
         let got = probe_peer(&cluster, addr, 1, cfg);
         assert!(got.is_err(), "a peer with {what} got an acknowledgement");
     }
-    let refused = eventually(Duration::from_secs(10), || (refused_count(&metrics) == 4).then_some(()));
-    assert!(refused.is_some(), "tls_refused is {}, not 4", refused_count(&metrics));
+    let refused = eventually(Duration::from_secs(10), || (refused_count(&metrics) == 5).then_some(()));
+    assert!(refused.is_some(), "tls_refused is {}, not 5", refused_count(&metrics));
     let log = nodes[0].log_text().to_lowercase();
     for why in [
+        "does not name node 1's host",
         "unknownissuer",
         "certificate expired",
         "sent no certificates",

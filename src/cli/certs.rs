@@ -33,7 +33,12 @@ pub fn certs(a: CertsArgs) -> i32 {
 }
 
 fn run(a: &CertsArgs) -> Result<(), String> {
-    let cluster = Cluster::load(&a.cluster)?;
+    // Absolute paths, so that the files' paths can be written relative to
+    // the cluster file's directory whatever the working directory is.
+    let absolute =
+        |p: &Path| -> Result<PathBuf, String> { std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display())) };
+    let file = absolute(&a.cluster)?;
+    let cluster = Cluster::load(&file)?;
     if cluster.tls.is_some() {
         return Err(format!(
             "{} already has [tls]: remove it first to make a new CA",
@@ -43,11 +48,11 @@ fn run(a: &CertsArgs) -> Result<(), String> {
     if a.days == 0 {
         return Err("--days must be at least 1".into());
     }
-    let base = match a.cluster.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let out = match &a.out {
+        Some(o) => absolute(o)?,
+        None => base.join("certs"),
     };
-    let out = a.out.clone().unwrap_or_else(|| base.join("certs"));
     let with_tls = smelt_runtime::tls::generate(&cluster, &out, &base, i64::from(a.days))?;
     let backup = Path::new(&format!("{}.before-tls", a.cluster.display())).to_path_buf();
     std::fs::copy(&a.cluster, &backup).map_err(|e| format!("cannot keep {}: {e}", backup.display()))?;
