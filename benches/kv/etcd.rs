@@ -234,31 +234,30 @@ async fn connect(addr: SocketAddr, tls: Option<&TlsConnector>) -> Result<SendReq
         .await
         .map_err(|e| format!("connect to {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let send = match tls {
-        None => {
-            let (send, conn) = h2::client::handshake(tcp)
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            send
-        }
+    match tls {
+        None => h2_over(tcp, addr).await,
         Some(tls) => {
             let name = rustls::pki_types::ServerName::from(addr.ip());
             let stream = tls
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-            let (send, conn) = h2::client::handshake(stream)
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            send
+            h2_over(stream, addr).await
         }
-    };
+    }
+}
+
+/// The HTTP/2 handshake over `io`; a task drives the connection.
+async fn h2_over<T>(io: T, addr: SocketAddr) -> Result<SendRequest<Bytes>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = h2::client::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
     Ok(send)
 }
 

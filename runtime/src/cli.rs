@@ -292,6 +292,25 @@ fn recover_failed(e: RecoverError) -> i32 {
     }
 }
 
+/// The certificate a client presents on TLS client links (`smelt client`,
+/// `admin status`).
+#[derive(clap::Args, Debug)]
+struct TlsIdentityArgs {
+    /// With TLS on client links: the certificate to present (PEM; default:
+    /// the cluster file's `client_cert`).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsIdentityArgs {
+    fn identity(self) -> Option<(PathBuf, PathBuf)> {
+        self.tls_cert.zip(self.tls_key)
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(about = "Send one request to a running cluster and print the reply")]
 struct ClientArgs {
@@ -307,13 +326,8 @@ struct ClientArgs {
     /// Ask only this node, once.
     #[arg(long)]
     node: Option<u64>,
-    /// With TLS on client links: the certificate to present (PEM; default:
-    /// the cluster file's `client_cert`).
-    #[arg(long, requires = "tls_key", value_name = "FILE")]
-    tls_cert: Option<PathBuf>,
-    /// The key of `--tls-cert` (PEM).
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsIdentityArgs,
     /// The request and its arguments, e.g. `put 5` or `get`. A `Bytes`
     /// argument is its text (`put 1 hello`), `0x` and hex digits
     /// (`0x00ff`), or a literal in double quotes with the spec's escapes
@@ -344,7 +358,7 @@ fn client<P: Protocol>(a: ClientArgs) -> i32 {
     let opts = ClientOptions {
         attempt_timeout_ms: a.timeout_ms,
         attempts_max: a.attempts.max(1),
-        tls_identity: a.tls_cert.zip(a.tls_key),
+        tls_identity: a.tls.identity(),
         ..ClientOptions::default()
     };
     let mut c = match Client::<P>::new(&cluster, opts) {
@@ -407,12 +421,8 @@ enum AdminCmd {
         /// How long to wait for each node.
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
-        /// With TLS on client links: the certificate to present.
-        #[arg(long, requires = "tls_key", value_name = "FILE")]
-        tls_cert: Option<PathBuf>,
-        /// The key of `--tls-cert`.
-        #[arg(long, requires = "tls_cert", value_name = "FILE")]
-        tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsIdentityArgs,
     },
     /// Copy node ID's data directory (the node may be running) to OUT, a
     /// consistent state of it: the copy is checked with the node's own
@@ -462,13 +472,9 @@ fn admin<P: Protocol>(a: AdminArgs) -> i32 {
     };
     match a.cmd {
         AdminCmd::Status {
-            json,
-            timeout_ms,
-            tls_cert,
-            tls_key,
-            ..
+            json, timeout_ms, tls, ..
         } => {
-            let identity = tls_cert.zip(tls_key);
+            let identity = tls.identity();
             let timeout = Duration::from_millis(timeout_ms);
             // Nodes of a role that takes no clients have no client port to
             // ask: named, not counted as failures.

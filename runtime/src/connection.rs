@@ -726,16 +726,7 @@ async fn read_client<P: Protocol, R: AsyncRead + Unpin>(
             let Some(admin) = &ctx.admin else {
                 return Err(reject("this node answers no status".into()));
             };
-            let status = admin.status();
-            if let Ok(f) = frame::encode(
-                Kind::Status,
-                ctx.cluster,
-                ctx.id,
-                &status,
-                ctx.limits.frame_payload_bytes_max,
-            ) {
-                let _ = out.try_send(f);
-            }
+            answer(ctx, out, Kind::Status, &admin.status());
             continue;
         }
         if f.kind != Kind::Request {
@@ -744,17 +735,7 @@ async fn read_client<P: Protocol, R: AsyncRead + Unpin>(
         let (tag, request): (Client, P::Request) = frame::payload(&f.payload).map_err(ReadError::Frame)?;
         if let Err(why) = crate::client::check_tag(&tag) {
             debug!(conn, %why, "invalid request tag");
-            let response: Response<P::Reply> = Response::Invalid(tag, why);
-            if let Ok(f) = frame::encode(
-                Kind::Response,
-                ctx.cluster,
-                ctx.id,
-                &response,
-                ctx.limits.frame_payload_bytes_max,
-            ) {
-                // A full queue drops it, as it would a reply.
-                let _ = out.try_send(f);
-            }
+            answer(ctx, out, Kind::Response, &Response::<P::Reply>::Invalid(tag, why));
             continue;
         }
         let msg = P::request_msg(tag, request);
@@ -763,6 +744,15 @@ async fn read_client<P: Protocol, R: AsyncRead + Unpin>(
         }
     }
     Ok(())
+}
+
+/// Queues an answer the reader gives itself (a status, an `Invalid`) on a
+/// client connection. A full queue drops it, as it would a reply: the
+/// client's attempt times out and it asks again.
+fn answer<T: serde::Serialize>(ctx: &Ctx, out: &mpsc::Sender<Vec<u8>>, kind: Kind, body: &T) {
+    if let Ok(f) = frame::encode(kind, ctx.cluster, ctx.id, body, ctx.limits.frame_payload_bytes_max) {
+        let _ = out.try_send(f);
+    }
 }
 
 /// Encodes what a handler sent to a client as a response frame, if it is

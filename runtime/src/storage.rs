@@ -554,12 +554,13 @@ pub fn recover_in<P: Protocol, V: Vfs>(
     let mut snapshot_bytes = 0;
     // A long recovery says how far it got, once a second (an operator
     // should not have to guess whether a node replaying a large log hangs).
-    let started = std::time::Instant::now();
+    let started = vfs.now();
     let mut said = started;
     if let Some((lsn, path)) = snapshots.last() {
         let (s, bytes) = read_snapshot::<P, V>(vfs, path, *lsn)?;
-        if started.elapsed() >= PROGRESS_EVERY {
-            tracing::info!(snapshot = %path.display(), bytes, seconds = started.elapsed().as_secs_f64(), "loaded the snapshot");
+        let took = vfs.now().saturating_duration_since(started);
+        if took >= PROGRESS_EVERY {
+            tracing::info!(snapshot = %path.display(), bytes, seconds = took.as_secs_f64(), "loaded the snapshot");
         }
         storage = Some(s);
         snapshot_lsn = *lsn;
@@ -670,8 +671,9 @@ pub fn recover_in<P: Protocol, V: Vfs>(
                         replayed += 1;
                         log_bytes += bytes;
                         last_lsn = lsn;
-                        if said.elapsed() >= PROGRESS_EVERY {
-                            said = std::time::Instant::now();
+                        let now = vfs.now();
+                        if now.saturating_duration_since(said) >= PROGRESS_EVERY {
+                            said = now;
                             tracing::info!(
                                 records = replayed,
                                 log_bytes,

@@ -39,6 +39,13 @@ pub trait Vfs: Clone + Send + Sync + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// The clock that paces what storage reports while it works (a long
+    /// recovery's progress lines). The wall clock, except where a test's
+    /// file system keeps time of its own, so that the pacing can be
+    /// checked without waiting for it.
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
 }
 
 pub trait VfsFile: Send + 'static {

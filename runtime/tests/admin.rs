@@ -6,24 +6,16 @@ mod common;
 
 use common::*;
 use smelt_runtime::admin::{self, NodeStatus};
-use smelt_runtime::client::{Client, ClientOptions};
+use smelt_runtime::client::Client;
 use smelt_support::Bytes;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 #[test]
 fn node_entry() {
     common::node_entry();
-}
-
-fn quick() -> ClientOptions {
-    ClientOptions {
-        attempt_timeout_ms: 300,
-        attempts_max: 30,
-        ..ClientOptions::default()
-    }
 }
 
 fn var(s: &NodeStatus, name: &str) -> Option<i64> {
@@ -64,7 +56,7 @@ fn admin_status_shows_one_leader_and_save_copies_a_node_while_it_writes() {
         .map(|i| NodeProc::start("raft", &dir, &file, i, &compact))
         .collect();
     wait_up(&cluster, &[0, 1, 2]);
-    let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
+    let mut c = Client::<raft::Raft>::new(&cluster, quick_client(300)).expect("client");
     let (_, leader) = c
         .call(raft::Request::Put {
             key: 1,
@@ -106,22 +98,29 @@ fn admin_status_shows_one_leader_and_save_copies_a_node_while_it_writes() {
     let follower = (0..3).find(|i| *i != leader).unwrap();
     let data = nodes[follower as usize].data.clone();
     let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (cluster, stop) = (cluster.clone(), stop.clone());
+        let (cluster, stop, done) = (cluster.clone(), stop.clone(), done.clone());
         std::thread::spawn(move || {
-            let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
+            let mut c = Client::<raft::Raft>::new(&cluster, quick_client(300)).expect("client");
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let value = Bytes::from(vec![b'x'; 200]);
                 c.call(raft::Request::Put { key: n % 50, value }).expect("put");
                 n += 1;
+                done.store(n, Ordering::Relaxed);
             }
             n
         })
     };
     let mut last = 0;
     for k in 0..5 {
-        std::thread::sleep(Duration::from_millis(200));
+        // Each copy is taken after the writer committed more puts.
+        let want = done.load(Ordering::Relaxed) + 20;
+        let grew = eventually(Duration::from_secs(20), || {
+            (done.load(Ordering::Relaxed) >= want).then_some(())
+        });
+        assert!(grew.is_some(), "the writer stopped making progress before copy {k}");
         let out = dir.join(format!("copy-{k}"));
         assert_eq!(save(&file, follower, &data, &out), 0, "save {k} failed");
         let _guard = no_spawn();

@@ -12,14 +12,6 @@ fn node_entry() {
     common::node_entry();
 }
 
-fn quick() -> ClientOptions {
-    ClientOptions {
-        attempt_timeout_ms: 300,
-        attempts_max: 30,
-        ..ClientOptions::default()
-    }
-}
-
 /// The value a paxos server would answer a Get with, asking it once.
 fn get_at(c: &mut Client<paxos::Paxos>, id: u64) -> Option<u64> {
     match c.call_at(Id::from(id as usize), paxos::Request::Get) {
@@ -39,7 +31,7 @@ fn paxos_write_read_kill9_restart() {
     let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
     let mut nodes: Vec<NodeProc> = (0..3).map(|i| NodeProc::start("paxos", &dir, &file, i, &[])).collect();
     wait_up(&cluster, &[0, 1, 2]);
-    let mut c = Client::<paxos::Paxos>::new(&cluster, quick()).expect("client");
+    let mut c = Client::<paxos::Paxos>::new(&cluster, quick_client(300)).expect("client");
 
     // The first Put decides the value; the server that took it answers.
     let (reply, leader) = c.call(paxos::Request::Put { v: 42 }).expect("put");
@@ -114,7 +106,7 @@ fn paxos_minority_down_from_the_start() {
     // Node 2 never runs; a majority (0 and 1) decides.
     let _nodes: Vec<NodeProc> = (0..2).map(|i| NodeProc::start("paxos", &dir, &file, i, &[])).collect();
     wait_up(&cluster, &[0, 1]);
-    let mut c = Client::<paxos::Paxos>::new(&cluster, quick()).expect("client");
+    let mut c = Client::<paxos::Paxos>::new(&cluster, quick_client(300)).expect("client");
     let (reply, _) = c.call(paxos::Request::Put { v: 7 }).expect("put with a majority up");
     assert_eq!(reply, paxos::Reply::PutOk);
     for i in 0..2 {
@@ -211,7 +203,7 @@ fn journal_acknowledged_appends_survive_kill9() {
         // Restarted, the node answers from exactly the recovered state.
         let mut node = NodeProc::start("journal", &dir, &file, 0, &extra);
         wait_up(&cluster, &[0]);
-        let mut c = Client::<journal::Journal>::new(&cluster, quick()).expect("client");
+        let mut c = Client::<journal::Journal>::new(&cluster, quick_client(300)).expect("client");
         let (n, _) = c.call(journal::Request::Count).expect("count");
         assert_eq!(n, journal::Reply::Counted(s.items.len() as u64));
         assert_eq!(node.term(), Some(0), "{}", node.log_text());
@@ -273,7 +265,7 @@ fn raft_kv_survives_the_leader_kill9() {
     let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
     let mut nodes: Vec<NodeProc> = (0..3).map(|i| NodeProc::start("raft", &dir, &file, i, &[])).collect();
     wait_up(&cluster, &[0, 1, 2]);
-    let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
+    let mut c = Client::<raft::Raft>::new(&cluster, quick_client(300)).expect("client");
     // 100 bytes, not UTF-8.
     let first = Bytes::from((0..100u8).map(|b| b.wrapping_mul(37) | 0x80).collect::<Vec<u8>>());
 
@@ -388,7 +380,7 @@ fn raft_nodes_export_metrics_health_and_readiness() {
     assert!(http_get(&metrics[0], "/metrics").1.contains("smelt_spec_ready 0"));
     nodes.extend((1..3).map(start));
     wait_up(&cluster, &[1, 2]);
-    let mut c = Client::<raft::Raft>::new(&cluster, quick()).expect("client");
+    let mut c = Client::<raft::Raft>::new(&cluster, quick_client(300)).expect("client");
     let (reply, leader) = c
         .call(raft::Request::Put {
             key: 5,

@@ -30,14 +30,6 @@ fn node_entry() {
     common::node_entry();
 }
 
-fn quick() -> ClientOptions {
-    ClientOptions {
-        attempt_timeout_ms: 500,
-        attempts_max: 30,
-        ..ClientOptions::default()
-    }
-}
-
 /// Writes `issued` as `<dir>/<name>.pem` and `.key`.
 fn write_identity(dir: &Path, name: &str, issued: &tls::Issued) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
@@ -181,7 +173,7 @@ fn tls_cluster_serves_its_clients_and_refuses_other_certificates_and_plaintext()
     // The whole cluster, over TLS: a write, read back from every node.
     nodes.extend((1..3).map(|i| NodeProc::start("paxos", &dir, &file, i, &[])));
     wait_up(&cluster, &[1, 2]);
-    let mut c = Client::<paxos::Paxos>::new(&cluster, quick()).expect("client");
+    let mut c = Client::<paxos::Paxos>::new(&cluster, quick_client(500)).expect("client");
     let (reply, _) = c.call(paxos::Request::Put { v: 42 }).expect("put over TLS");
     assert_eq!(reply, paxos::Reply::PutOk);
     for i in 0..3 {
@@ -198,7 +190,7 @@ fn tls_cluster_serves_its_clients_and_refuses_other_certificates_and_plaintext()
     let before = refused_count(&metrics);
     let once = ClientOptions {
         attempts_max: 1,
-        ..quick()
+        ..quick_client(500)
     };
     let plaintext = Cluster {
         tls: None,
@@ -267,7 +259,7 @@ fn a_certificate_for_another_host_is_not_trusted() {
     wait_up(&cluster, &[0]);
     let opts = ClientOptions {
         attempts_max: 1,
-        ..quick()
+        ..quick_client(500)
     };
     let mut c = Client::<paxos::Paxos>::new(&cluster, opts).expect("client");
     match c.call_at(Id::from(0), paxos::Request::Get) {

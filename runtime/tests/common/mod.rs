@@ -237,6 +237,16 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
+/// Client options for tests: each attempt waits `attempt_timeout_ms`, and a
+/// request is tried up to 30 times (elections under test take a few).
+pub fn quick_client(attempt_timeout_ms: u64) -> smelt_runtime::client::ClientOptions {
+    smelt_runtime::client::ClientOptions {
+        attempt_timeout_ms,
+        attempts_max: 30,
+        ..Default::default()
+    }
+}
+
 /// Waits until every listed node accepts connections on its peer address.
 pub fn wait_up(cluster: &Cluster, ids: &[u64]) {
     for &i in ids {
