@@ -506,15 +506,29 @@ fn record(c: &mut Client<raft::Raft>, client: usize, last: &mut Tag, req: raft::
     }
 }
 
+/// A client that gives each attempt 2 ms before it resends to the next
+/// server (which forwards to the leader): most of its requests reach the
+/// leader two or more times while the first copy is still being
+/// replicated, so every copy a store does not deduplicate is committed and
+/// applied. It tries up to 50 times, so its calls rarely end unknown.
+fn eager_options() -> ClientOptions {
+    ClientOptions {
+        attempt_timeout_ms: 2,
+        attempts_max: 50,
+        ..worker_options()
+    }
+}
+
 fn worker(
     client: usize,
     cluster: Cluster,
     seed: u64,
+    opts: ClientOptions,
     stop: Arc<AtomicBool>,
     last_ok: Arc<Mutex<Option<(usize, Instant)>>>,
 ) -> Vec<Rec> {
     let mut rng = Rng::new(seed ^ (client as u64 + 1).wrapping_mul(0xa076_1d64_78bd_642f));
-    let mut c = Client::<raft::Raft>::new(&cluster, worker_options()).expect("client");
+    let mut c = Client::<raft::Raft>::new(&cluster, opts).expect("client");
     let mut last = Tag::default();
     let mut recs = Vec::new();
     let mut n = 0u64;
@@ -1182,6 +1196,10 @@ struct Config {
     /// Only these kinds of faults (`SMELT_NEMESIS_FAULTS`, names as in the
     /// report, comma-separated).
     kinds: Option<Vec<Kind>>,
+    /// Client 0 resends after 2 ms (`eager_options`): retried requests all
+    /// the time, not only across faults (`SMELT_NEMESIS_EAGER=0` turns it
+    /// off).
+    eager_client: bool,
 }
 
 #[derive(Default)]
@@ -1320,7 +1338,12 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
         .map(|c| {
             let (cluster, stop, last_ok) = (w.cluster.clone(), stop.clone(), last_ok.clone());
             let seed = cfg.seed;
-            std::thread::spawn(move || worker(c, cluster, seed, stop, last_ok))
+            let opts = if cfg.eager_client && c == 0 {
+                eager_options()
+            } else {
+                worker_options()
+            };
+            std::thread::spawn(move || worker(c, cluster, seed, opts, stop, last_ok))
         })
         .collect();
     let done = run_nemesis(&mut w, &plan, &last_ok);
@@ -1801,6 +1824,7 @@ fn config(secs: u64, run: u64, check_secs: u64) -> Config {
         secs,
         check_limit: Duration::from_secs(env_u64("SMELT_NEMESIS_CHECK_SECS").unwrap_or(check_secs)),
         snapshot_bytes: env_u64("SMELT_NEMESIS_SNAPSHOT_BYTES"),
+        eager_client: env_u64("SMELT_NEMESIS_EAGER") != Some(0),
         kinds: std::env::var("SMELT_NEMESIS_FAULTS").ok().map(|v| {
             v.split(',')
                 .map(|n| {
@@ -1879,9 +1903,15 @@ fn nemesis_finds_raft_no_dedup() {
     let secs = env_u64("SMELT_NEMESIS_SECS").unwrap_or(30);
     let runs = env_u64("SMELT_NEMESIS_RUNS").unwrap_or(8);
     for run in 0..runs {
+        let base = config(secs, run, 15);
+        // Aimed at the bug: every fault changes the leader, and client 0
+        // resends every 2 ms, so its retry reaches a new leader before the
+        // copy its predecessor replicated is committed (unless
+        // `SMELT_NEMESIS_FAULTS` names other faults).
         let cfg = Config {
             spec: "raft_no_dedup",
-            ..config(secs, run, 15)
+            kinds: base.kinds.clone().or(Some(vec![Kind::KillLeader, Kind::IsolateLeader])),
+            ..base
         };
         let (rep, dir) = run_once(&cfg);
         println!("{}", rep.summary(run as usize + 1, &cfg));
