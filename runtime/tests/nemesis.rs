@@ -963,11 +963,20 @@ fn check_history(
     if let Err(e) = std::fs::write(file, history_text(h)) {
         return (Err(format!("{}: {e}", file.display())), t0.elapsed());
     }
+    // Its stderr goes to a file beside the history: a search stopped at its
+    // memory cap dies with a long backtrace, which belongs with the kept
+    // history, not in the test's output.
+    let err_file = file.with_extension("err");
+    let stderr = match std::fs::File::create(&err_file) {
+        Ok(f) => std::process::Stdio::from(f),
+        Err(e) => return (Err(format!("{}: {e}", err_file.display())), t0.elapsed()),
+    };
     let spawned = Command::new(std::env::current_exe().expect("exe"))
         .args(["--exact", "check_entry", "--nocapture", "--test-threads=1"])
         .env(CHECK_ENV, file)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
