@@ -13,7 +13,8 @@
 //!   on 4 keys: `Append(key, "c<client>-<n>;")` (a token unique per
 //!   request: a request applied twice shows its token twice), `Put` of such
 //!   a token, and `Get`. Every call is recorded with its invocation and
-//!   completion instants and its outcome.
+//!   completion instants and its outcome. Client 0 resends after 2 ms
+//!   (`eager_options`), so retried requests reach the leader all the time.
 //! - **Nemesis.** One fault at a time with healthy gaps: `kill -9` of a
 //!   random node or of the leader (restarted on its data directory after a
 //!   pause), the leader isolated, a follower isolated, a "bridge" (two nodes
