@@ -120,9 +120,9 @@ pub struct Args {
     #[arg(long)]
     pub max_states: Option<u64>,
     /// Memory budget (e.g. 4GiB, 512M; default: half of physical memory).
-    /// The BFS frontier and the visited set move to disk to stay within
-    /// it; a search that cannot (liveness keeps its graph in RAM) stops at
-    /// it with verdict unknown.
+    /// The BFS frontier, the visited set and a liveness graph's index and
+    /// edges move to disk to stay within it; a search that still does not
+    /// fit stops at it with verdict unknown.
     #[arg(long, value_name = "SIZE", value_parser = crate::memory::parse_size)]
     pub memory: Option<u64>,
     /// Where the BFS frontier and the visited set spill to disk (default:

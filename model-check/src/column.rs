@@ -1,4 +1,5 @@
-//! Growable arrays for the liveness graph that never copy what they hold.
+//! Growable arrays for the liveness graph that never copy what they hold,
+//! and compact per-state columns built on them.
 //!
 //! A `Vec` doubles: when it grows, old and new buffers coexist and the new
 //! one is up to twice what is needed, so a graph of tens of millions of
@@ -90,73 +91,118 @@ impl<T> IndexMut<usize> for Column<T> {
     }
 }
 
-/// Elements per block of `Runs` (at least; a longer run gets its own).
-const RUN_BLOCK: usize = 1 << 18;
-
-/// A sequence of runs (each state's outgoing edges), stored so that a run
-/// never straddles two blocks: `slice` is one contiguous slice. Positions
-/// are contiguous across blocks (a block closes early rather than
-/// splitting a run), so a run is `(start, end)` in one numbering.
-pub struct Runs<T> {
-    blocks: Vec<Vec<T>>,
-    /// Position of each block's first element.
-    starts: Vec<usize>,
-    len: usize,
+/// A non-decreasing sequence of `u64` (the start of each state's edges) at
+/// 4 bytes an element: the low halves in a column, and where the high half
+/// steps up (a handful of positions, one per 2^32).
+#[derive(Default)]
+pub struct Offsets {
+    low: Column<u32>,
+    /// `steps[k]`: the first position whose high half exceeds `k`.
+    steps: Vec<usize>,
+    last: u64,
 }
 
-impl<T> Default for Runs<T> {
-    fn default() -> Self {
-        Runs {
-            blocks: Vec::new(),
-            starts: Vec::new(),
-            len: 0,
+impl Offsets {
+    pub fn push(&mut self, x: u64) {
+        assert!(x >= self.last, "offsets never decrease: {x} after {}", self.last);
+        let high = (x >> 32) as usize;
+        while self.steps.len() < high {
+            self.steps.push(self.low.len());
         }
+        self.low.push(x as u32);
+        self.last = x;
     }
-}
 
-impl<T: Clone> Runs<T> {
-    /// Appends a run; returns its end position.
-    pub fn extend_run(&mut self, run: &[T]) -> usize {
-        if run.is_empty() {
-            return self.len;
-        }
-        let fits = self.blocks.last().is_some_and(|b| b.capacity() - b.len() >= run.len());
-        if !fits {
-            self.blocks.push(Vec::with_capacity(RUN_BLOCK.max(run.len())));
-            self.starts.push(self.len);
-        }
-        self.blocks.last_mut().expect("a block is open").extend_from_slice(run);
-        self.len += run.len();
-        self.len
+    pub fn get(&self, i: usize) -> u64 {
+        let high = self.steps.partition_point(|&s| s <= i) as u64;
+        (high << 32) | u64::from(self.low[i])
     }
-}
 
-impl<T> Runs<T> {
     pub fn len(&self) -> usize {
-        self.len
+        self.low.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Elements `a..b`, which must be one run (or part of one).
-    pub fn slice(&self, a: usize, b: usize) -> &[T] {
-        if a == b {
-            return &[];
-        }
-        // The last block starting at or before `a`.
-        let k = self.starts.partition_point(|&s| s <= a) - 1;
-        let s = self.starts[k];
-        &self.blocks[k][a - s..b - s]
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.blocks.iter().flatten()
+        self.low.is_empty()
     }
 
     pub fn bytes(&self) -> u64 {
-        (self.blocks.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<T>()) as u64
+        self.low.bytes() + (self.steps.capacity() * 8) as u64
+    }
+}
+
+/// One small bit set per state, in the narrowest word that holds `width`
+/// bits (a check has a handful of properties: one byte a state, not eight).
+pub enum Bits {
+    B8(Column<u8>),
+    B16(Column<u16>),
+    B32(Column<u32>),
+    B64(Column<u64>),
+}
+
+impl Bits {
+    pub fn new(width: u32) -> Bits {
+        match width {
+            0..=8 => Bits::B8(Column::default()),
+            9..=16 => Bits::B16(Column::default()),
+            17..=32 => Bits::B32(Column::default()),
+            33..=64 => Bits::B64(Column::default()),
+            _ => panic!("{width} bits do not fit a word"),
+        }
+    }
+
+    /// Pushes `x`, which must fit the width.
+    pub fn push(&mut self, x: u64) {
+        let fits = match self {
+            Bits::B8(c) => u8::try_from(x).map(|x| c.push(x)).is_ok(),
+            Bits::B16(c) => u16::try_from(x).map(|x| c.push(x)).is_ok(),
+            Bits::B32(c) => u32::try_from(x).map(|x| c.push(x)).is_ok(),
+            Bits::B64(c) => {
+                c.push(x);
+                true
+            }
+        };
+        assert!(fits, "bits {x:#x} wider than the set");
+    }
+
+    pub fn get(&self, i: usize) -> u64 {
+        match self {
+            Bits::B8(c) => u64::from(c[i]),
+            Bits::B16(c) => u64::from(c[i]),
+            Bits::B32(c) => u64::from(c[i]),
+            Bits::B64(c) => c[i],
+        }
+    }
+
+    pub fn set(&mut self, i: usize, x: u64) {
+        match self {
+            Bits::B8(c) => c[i] = u8::try_from(x).expect("bits fit the set"),
+            Bits::B16(c) => c[i] = u16::try_from(x).expect("bits fit the set"),
+            Bits::B32(c) => c[i] = u32::try_from(x).expect("bits fit the set"),
+            Bits::B64(c) => c[i] = x,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Bits::B8(c) => c.len(),
+            Bits::B16(c) => c.len(),
+            Bits::B32(c) => c.len(),
+            Bits::B64(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Bits::B8(c) => c.bytes(),
+            Bits::B16(c) => c.bytes(),
+            Bits::B32(c) => c.bytes(),
+            Bits::B64(c) => c.bytes(),
+        }
     }
 }
 
@@ -176,31 +222,52 @@ mod tests {
     }
 
     #[test]
-    fn runs_never_straddle_blocks() {
-        let mut r = Runs::default();
-        let mut ends = vec![0];
-        let mut expect = Vec::new();
-        let mut n = 0u32;
-        // Runs of 0..999 elements, enough to fill several blocks.
-        for k in 0..2000usize {
-            let run: Vec<u32> = (0..(k * 7919) % 1000)
-                .map(|_| {
-                    n += 1;
-                    n
-                })
-                .collect();
-            expect.push(run.clone());
-            ends.push(r.extend_run(&run));
+    fn offsets_keep_64_bits_at_4_bytes_each() {
+        let xs = [
+            0u64,
+            5,
+            5,
+            (1 << 32) - 1,
+            1 << 32,
+            (1 << 32) + 7,
+            3 << 32,
+            (3 << 32) + 1,
+        ];
+        let mut o = Offsets::default();
+        for &x in &xs {
+            o.push(x);
         }
-        assert!(r.blocks.len() > 3);
-        for (k, run) in expect.iter().enumerate() {
-            assert_eq!(r.slice(ends[k], ends[k + 1]), &run[..]);
+        assert_eq!(o.len(), xs.len());
+        for (i, &x) in xs.iter().enumerate() {
+            assert_eq!(o.get(i), x, "offset {i}");
         }
-        assert_eq!(r.iter().count(), r.len());
-        // A run longer than a block gets a block of its own.
-        let long: Vec<u32> = (0..RUN_BLOCK as u32 + 3).collect();
-        let a = r.len();
-        let b = r.extend_run(&long);
-        assert_eq!(r.slice(a, b), &long[..]);
+    }
+
+    #[test]
+    #[should_panic(expected = "never decrease")]
+    fn offsets_refuse_to_go_back() {
+        let mut o = Offsets::default();
+        o.push(7);
+        o.push(6);
+    }
+
+    #[test]
+    fn bits_take_the_narrowest_word() {
+        for (width, top) in [
+            (1u32, 1u64),
+            (8, 0xff),
+            (9, 0x1ff),
+            (32, u32::MAX as u64),
+            (64, u64::MAX),
+        ] {
+            let mut b = Bits::new(width);
+            b.push(0);
+            b.push(top);
+            assert_eq!((b.get(0), b.get(1)), (0, top), "width {width}");
+            b.set(0, top);
+            assert_eq!(b.get(0), top);
+        }
+        assert!(matches!(Bits::new(3), Bits::B8(_)));
+        assert!(matches!(Bits::new(40), Bits::B64(_)));
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod column;
 pub mod config;
 pub mod delta;
+pub mod edges;
 pub mod explore;
 pub mod frontier;
 pub mod history;

@@ -18,11 +18,15 @@
 //! messages in flight to its node still fires: time passes).
 //!
 //! The search explores the whole graph once, storing for each state its
-//! fingerprint, BFS parent, property bits and outgoing edges (target, fairness
-//! class) — not the states themselves, so memory stays within a small factor
-//! of a safety search. Then, per property:
+//! fingerprint, property bits and outgoing edges (target, fairness class) —
+//! not the states themselves. The edges, half of the graph, go to a file
+//! (`edges.rs`) and are read back through a memory map; the index from
+//! fingerprints to states is the visited set's table and spills to disk
+//! like it; so a state costs about what it costs a safety search (the
+//! fingerprint table) plus 13 bytes in RAM. Then, per property:
 //! - `eventually P`: the states reachable from the start through ¬P states;
-//!   among their calm ones, the strongly connected components (Tarjan). A
+//!   among their calm ones, the strongly connected components (Pearce's
+//!   variant of Tarjan's algorithm: one word per node, not three). A
 //!   component is a counterexample iff it is fair: every class enabled in all
 //!   of its states is taken by one of its internal edges. A calm ¬P state
 //!   with no successor at all (a deadlock) is a counterexample too.
@@ -32,8 +36,9 @@
 //! A counterexample is printed as a lasso: the prefix to the component and a
 //! fair loop through it (taking every required class), which repeats forever.
 
-use crate::column::{Column, Runs};
+use crate::column::{Bits, Column, Offsets};
 use crate::config::RunConfig;
+use crate::edges::{Edge, EdgeWriter, Edges};
 use crate::frontier::{Decoder, Encoder, Sealed, Sink, Store};
 use crate::history::Cache;
 use crate::props::{eval, Eval, PropId};
@@ -43,7 +48,7 @@ use crate::symmetry::canonical;
 use crate::system::{Action, SysState, System};
 use crate::trace::{node_name, render, replay, show, steps};
 use smelt_support::{BinderKind, Id, PropertyKind, Protocol};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -55,8 +60,15 @@ type Succ<'a> = dyn Fn(u32, &mut Vec<(u32, u32)>) + 'a;
 const NONE: u32 = u32::MAX;
 /// Fairness class of actions that never occur in calm states.
 const NO_CLASS: u32 = u32::MAX;
-/// States the graph may hold (indices are `u32`).
-const STATES_MAX: usize = (u32::MAX - 1) as usize;
+/// States the graph may hold: product nodes (two per state) are `u32`, and
+/// the component analysis numbers active nodes upwards from 1 and
+/// components downwards from `u32::MAX - 1`, so four times this must fit.
+const STATES_MAX: usize = (1 << 30) - 1;
+
+/// A state's bits: one per `reachable` property and per goal instance
+/// (two per binding of a `leads_to`), and one for calm.
+const TOO_MANY_BITS: &str =
+    "too many liveness property instances: `reachable` properties and `eventually`/`leads_to` instances (two bits per binding of a `leads_to`) take at most 63 bits per check";
 
 /// A liveness property, instantiated for one binding of its quantifiers.
 #[derive(Clone, Debug)]
@@ -70,42 +82,128 @@ struct Goal {
 }
 
 /// The explored graph.
-/// Per-state columns grow a block at a time (`column.rs`): a `Vec` that
-/// doubles would hold up to twice the graph at its peak.
 struct Graph {
     fps: Column<Fp>,
-    depth: Column<u32>,
-    bits: Column<u64>,
-    calm: Column<bool>,
+    /// Per state: the property bits, and `calm_bit` set if it is calm.
+    bits: Bits,
+    calm_bit: u32,
     /// State i's edges are `edge_start[i]..edge_start[i + 1]` of `edges`.
-    edge_start: Column<u32>,
-    edges: Runs<(u32, u32)>,
+    edge_start: Offsets,
+    edges: Edges,
+    /// Edges into the sink of cut steps (see `explore`): not steps.
+    sink_edges: u64,
+    max_depth: u32,
     /// Per class: strongly fair (a random choice's outcome) rather than weakly.
     strong: Vec<bool>,
 }
 
 impl Graph {
-    /// Bytes its vectors hold.
-    fn bytes(&self) -> u64 {
-        self.fps.bytes()
-            + self.depth.bytes()
-            + self.bits.bytes()
-            + self.calm.bytes()
-            + self.edge_start.bytes()
-            + self.edges.bytes()
-            + self.strong.capacity() as u64
+    fn len(&self) -> usize {
+        self.fps.len()
     }
 
-    fn succ(&self, i: u32) -> &[(u32, u32)] {
-        let (a, b) = (
-            self.edge_start[i as usize] as usize,
-            self.edge_start[i as usize + 1] as usize,
-        );
-        self.edges.slice(a, b)
+    /// Edges written (also those of a graph whose edges were not mapped).
+    fn edge_count(&self) -> u64 {
+        self.edge_start.get(self.edge_start.len() - 1)
+    }
+
+    fn succ(&self, i: u32) -> &[Edge] {
+        let i = i as usize;
+        self.edges.slice(self.edge_start.get(i), self.edge_start.get(i + 1))
     }
 
     fn bit(&self, i: u32, b: u32) -> bool {
-        self.bits[i as usize] & (1 << b) != 0
+        self.bits.get(i as usize) & (1 << b) != 0
+    }
+
+    fn calm(&self, i: u32) -> bool {
+        self.bit(i, self.calm_bit)
+    }
+}
+
+/// The graph while it is explored: its edges go to a file as they come.
+struct Builder {
+    fps: Column<Fp>,
+    bits: Bits,
+    calm_bit: u32,
+    edge_start: Offsets,
+    edges: EdgeWriter,
+    sink_edges: u64,
+    max_depth: u32,
+    strong: Vec<bool>,
+}
+
+impl Builder {
+    fn new(calm_bit: u32, dir: &std::path::Path) -> Result<Builder, String> {
+        let mut edge_start = Offsets::default();
+        edge_start.push(0);
+        Ok(Builder {
+            fps: Column::default(),
+            bits: Bits::new(calm_bit + 1),
+            calm_bit,
+            edge_start,
+            edges: EdgeWriter::new(dir).map_err(|e| format!("the graph's edge file in {}: {e}", dir.display()))?,
+            sink_edges: 0,
+            max_depth: 0,
+            strong: vec![],
+        })
+    }
+
+    fn push_state(&mut self, fp: Fp, bits: u64, calm: bool) {
+        debug_assert!(bits >> self.calm_bit == 0, "property bits stay below the calm bit");
+        self.fps.push(fp);
+        self.bits.push(bits | u64::from(calm) << self.calm_bit);
+    }
+
+    /// The next state's edges.
+    fn push_edges(&mut self, run: &[Edge]) -> Result<(), String> {
+        let end = self
+            .edges
+            .push_run(run)
+            .map_err(|e| format!("writing the graph's edges: {e}"))?;
+        self.edge_start.push(end);
+        Ok(())
+    }
+
+    /// Bytes held in RAM.
+    fn bytes(&self) -> u64 {
+        self.fps.bytes()
+            + self.bits.bytes()
+            + self.edge_start.bytes()
+            + self.edges.ram_bytes()
+            + self.strong.capacity() as u64
+    }
+
+    /// The graph without its edges (an exploration that stopped: nothing
+    /// is analysed, and mapping the file could fail for the same reason).
+    fn abandon(self) -> Graph {
+        self.edges.discard();
+        Graph {
+            fps: self.fps,
+            bits: self.bits,
+            calm_bit: self.calm_bit,
+            edge_start: self.edge_start,
+            edges: Edges::empty(),
+            sink_edges: self.sink_edges,
+            max_depth: self.max_depth,
+            strong: self.strong,
+        }
+    }
+
+    fn finish(self) -> Result<Graph, String> {
+        Ok(Graph {
+            fps: self.fps,
+            bits: self.bits,
+            calm_bit: self.calm_bit,
+            edge_start: self.edge_start,
+            edges: self
+                .edges
+                .finish()
+                .map_err(|e| format!("mapping the graph's edges: {e}"))?,
+            sink_edges: self.sink_edges,
+            max_depth: self.max_depth,
+            strong: self.strong,
+        })
     }
 }
 
@@ -125,20 +223,43 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
     let sys = System::<P>::new(cfg.clone())?;
     let start = Instant::now();
     let goals = goals::<P>(&sys)?;
-    if goals.len() + reachables::<P>(&sys.cfg).len() > 64 {
-        return Err("too many liveness property instances (at most 64 per check)".into());
-    }
-    let (graph, reached, stopped) = explore(&sys, &goals, progress, start)?;
+    let budget = crate::memory::Budget::new(sys.cfg.memory);
+    let baseline = crate::memory::resident().unwrap_or(0);
+    let Explored {
+        graph,
+        reached,
+        stopped,
+        index_disk_bytes,
+    } = explore(&sys, &goals, progress, start, &budget, baseline)?;
     // The sink of cut steps (see `explore`) is not a state, nor its edges
     // steps.
-    let (sink_nodes, sink_edges) = match sys.cfg.bound {
-        Some(_) => (1, graph.edges.iter().filter(|(j, _)| *j == 1).count() as u64),
-        None => (0, 0),
-    };
+    let sink_nodes = u64::from(sys.cfg.bound.is_some());
+    // The cycle analysis needs three words per product node (two per
+    // state), and about one more for its queue and stacks, beside the
+    // graph: if they would not fit the budget, the liveness verdicts are
+    // unknown rather than the process killed (the exploration itself is
+    // complete: `reachable` verdicts stand).
+    let mut undecided = stopped
+        .as_ref()
+        .map(|_| "not decided: the search stopped before the whole graph was built".to_string());
+    if undecided.is_none() && !goals.is_empty() {
+        let need = graph.len() as u64 * 2 * 4 * 4;
+        let used = crate::memory::resident().unwrap_or(0).saturating_sub(baseline);
+        if used + need > budget.bytes {
+            undecided = Some(format!(
+                "not decided: out of memory budget: the cycle analysis of {} states needs about {} beside the {} the graph holds, more than the {} budget ({}); raise --memory or tighten the check's bound",
+                graph.len(),
+                format_bytes(need),
+                format_bytes(used),
+                format_bytes(budget.bytes),
+                budget.origin
+            ));
+        }
+    }
     let stats = Stats {
-        unique: graph.fps.len() as u64 - sink_nodes,
-        total: graph.edges.len() as u64 - sink_edges,
-        max_depth: graph.depth.iter().copied().max().unwrap_or(0),
+        unique: graph.len() as u64 - sink_nodes,
+        total: graph.edge_count() - graph.sink_edges,
+        max_depth: graph.max_depth,
         elapsed: start.elapsed(),
         complete: stopped.is_none(),
         stopped: stopped.clone(),
@@ -146,7 +267,8 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         out_of_resources: stopped.is_some(),
         memory: crate::memory::Budget::new(sys.cfg.memory),
         frontier_disk_bytes_max: 0,
-        visited_disk_bytes: 0,
+        visited_disk_bytes: index_disk_bytes,
+        graph_disk_bytes: graph.edge_count() * std::mem::size_of::<Edge>() as u64,
     };
     let mut props = Vec::new();
     for (i, p) in P::properties().iter().enumerate() {
@@ -168,9 +290,9 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         match p.kind {
             // A partial graph decides nothing about fair behaviours: a
             // state not expanded looks stuck.
-            PropertyKind::Eventually | PropertyKind::LeadsTo if stopped.is_some() => {
+            PropertyKind::Eventually | PropertyKind::LeadsTo if undecided.is_some() => {
                 r.verdict = Verdict::Unknown;
-                r.detail = Some("not decided: the search stopped before the whole graph was built".into());
+                r.detail = undecided.clone();
             }
             PropertyKind::Eventually | PropertyKind::LeadsTo => {
                 r.verdict = Verdict::Holds;
@@ -324,8 +446,8 @@ fn goals<P: Protocol>(sys: &System<P>) -> Result<Vec<Goal>, String> {
             }
             _ => {}
         }
-        if bit > 64 {
-            return Err("too many liveness property instances (at most 64 bits per check)".into());
+        if bit > 63 {
+            return Err(TOO_MANY_BITS.into());
         }
     }
     Ok(out)
@@ -369,36 +491,47 @@ fn class_of<P: Protocol>(sys: &System<P>, s: &SysState<P>, a: &Action<P>) -> Opt
     })
 }
 
-/// Explores the whole graph. Returns it and, per `reachable` property, the
-/// depth of its first witness.
-/// The state graph, the depth at which each `reachable` was first reached,
-/// and why exploring stopped early (the memory budget), if it did.
-type Explored = (Graph, HashMap<usize, u32>, Option<String>);
+/// What exploring returns: the state graph, the depth at which each
+/// `reachable` was first reached, why exploring stopped early (the memory
+/// budget), if it did, and the bytes the fingerprint index spilled to disk.
+struct Explored {
+    graph: Graph,
+    reached: HashMap<usize, u32>,
+    stopped: Option<String>,
+    index_disk_bytes: u64,
+}
 
+/// Explores the whole graph, breadth first.
 fn explore<P: Protocol>(
     sys: &System<P>,
     goals: &[Goal],
     progress: Option<Duration>,
     start: Instant,
+    budget: &crate::memory::Budget,
+    baseline: u64,
 ) -> Result<Explored, String> {
-    let budget = crate::memory::Budget::new(sys.cfg.memory);
-    let baseline = crate::memory::resident().unwrap_or(0);
     let cache = Cache::default();
     let canon = |s: SysState<P>| if sys.cfg.symmetry { canonical(sys, s) } else { s };
     let reach = reachables::<P>(&sys.cfg);
-    // Fingerprint → state index, in the visited set's layout (16 bytes a
-    // slot, grown by a quarter): a hash map doubled to 2.3 GiB at 63
-    // million states.
-    let index = Table::new(true);
-    let mut g = Graph {
-        fps: Column::default(),
-        depth: Column::default(),
-        bits: Column::default(),
-        calm: Column::default(),
-        edge_start: Column::from_iter([0]),
-        edges: Runs::default(),
-        strong: vec![],
-    };
+    let dir = sys.cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+    // Fingerprint → state index: the visited set's table (16 bytes a slot,
+    // grown by a quarter; a hash map doubled to 2.3 GiB at 63 million
+    // states). Past three eighths of the budget it spills to sorted runs on
+    // disk, as a safety search's does (or past the hidden `--visited-ram`);
+    // the rest of the graph in RAM is about 13 bytes a state.
+    let mut index = Table::new(true);
+    let share = budget.bytes / 8 * 3;
+    index.spill_to_disk(sys.cfg.visited_ram.map_or(share, |v| v.min(share)), dir.clone());
+    let calm_bit = goals
+        .iter()
+        .map(|g| g.to_bit.unwrap_or(g.from_bit) + 1)
+        .max()
+        .unwrap_or(0)
+        .max(reach.len() as u32);
+    if calm_bit >= 64 {
+        return Err(TOO_MANY_BITS.into());
+    }
+    let mut g = Builder::new(calm_bit, &dir)?;
     let mut classes: HashMap<u64, u32> = HashMap::new();
     let mut reached: HashMap<usize, u32> = HashMap::new();
     let bits_of = |s: &SysState<P>| -> u64 {
@@ -428,10 +561,7 @@ fn explore<P: Protocol>(
     let init = canon(sys.init());
     let fp0 = fingerprint(&init);
     index.insert(fp0, 0);
-    g.fps.push(fp0);
-    g.depth.push(0);
-    g.bits.push(bits_of(&init));
-    g.calm.push(init.calm);
+    g.push_state(fp0, bits_of(&init), init.calm);
     // A step the check's bound cuts is enabled but leads out of what is
     // checked. It becomes an edge to `sink` (a node that is never calm, so
     // never part of a counterexample): a state with such a step is not
@@ -439,33 +569,39 @@ fn explore<P: Protocol>(
     // leaves the bound is not explored, so it cannot be a counterexample
     // (the report says how many steps the bound cut).
     let sink = sys.cfg.bound.is_some().then(|| {
-        g.fps.push(0);
-        g.depth.push(0);
-        g.bits.push(0);
-        g.calm.push(false);
+        g.push_state(0, 0, false);
         1u32
     });
     // The states still to expand, in index order, as encoded chunks (the
     // BFS frontier's layout, `frontier.rs`): live states cost kilobytes
     // each, and the queue was most of a large graph's memory. States are
     // expanded in index order, so edges can be stored as CSR.
-    let store = Store::new(sys.cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    let store = Store::new(dir.clone());
     let mut enc = Encoder::<P>::default();
     let first = Sink::default();
     enc.push(init, fp0, &store.keys);
     first.push(&store, enc.finish(), true)?;
     let mut level = first.finish();
+    let mut depth = 0u32;
     let mut actions = Vec::new();
     // The expanded state's edges, appended to the graph as one run.
-    let mut out: Vec<(u32, u32)> = Vec::new();
+    let mut out: Vec<Edge> = Vec::new();
     let mut next_progress = progress.map(|p| start + p);
     let mut expected = 0u32;
     // Chunks go to disk when the graph and the frontier in RAM would pass
     // the frontier's share of the budget.
-    let place = |next: &Sink, chunk: Sealed, g: &Graph, index: &Table| -> Result<(), String> {
+    let place = |next: &Sink, chunk: Sealed, g: &Builder, index: &Table| -> Result<(), String> {
         let held = g.bytes() + index.allocated_bytes() as u64;
         let ram = store.ram_bytes.load(std::sync::atomic::Ordering::Relaxed) + chunk.len() as u64;
         next.push(&store, chunk, ram <= budget.frontier_ram_max(held))
+    };
+    let stop = |g: Builder, reached, why: String, index: &Table| -> Result<Explored, String> {
+        Ok(Explored {
+            graph: g.abandon(),
+            reached,
+            stopped: Some(why),
+            index_disk_bytes: index.disk_bytes(),
+        })
     };
     while !level.is_empty() {
         let next = Sink::default();
@@ -479,13 +615,17 @@ fn explore<P: Protocol>(
                 // memory: past the budget it stops (verdicts unknown) rather than
                 // being killed.
                 if expected.is_multiple_of(4096) {
-                    if let Some(why) = crate::memory::over_budget(&budget, baseline, g.fps.len() as u64) {
-                        return Ok((g, reached, Some(why)));
+                    if let Some(why) = crate::memory::over_budget(budget, baseline, g.fps.len() as u64) {
+                        return stop(g, reached, why, &index);
+                    }
+                    if let Some(why) = index.error() {
+                        return stop(g, reached, why, &index);
                     }
                 }
+                let bits = g.bits.get(i as usize);
                 for (k, &p) in reach.iter().enumerate() {
-                    if g.bits[i as usize] & (1 << k) != 0 {
-                        reached.entry(p).or_insert(g.depth[i as usize]);
+                    if bits & (1 << k) != 0 {
+                        reached.entry(p).or_insert(depth);
                     }
                 }
                 actions.clear();
@@ -519,7 +659,8 @@ fn explore<P: Protocol>(
                     };
                     let Some(t) = step else {
                         if let Some(k) = sink {
-                            out.push((k, class));
+                            out.push(Edge { to: k, class });
+                            g.sink_edges += 1;
                         }
                         continue;
                     };
@@ -529,14 +670,14 @@ fn explore<P: Protocol>(
                         Some(j) => j as u32,
                         None => {
                             if g.fps.len() >= STATES_MAX {
-                                return Err("the state graph exceeds 4 billion states".into());
+                                return Err(format!(
+                                    "the state graph exceeds {STATES_MAX} states, the most liveness can analyse"
+                                ));
                             }
                             let j = g.fps.len() as u32;
                             index.insert(tfp, j as u64);
-                            g.fps.push(tfp);
-                            g.depth.push(g.depth[i as usize] + 1);
-                            g.bits.push(bits_of(&t));
-                            g.calm.push(t.calm);
+                            g.push_state(tfp, bits_of(&t), t.calm);
+                            g.max_depth = depth + 1;
                             enc.push(t, tfp, &store.keys);
                             if enc.full() {
                                 place(&next, enc.finish(), &g, &index)?;
@@ -544,13 +685,18 @@ fn explore<P: Protocol>(
                             j
                         }
                     };
-                    out.push((j, class));
+                    out.push(Edge { to: j, class });
                 }
-                g.edge_start.push(g.edges.extend_run(&out) as u32);
-                if sink == Some(i + 1) {
+                // A full disk stops the search (verdicts unknown), as the
+                // frontier's and the index's disk errors do.
+                let mut pushed = g.push_edges(&out);
+                if sink == Some(i + 1) && pushed.is_ok() {
                     // The sink is never expanded: no edges.
-                    g.edge_start.push(g.edges.len() as u32);
+                    pushed = g.push_edges(&[]);
                     expected += 1;
+                }
+                if let Err(why) = pushed {
+                    return stop(g, reached, why, &index);
                 }
                 if let (Some(at), Some(every)) = (next_progress, progress) {
                     if Instant::now() >= at {
@@ -578,15 +724,25 @@ fn explore<P: Protocol>(
             place(&next, enc.finish(), &g, &index)?;
         }
         level = next.finish();
+        depth += 1;
     }
-    Ok((g, reached, None))
+    if let Some(why) = index.error() {
+        return stop(g, reached, why, &index);
+    }
+    Ok(Explored {
+        graph: g.finish()?,
+        reached,
+        stopped: None,
+        index_disk_bytes: index.disk_bytes(),
+    })
 }
 
 /// Finds a fair lasso violating one goal instance: the prefix (a path of
 /// state indices from the start, excluding it) and the loop (indices; empty
 /// for a deadlock). Picks the violation with the shortest prefix.
 fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
-    let n = g.fps.len();
+    let n = g.len();
+    assert!(n <= STATES_MAX, "explore keeps the graph within {STATES_MAX} states");
     // Product node: state * 2 + monitor bit. For `eventually`, the monitor
     // is "the goal has not happened yet" and starts at 1.
     let monitor = |i: u32, m: bool| -> Option<bool> {
@@ -599,59 +755,70 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
         }
     };
     let m0 = monitor(0, false)?;
-    // BFS over the product from the start: reachable nodes and parents.
+    // BFS over the product from the start: each node's discovery number
+    // (BFS discovers in order of depth, so the entry discovered first has
+    // the shortest prefix) and parent.
+    let mut order = vec![NONE; 2 * n];
     let mut parent = vec![NONE; 2 * n];
-    let mut seen = vec![false; 2 * n];
-    let mut depth = vec![u32::MAX; 2 * n];
     let start = m0 as u32;
-    seen[start as usize] = true;
-    depth[start as usize] = 0;
+    order[start as usize] = 0;
+    let mut discovered = 1u32;
     let mut q = VecDeque::from([start]);
     while let Some(x) = q.pop_front() {
         let (i, m) = (x / 2, x % 2 == 1);
-        for &(j, _) in g.succ(i) {
-            let Some(mj) = monitor(j, m) else { continue };
-            let y = j * 2 + mj as u32;
-            if !seen[y as usize] {
-                seen[y as usize] = true;
+        for e in g.succ(i) {
+            let Some(mj) = monitor(e.to, m) else { continue };
+            let y = e.to * 2 + mj as u32;
+            if order[y as usize] == NONE {
+                order[y as usize] = discovered;
+                discovered += 1;
                 parent[y as usize] = x;
-                depth[y as usize] = depth[x as usize] + 1;
                 q.push_back(y);
             }
         }
     }
     // Candidates: reachable, monitor set, calm.
-    let cand = |x: u32| seen[x as usize] && x % 2 == 1 && g.calm[(x / 2) as usize];
+    let cand = |x: u32| order[x as usize] != NONE && x % 2 == 1 && g.calm(x / 2);
     let succ = |x: u32, out: &mut Vec<(u32, u32)>| {
         out.clear();
         let (i, m) = (x / 2, x % 2 == 1);
-        for &(j, c) in g.succ(i) {
-            if let Some(mj) = monitor(j, m) {
-                out.push((j * 2 + mj as u32, c));
+        for e in g.succ(i) {
+            if let Some(mj) = monitor(e.to, m) {
+                out.push((e.to * 2 + mj as u32, e.class));
             }
         }
     };
     let mut best: Option<(u32, Vec<u32>)> = None; // (entry node, component)
-    let mut consider = |comp: Vec<u32>, is_deadlock: bool| {
-        let entry = *comp.iter().min_by_key(|x| depth[**x as usize]).unwrap_or(&comp[0]);
+    let mut consider = |mut comp: Vec<u32>, is_deadlock: bool| {
+        // Sorted, the loop printed does not depend on the order in which
+        // the analysis met the component's nodes.
+        comp.sort_unstable();
+        let entry = *comp.iter().min_by_key(|x| order[**x as usize]).unwrap_or(&comp[0]);
         if best
             .as_ref()
-            .is_none_or(|(e, _)| depth[entry as usize] < depth[*e as usize])
+            .is_none_or(|(e, _)| order[entry as usize] < order[*e as usize])
         {
             best = Some((entry, if is_deadlock { vec![] } else { comp }));
         }
     };
-    let roots: Vec<u32> = (0..2 * n as u32).filter(|x| cand(*x)).collect();
-    for comp in tarjan(2 * n, &roots, &cand, &succ) {
-        if comp.len() == 1 && g.succ(comp[0] / 2).is_empty() {
-            // A calm state with nothing left to do, short of the goal.
-            consider(comp, true);
-            continue;
-        }
-        if let Some(part) = fair_part(g, comp, &cand, &succ) {
-            consider(part, false);
-        }
-    }
+    let mut marks = vec![0u32; 2 * n];
+    scc(
+        &mut marks,
+        (0..2 * n as u32).filter(|x| cand(*x)),
+        &cand,
+        &succ,
+        &mut |comp, member| {
+            if comp.len() == 1 && g.succ(comp[0] / 2).is_empty() {
+                // A calm state with nothing left to do, short of the goal.
+                consider(comp.to_vec(), true);
+                return;
+            }
+            if let Some(part) = fair_part(g, comp.to_vec(), member, &succ) {
+                consider(part, false);
+            }
+        },
+    );
+    drop(marks);
     let (entry, comp) = best?;
     // Prefix: BFS parents from the entry back to the start.
     let mut prefix = vec![];
@@ -667,6 +834,7 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
     if comp.is_empty() {
         return Some((prefix, vec![]));
     }
+    drop((order, parent));
     let cycle = fair_cycle(g, entry, &comp, &succ);
     Some((prefix, cycle.into_iter().map(|x| x / 2).collect()))
 }
@@ -675,13 +843,13 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
 /// taken by an edge inside it.
 fn required_classes(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> (Vec<u32>, Vec<u32>) {
     let mut required: Option<Vec<u32>> = None;
-    let mut taken: Vec<u32> = Vec::new();
+    let mut taken: HashSet<u32> = HashSet::new();
     let mut buf = Vec::new();
     for &x in comp {
         let mut enabled: Vec<u32> = g
             .succ(x / 2)
             .iter()
-            .map(|(_, c)| *c)
+            .map(|e| e.class)
             .filter(|c| *c != NO_CLASS)
             .collect();
         enabled.sort_unstable();
@@ -692,36 +860,34 @@ fn required_classes(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ:
         });
         succ(x, &mut buf);
         for &(y, c) in &buf {
-            if inside(y) && c != NO_CLASS {
-                taken.push(c);
+            if c != NO_CLASS && inside(y) {
+                taken.insert(c);
             }
         }
     }
+    let mut taken: Vec<u32> = taken.into_iter().collect();
     taken.sort_unstable();
-    taken.dedup();
     (required.unwrap_or_default(), taken)
 }
 
 /// Whether a non-trivial component's cycle through all of it is fair: every
 /// weakly fair class enabled throughout it, and every strongly fair class
-/// enabled anywhere in it, is taken inside it.
-fn fair(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> bool {
-    unfair_strong(g, comp, cand, succ).is_some_and(|bad| bad.is_empty())
+/// enabled anywhere in it, is taken inside it. `inside` tells its nodes.
+fn fair(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> bool {
+    unfair_strong(g, comp, inside, succ).is_some_and(|bad| bad.is_empty())
 }
 
 /// `None` if a weakly fair class is enabled throughout `comp` but never taken
 /// inside it (no cycle inside can be fair); otherwise the strongly fair
 /// classes enabled somewhere in `comp` but never taken inside it.
-fn unfair_strong(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Option<Vec<u32>> {
-    let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
-    let inside = |y: u32| cand(y) && members.contains(&y);
-    let (required, taken) = required_classes(g, comp, &inside, succ);
+fn unfair_strong(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Option<Vec<u32>> {
+    let (required, taken) = required_classes(g, comp, inside, succ);
     if !required.iter().all(|c| taken.binary_search(c).is_ok()) {
         return None;
     }
     let mut bad: Vec<u32> = comp
         .iter()
-        .flat_map(|x| g.succ(x / 2).iter().map(|(_, c)| *c))
+        .flat_map(|x| g.succ(x / 2).iter().map(|e| e.class))
         .filter(|c| *c != NO_CLASS && g.strong.get(*c as usize).copied().unwrap_or(false))
         .filter(|c| taken.binary_search(c).is_err())
         .collect();
@@ -730,34 +896,55 @@ fn unfair_strong(g: &Graph, comp: &[u32], cand: &dyn Fn(u32) -> bool, succ: &Suc
     Some(bad)
 }
 
-/// A fair strongly connected part of `comp`, if there is one (the Streett
-/// refinement for strong fairness): while a strongly fair class is enabled
-/// somewhere but never taken, drop the states that enable it and look again
-/// in what remains.
-fn fair_part(g: &Graph, comp: Vec<u32>, cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Option<Vec<u32>> {
-    let mut work = vec![comp];
-    while let Some(comp) = work.pop() {
-        let mut buf = Vec::new();
+/// A fair strongly connected part of `comp` (whose nodes `member` tells),
+/// if there is one (the Streett refinement for strong fairness): while a
+/// strongly fair class is enabled somewhere but never taken, drop the
+/// states that enable it and look again in what remains.
+fn fair_part(g: &Graph, comp: Vec<u32>, member: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Option<Vec<u32>> {
+    // A component and how to tell its nodes: the first by `member`, each
+    // refinement by binary search in its sorted nodes (the first may be
+    // most of the graph: no set of it is built).
+    let mut work: Vec<(Vec<u32>, bool)> = vec![(comp, true)];
+    let mut buf = Vec::new();
+    while let Some((comp, first)) = work.pop() {
+        let inside = |y: u32| {
+            if first {
+                member(y)
+            } else {
+                comp.binary_search(&y).is_ok()
+            }
+        };
         if comp.len() == 1 {
             succ(comp[0], &mut buf);
             if !buf.iter().any(|(y, _)| *y == comp[0]) {
                 continue;
             }
         }
-        let Some(bad) = unfair_strong(g, &comp, cand, succ) else {
+        let Some(bad) = unfair_strong(g, &comp, &inside, succ) else {
             continue;
         };
         if bad.is_empty() {
             return Some(comp);
         }
-        let keep: Vec<u32> = comp
+        let mut keep: Vec<u32> = comp
             .iter()
             .copied()
-            .filter(|x| !g.succ(x / 2).iter().any(|(_, c)| bad.binary_search(c).is_ok()))
+            .filter(|x| !g.succ(x / 2).iter().any(|e| bad.binary_search(&e.class).is_ok()))
             .collect();
-        let set: std::collections::HashSet<u32> = keep.iter().copied().collect();
-        let sub_cand = |y: u32| cand(y) && set.contains(&y);
-        work.extend(tarjan(g.fps.len() * 2, &keep, &sub_cand, succ));
+        let roots = keep.clone();
+        keep.sort_unstable();
+        let mut marks: HashMap<u32, u32> = HashMap::new();
+        scc(
+            &mut marks,
+            roots.into_iter(),
+            &|y| keep.binary_search(&y).is_ok(),
+            succ,
+            &mut |part, _| {
+                let mut part = part.to_vec();
+                part.sort_unstable();
+                work.push((part, false));
+            },
+        );
     }
     None
 }
@@ -770,8 +957,9 @@ fn fair_part(g: &Graph, comp: Vec<u32>, cand: &dyn Fn(u32) -> bool, succ: &Succ<
 /// it), also through an edge of that class or a state where it is not
 /// enabled: the loop printed must be a fair behaviour by itself.
 fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &Succ<'_>) -> Vec<u32> {
-    let members: std::collections::HashSet<u32> = comp.iter().copied().collect();
-    let inside = |y: u32| members.contains(&y);
+    // `consider` sorted the component.
+    debug_assert!(comp.windows(2).all(|w| w[0] < w[1]), "a component's nodes are sorted");
+    let inside = |y: u32| comp.binary_search(&y).is_ok();
     if let Some(short) = bfs_path(entry, &inside, succ, |y, _| y == entry) {
         let mut nodes = vec![entry];
         nodes.extend(short.iter().take(short.len().saturating_sub(1)).copied());
@@ -785,7 +973,7 @@ fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &Succ<'_>) -> Vec<u32> 
     // Strongly fair classes enabled anywhere in the component must be taken
     // too (the component was refined so that each one is, inside it).
     for &x in comp {
-        for &(_, c) in g.succ(x / 2) {
+        for &Edge { class: c, .. } in g.succ(x / 2) {
             if c != NO_CLASS
                 && g.strong.get(c as usize).copied().unwrap_or(false)
                 && !goals.contains(&Waypoint::Class(c))
@@ -794,7 +982,7 @@ fn fair_cycle(g: &Graph, entry: u32, comp: &[u32], succ: &Succ<'_>) -> Vec<u32> 
             }
         }
     }
-    let enabled_at = |x: u32, c: u32| g.succ(x / 2).iter().any(|(_, k)| *k == c);
+    let enabled_at = |x: u32, c: u32| g.succ(x / 2).iter().any(|e| e.class == c);
     let mut path = Vec::new();
     // Each round adds a goal for a class the loop leaves unfair; a
     // component that is fair has a fair loop through all of it, so this
@@ -890,79 +1078,126 @@ fn bfs_path(
     None
 }
 
-/// Iterative Tarjan from `roots` over the nodes (below `n`) for which `cand`
-/// holds.
-fn tarjan(n: usize, roots: &[u32], cand: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Vec<Vec<u32>> {
-    let mut index = vec![NONE; n];
-    let mut low = vec![0u32; n];
-    let mut on_stack = vec![false; n];
+/// What receives each strongly connected component: its nodes and a test
+/// of membership in it.
+type Emit<'a> = dyn FnMut(&[u32], &dyn Fn(u32) -> bool) + 'a;
+
+/// Per node, the word of Pearce's algorithm (0: not visited yet): a vector
+/// over all product nodes, or a map for a component's refinement.
+trait Marks {
+    fn get(&self, x: u32) -> u32;
+    fn set(&mut self, x: u32, v: u32);
+}
+
+impl Marks for Vec<u32> {
+    fn get(&self, x: u32) -> u32 {
+        self[x as usize]
+    }
+    fn set(&mut self, x: u32, v: u32) {
+        self[x as usize] = v;
+    }
+}
+
+impl Marks for HashMap<u32, u32> {
+    fn get(&self, x: u32) -> u32 {
+        self.get(&x).copied().unwrap_or(0)
+    }
+    fn set(&mut self, x: u32, v: u32) {
+        self.insert(x, v);
+    }
+}
+
+/// The strongly connected components among the nodes `cand` holds for,
+/// searched from `roots`, each passed to `emit` with a test of membership,
+/// in the order Tarjan's algorithm completes them. This is Pearce's
+/// variant ("A space-efficient algorithm for finding strongly connected
+/// components", 2016), iterative: one word per node (`marks`) instead of
+/// Tarjan's index, low link and on-stack flag. A node's word is its visit
+/// number while it is open, the least visit number it reaches once it is
+/// not a root, and its component's number (counted down from
+/// `u32::MAX - 1`, above every visit number) once its component is out.
+fn scc<M: Marks>(
+    marks: &mut M,
+    roots: impl Iterator<Item = u32>,
+    cand: &dyn Fn(u32) -> bool,
+    succ: &Succ<'_>,
+    emit: &mut Emit<'_>,
+) {
+    let mut visit = 1u32;
+    let mut component = u32::MAX - 1;
+    // Nodes done but not yet in a component.
     let mut stack: Vec<u32> = Vec::new();
-    let mut comps = Vec::new();
-    let mut next = 0u32;
-    // Call stack frames: (node, its candidate successors, position).
-    let mut frames: Vec<(u32, Vec<u32>, usize)> = Vec::new();
+    // The depth-first path: (node, next successor to look at, still a root).
+    let mut frames: Vec<(u32, u32, bool)> = Vec::new();
     let mut buf = Vec::new();
-    for &root in roots {
-        if !cand(root) || index[root as usize] != NONE {
+    let mut comp = Vec::new();
+    for root in roots {
+        if !cand(root) || marks.get(root) != 0 {
             continue;
         }
-        let push = |v: u32,
-                    index: &mut Vec<u32>,
-                    low: &mut Vec<u32>,
-                    stack: &mut Vec<u32>,
-                    on_stack: &mut Vec<bool>,
-                    next: &mut u32,
-                    buf: &mut Vec<(u32, u32)>| {
-            index[v as usize] = *next;
-            low[v as usize] = *next;
-            *next += 1;
-            stack.push(v);
-            on_stack[v as usize] = true;
-            succ(v, buf);
-            let s: Vec<u32> = buf.iter().map(|(w, _)| *w).filter(|w| cand(*w)).collect();
-            (v, s, 0usize)
-        };
-        frames.push(push(
-            root,
-            &mut index,
-            &mut low,
-            &mut stack,
-            &mut on_stack,
-            &mut next,
-            &mut buf,
-        ));
-        while let Some((v, ws, pos)) = frames.last_mut() {
-            let v = *v;
-            if *pos < ws.len() {
-                let w = ws[*pos];
-                *pos += 1;
-                if index[w as usize] == NONE {
-                    let f = push(w, &mut index, &mut low, &mut stack, &mut on_stack, &mut next, &mut buf);
-                    frames.push(f);
-                } else if on_stack[w as usize] {
-                    low[v as usize] = low[v as usize].min(index[w as usize]);
+        marks.set(root, visit);
+        visit += 1;
+        frames.push((root, 0, true));
+        while let Some(&(v, pos, _)) = frames.last() {
+            // Look at v's successors from `pos` until one is new.
+            succ(v, &mut buf);
+            let mut k = pos as usize;
+            let mut child = None;
+            while k < buf.len() {
+                let w = buf[k].0;
+                k += 1;
+                if !cand(w) {
+                    continue;
                 }
+                if marks.get(w) == 0 {
+                    child = Some(w);
+                    break;
+                }
+                if marks.get(w) < marks.get(v) {
+                    marks.set(v, marks.get(w));
+                    frames.last_mut().expect("v's frame").2 = false;
+                }
+            }
+            frames.last_mut().expect("v's frame").1 = k as u32;
+            if let Some(w) = child {
+                assert!(visit < component, "visit numbers stay below component numbers");
+                marks.set(w, visit);
+                visit += 1;
+                frames.push((w, 0, true));
                 continue;
             }
-            frames.pop();
-            if let Some((u, _, _)) = frames.last() {
-                let u = *u;
-                low[u as usize] = low[u as usize].min(low[v as usize]);
-            }
-            if low[v as usize] == index[v as usize] {
-                let mut comp = Vec::new();
-                while let Some(w) = stack.pop() {
-                    on_stack[w as usize] = false;
-                    comp.push(w);
-                    if w == v {
+            let (v, _, is_root) = frames.pop().expect("v's frame");
+            if is_root {
+                // v and what is stacked above its visit number form a component.
+                visit -= 1;
+                comp.clear();
+                comp.push(v);
+                while let Some(&w) = stack.last() {
+                    if marks.get(v) > marks.get(w) {
                         break;
                     }
+                    stack.pop();
+                    marks.set(w, component);
+                    visit -= 1;
+                    comp.push(w);
                 }
-                comps.push(comp);
+                marks.set(v, component);
+                let done: &M = marks;
+                let id = component;
+                emit(&comp, &|y| cand(y) && done.get(y) == id);
+                component -= 1;
+            } else {
+                stack.push(v);
+            }
+            if let Some(&(u, _, _)) = frames.last() {
+                if marks.get(v) < marks.get(u) {
+                    marks.set(u, marks.get(v));
+                    frames.last_mut().expect("u's frame").2 = false;
+                }
             }
         }
     }
-    comps
+    debug_assert!(stack.is_empty(), "every node ends in a component");
 }
 
 fn describe_binding<P: Protocol>(sys: &System<P>, g: &Goal) -> String {
@@ -1043,26 +1278,34 @@ pub fn render_history<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
 mod tests {
     use super::*;
 
-    /// A hand-built graph: `edges[i]` lists `(target, class)`.
+    /// A hand-built graph: `edges[i]` lists `(target, class)`; the goal
+    /// (bit 0) holds at `goal_at`; every state is calm.
     fn graph(edges: Vec<Vec<(u32, u32)>>, goal_at: &[u32]) -> Graph {
-        let n = edges.len();
-        let mut g = Graph {
-            fps: (1..=n as u64).collect(),
-            depth: Column::filled(n, 0),
-            bits: Column::filled(n, 0),
-            calm: Column::filled(n, true),
-            edge_start: Column::from_iter([0]),
-            edges: Runs::default(),
-            strong: vec![false; 16],
-        };
-        for (i, es) in edges.into_iter().enumerate() {
-            let end = g.edges.extend_run(&es);
-            g.edge_start.push(end as u32);
-            if goal_at.contains(&(i as u32)) {
-                g.bits[i] = 1;
-            }
+        graph_with(edges, goal_at, &[])
+    }
+
+    /// The same, with the states of `not_calm` not calm.
+    fn graph_with(edges: Vec<Vec<(u32, u32)>>, goal_at: &[u32], not_calm: &[u32]) -> Graph {
+        let mut b = Builder::new(2, &std::env::temp_dir()).expect("edge file");
+        b.strong = vec![false; 16];
+        for i in 0..edges.len() as u32 {
+            b.push_state(
+                u64::from(i) + 1,
+                u64::from(goal_at.contains(&i)),
+                !not_calm.contains(&i),
+            );
         }
-        g
+        for es in &edges {
+            let run: Vec<Edge> = es.iter().map(|&(to, class)| Edge { to, class }).collect();
+            b.push_edges(&run).expect("write");
+        }
+        b.finish().expect("map")
+    }
+
+    /// Sets state `i`'s property bits (its calm bit stays).
+    fn set_bits(g: &mut Graph, i: usize, bits: u64) {
+        let calm = g.bits.get(i) & (1 << g.calm_bit);
+        g.bits.set(i, bits | calm);
     }
 
     fn eventually() -> Goal {
@@ -1118,8 +1361,7 @@ mod tests {
     #[test]
     fn faults_before_calm_do_not_count() {
         // The loop 0 ⇄ 1 is not calm (faults may still happen): ignored.
-        let mut g = graph(vec![vec![(1, 0)], vec![(0, 1)], vec![]], &[2]);
-        g.calm = [false, false, true].into_iter().collect();
+        let g = graph_with(vec![vec![(1, 0)], vec![(0, 1)], vec![]], &[2], &[0, 1]);
         assert!(find_lasso(&g, &eventually()).is_none());
     }
 
@@ -1127,7 +1369,7 @@ mod tests {
     fn leads_to_needs_the_trigger_first() {
         // 0 → 1 (trigger P) → 2 ⇄ 3, Q never holds after 1.
         let mut g = graph(vec![vec![(1, 0)], vec![(2, 1)], vec![(3, 2)], vec![(2, 3)]], &[]);
-        g.bits[1] = 1; // P at 1
+        set_bits(&mut g, 1, 1); // P at 1
         let goal = Goal {
             prop: 0,
             binding: vec![],
@@ -1138,8 +1380,80 @@ mod tests {
         assert_eq!(prefix.first(), Some(&1));
         assert_eq!(cycle.len(), 2);
         // If Q holds in 3, every loop passes through Q: it holds.
-        g.bits[3] = 2;
+        set_bits(&mut g, 3, 2);
         assert!(find_lasso(&g, &goal).is_none());
+    }
+
+    /// The components `scc` finds on random graphs are those of mutual
+    /// reachability, completed in Tarjan's order (each after every
+    /// component it reaches), through both kinds of marks.
+    #[test]
+    fn components_are_mutual_reachability_in_completion_order() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = |m: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(m)) as u32
+        };
+        for round in 0..200 {
+            let n = 1 + rand(40);
+            let edges: Vec<Vec<u32>> = (0..n).map(|_| (0..rand(4)).map(|_| rand(n)).collect()).collect();
+            let excluded: Vec<bool> = (0..n).map(|_| rand(10) == 0).collect();
+            let cand = |x: u32| !excluded[x as usize];
+            let succ = |x: u32, out: &mut Vec<(u32, u32)>| {
+                out.clear();
+                out.extend(edges[x as usize].iter().map(|&y| (y, 0)));
+            };
+            // Reachability among candidates, by closure.
+            let mut reach = vec![vec![false; n as usize]; n as usize];
+            for x in 0..n {
+                if !cand(x) {
+                    continue;
+                }
+                let mut todo = vec![x];
+                reach[x as usize][x as usize] = true;
+                while let Some(y) = todo.pop() {
+                    for &z in &edges[y as usize] {
+                        if cand(z) && !reach[x as usize][z as usize] {
+                            reach[x as usize][z as usize] = true;
+                            todo.push(z);
+                        }
+                    }
+                }
+            }
+            let mut by_vec: Vec<Vec<u32>> = Vec::new();
+            let mut marks = vec![0u32; n as usize];
+            scc(&mut marks, 0..n, &cand, &succ, &mut |c, member| {
+                for x in 0..n {
+                    assert_eq!(member(x), c.contains(&x), "round {round}: membership of {x}");
+                }
+                by_vec.push(c.to_vec());
+            });
+            let mut by_map: Vec<Vec<u32>> = Vec::new();
+            let mut map: HashMap<u32, u32> = HashMap::new();
+            scc(&mut map, 0..n, &cand, &succ, &mut |c, _| by_map.push(c.to_vec()));
+            assert_eq!(by_vec, by_map, "round {round}");
+            let mut seen = vec![false; n as usize];
+            for (k, c) in by_vec.iter().enumerate() {
+                for &x in c {
+                    assert!(cand(x) && !seen[x as usize], "round {round}: {x} once, a candidate");
+                    seen[x as usize] = true;
+                    for y in 0..n {
+                        let same = reach[x as usize][y as usize] && reach[y as usize][x as usize];
+                        assert_eq!(same, c.contains(&y), "round {round}: {x} and {y}");
+                        // What a component reaches was completed before it.
+                        if reach[x as usize][y as usize] && !same {
+                            assert!(by_vec[..k].iter().any(|d| d.contains(&y)), "round {round}: order");
+                        }
+                    }
+                }
+            }
+            assert!(
+                (0..n).all(|x| seen[x as usize] == cand(x)),
+                "round {round}: every candidate"
+            );
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! A search never asks the kernel for more than the budget on purpose: the
 //! frontier moves to disk when it would not fit beside the visited set, the
-//! visited set spills to sorted runs on disk past its share, and what
-//! cannot spill (a liveness graph) stops the search with verdict *unknown*
-//! and a message — instead of it being killed.
+//! visited set spills to sorted runs on disk past its share (so does a
+//! liveness graph's index; its edges are on disk from the start), and a
+//! search that still outgrows the budget (a liveness graph's columns, its
+//! cycle analysis) stops with verdict *unknown* and a message — instead of
+//! being killed.
 
 use serde::Serialize;
 

@@ -64,6 +64,9 @@ pub struct StatsReport {
     /// Bytes of the visited set spilled to disk (0: all in RAM).
     #[serde(default)]
     pub visited_disk_bytes: u64,
+    /// Bytes of a liveness graph's edges on disk (`edges.rs`).
+    #[serde(default)]
+    pub graph_disk_bytes: u64,
     pub complete: bool,
     pub stopped: Option<String>,
     /// The search stopped for lack of memory or disk (`stopped` says which).
@@ -86,6 +89,7 @@ impl From<&Stats> for StatsReport {
             memory_budget_origin: s.memory.origin.clone(),
             frontier_disk_bytes_max: s.frontier_disk_bytes_max,
             visited_disk_bytes: s.visited_disk_bytes,
+            graph_disk_bytes: s.graph_disk_bytes,
             complete: s.complete,
             stopped: s.stopped.clone(),
             out_of_resources: s.out_of_resources,
@@ -349,6 +353,13 @@ pub fn render_summary(r: &CheckReport) -> String {
             out,
             "  the visited set spilled to disk: {} in sorted runs",
             format_bytes(s.visited_disk_bytes)
+        );
+    }
+    if s.graph_disk_bytes > 0 {
+        let _ = writeln!(
+            out,
+            "  the state graph's edges on disk: {}",
+            format_bytes(s.graph_disk_bytes)
         );
     }
     if let Some(why) = &s.stopped {

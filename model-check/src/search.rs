@@ -112,6 +112,8 @@ pub struct Stats {
     pub frontier_disk_bytes_max: u64,
     /// Bytes of the visited set spilled to disk (0: it fit in RAM).
     pub visited_disk_bytes: u64,
+    /// Bytes of a liveness graph's edges on disk.
+    pub graph_disk_bytes: u64,
 }
 
 pub struct Search<'a, P: Protocol> {
@@ -350,6 +352,7 @@ impl<'a, P: Protocol> Search<'a, P> {
             memory: self.budget.clone(),
             frontier_disk_bytes_max: self.store.disk_bytes_max.load(Ordering::Relaxed),
             visited_disk_bytes: self.table.disk_bytes(),
+            graph_disk_bytes: 0,
         }
     }
 

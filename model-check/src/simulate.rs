@@ -253,6 +253,7 @@ pub fn run<P: Protocol>(spec: &str, cfg: RunConfig, opts: &SimOptions) -> Result
         memory: crate::memory::Budget::new(sys.cfg.memory),
         frontier_disk_bytes_max: 0,
         visited_disk_bytes: 0,
+        graph_disk_bytes: 0,
     };
     let mut reports = Vec::new();
     for (i, p) in P::properties().iter().enumerate() {

@@ -1,7 +1,7 @@
 //! The memory budget: a safety search far over its budget's RAM completes
-//! from disk (the frontier and the visited set spill); a search that cannot
-//! spill (liveness keeps its graph in RAM) stops with verdict unknown and
-//! says why. Alone in its test binary: the budget's backstop compares the
+//! from disk (the frontier and the visited set spill); a liveness search
+//! that still does not fit its budget stops with verdict unknown and says
+//! why. Alone in its test binary: the budget's backstop compares the
 //! resident memory the search added with the budget, and other tests in
 //! the same process would add to it.
 
