@@ -317,6 +317,39 @@ mod tests {
         assert_eq!(edges.disk_bytes(), edges.len() * 8);
     }
 
+    /// Resident pages of file mappings (Linux), in bytes.
+    fn rss_file() -> Option<u64> {
+        crate::memory::proc_field("/proc/self/status", "RssFile")
+    }
+
+    #[test]
+    fn reading_every_edge_keeps_a_bounded_window_resident() {
+        // 256 MiB of edges, read run by run: the reader releases pages
+        // behind it, so the mapping never holds much more than 64 MiB.
+        let mut w = EdgeWriter::new(&std::env::temp_dir()).expect("file");
+        let run: Vec<Edge> = (0..1024).map(|k| edge(k, k)).collect();
+        let runs = (256u64 << 20) / (1024 * 8);
+        for _ in 0..runs {
+            w.push_run(&run).expect("write");
+        }
+        let edges = w.finish().expect("map");
+        let Some(before) = rss_file() else { return };
+        let mut most = 0;
+        let mut sum = 0u64;
+        for k in 0..runs {
+            sum += edges
+                .slice(k * 1024, (k + 1) * 1024)
+                .iter()
+                .map(|e| u64::from(e.to))
+                .sum::<u64>();
+            if k % 64 == 0 {
+                most = most.max(rss_file().unwrap_or(0).saturating_sub(before));
+            }
+        }
+        assert_eq!(sum, runs * (1023 * 1024 / 2));
+        assert!(most < 100 << 20, "{} MiB of the map resident", most >> 20);
+    }
+
     #[test]
     fn no_edges_map_to_an_empty_slice() {
         let w = EdgeWriter::new(&std::env::temp_dir()).expect("file");
