@@ -203,11 +203,6 @@ impl Edges {
         self.len == 0
     }
 
-    /// Bytes on disk.
-    pub fn disk_bytes(&self) -> u64 {
-        self.len * EDGE_BYTES as u64
-    }
-
     /// Edges `a..b`.
     pub fn slice(&self, a: u64, b: u64) -> &[Edge] {
         assert!(a <= b && b <= self.len, "edges {a}..{b} of {}", self.len);
@@ -220,12 +215,6 @@ impl Edges {
         // and never written while mapped. Releasing pages (`account`) does
         // not invalidate it: a later read faults them back in from the file.
         unsafe { std::slice::from_raw_parts(self.ptr.add(a as usize), (b - a) as usize) }
-    }
-
-    /// Every edge, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Edge> + '_ {
-        const STEP: u64 = 1 << 16;
-        (0..self.len.div_ceil(STEP)).flat_map(move |k| self.slice(k * STEP, ((k + 1) * STEP).min(self.len)))
     }
 
     /// Counts a read of edges `a..b`; past the bounds, drops the pages
@@ -313,8 +302,6 @@ mod tests {
                 assert_eq!(edges.slice(ends[i], ends[i + 1]), &r[..]);
             }
         }
-        assert_eq!(edges.iter().count() as u64, edges.len());
-        assert_eq!(edges.disk_bytes(), edges.len() * 8);
     }
 
     /// Resident pages of file mappings (Linux), in bytes.
@@ -356,6 +343,5 @@ mod tests {
         let edges = w.finish().expect("map");
         assert!(edges.is_empty());
         assert_eq!(edges.slice(0, 0), &[]);
-        assert_eq!(edges.iter().count(), 0);
     }
 }

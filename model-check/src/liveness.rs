@@ -177,33 +177,30 @@ impl Builder {
     /// The graph without its edges (an exploration that stopped: nothing
     /// is analysed, and mapping the file could fail for the same reason).
     fn abandon(self) -> Graph {
-        self.edges.discard();
-        Graph {
+        let (writer, graph) = self.into_graph(Edges::empty());
+        writer.discard();
+        graph
+    }
+
+    /// The graph with `edges`, and the writer it no longer holds.
+    fn into_graph(self, edges: Edges) -> (EdgeWriter, Graph) {
+        let graph = Graph {
             fps: self.fps,
             bits: self.bits,
             calm_bit: self.calm_bit,
             edge_start: self.edge_start,
-            edges: Edges::empty(),
+            edges,
             sink_edges: self.sink_edges,
             max_depth: self.max_depth,
             strong: self.strong,
-        }
+        };
+        (self.edges, graph)
     }
 
     fn finish(self) -> Result<Graph, String> {
-        Ok(Graph {
-            fps: self.fps,
-            bits: self.bits,
-            calm_bit: self.calm_bit,
-            edge_start: self.edge_start,
-            edges: self
-                .edges
-                .finish()
-                .map_err(|e| format!("mapping the graph's edges: {e}"))?,
-            sink_edges: self.sink_edges,
-            max_depth: self.max_depth,
-            strong: self.strong,
-        })
+        let (writer, mut graph) = self.into_graph(Edges::empty());
+        graph.edges = writer.finish().map_err(|e| format!("mapping the graph's edges: {e}"))?;
+        Ok(graph)
     }
 }
 
@@ -528,9 +525,7 @@ fn explore<P: Protocol>(
         .max()
         .unwrap_or(0)
         .max(reach.len() as u32);
-    if calm_bit >= 64 {
-        return Err(TOO_MANY_BITS.into());
-    }
+    assert!(calm_bit < 64, "goals() keeps the property bits below 63");
     let mut g = Builder::new(calm_bit, &dir)?;
     let mut classes: HashMap<u64, u32> = HashMap::new();
     let mut reached: HashMap<usize, u32> = HashMap::new();
@@ -885,14 +880,16 @@ fn unfair_strong(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &S
     if !required.iter().all(|c| taken.binary_search(c).is_ok()) {
         return None;
     }
-    let mut bad: Vec<u32> = comp
+    // A set, not a list of every edge's class: a component may be most
+    // of the graph.
+    let bad: HashSet<u32> = comp
         .iter()
         .flat_map(|x| g.succ(x / 2).iter().map(|e| e.class))
         .filter(|c| *c != NO_CLASS && g.strong.get(*c as usize).copied().unwrap_or(false))
         .filter(|c| taken.binary_search(c).is_err())
         .collect();
+    let mut bad: Vec<u32> = bad.into_iter().collect();
     bad.sort_unstable();
-    bad.dedup();
     Some(bad)
 }
 
