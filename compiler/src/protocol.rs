@@ -1075,7 +1075,8 @@ impl Gen<'_> {
                 ir::Network::UnorderedNonDuplicating => quote!(UnorderedNonDuplicating),
                 ir::Network::Ordered => quote!(Ordered),
             };
-            let (lossy, drops, races, crash, symmetry) = (c.lossy, c.drops, c.races, c.crash, c.symmetry);
+            let (lossy, drops, races, crash, stops, symmetry) =
+                (c.lossy, c.drops, c.races, c.crash, c.stops, c.symmetry);
             let (retries, sessions) = (opt(c.retries), opt(c.sessions));
             let mode = if c.mode == ir::Mode::Safety {
                 quote!(Safety)
@@ -1122,6 +1123,7 @@ impl Gen<'_> {
                     drops: #drops,
                     races: #races,
                     crash: #crash,
+                    stops: #stops,
                     retries: #retries,
                     sessions: #sessions,
                     mode: #s::Mode::#mode,

@@ -621,6 +621,7 @@ pub enum CheckEntryKind {
     Drops(u128),
     Races(u128),
     Crash(u128),
+    Stops(u128),
     Retries(u128),
     Sessions(u128),
     Mode(Ident),

@@ -825,6 +825,8 @@ pub struct Check {
     /// before the run is calm.
     pub races: u64,
     pub crash: u64,
+    /// Liveness: servers that may stop for good (`stops N`).
+    pub stops: u64,
     /// `retries N`: clients resend a request after a timeout at most this
     /// many times, then give up on it (safety checks too).
     pub retries: Option<u64>,

@@ -2231,6 +2231,7 @@ impl Builder {
                     Rule::ck_drops => CheckEntryKind::Drops(self.int(ei.next().unwrap())),
                     Rule::ck_races => CheckEntryKind::Races(self.int(ei.next().unwrap())),
                     Rule::ck_crash => CheckEntryKind::Crash(self.int(ei.next().unwrap())),
+                    Rule::ck_stops => CheckEntryKind::Stops(self.int(ei.next().unwrap())),
                     Rule::ck_retries => CheckEntryKind::Retries(self.int(ei.next().unwrap())),
                     Rule::ck_sessions => CheckEntryKind::Sessions(self.int(ei.next().unwrap())),
                     Rule::ck_mode => CheckEntryKind::Mode(self.ident(ei.next().unwrap())),

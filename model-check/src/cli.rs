@@ -18,7 +18,9 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   crash-restarts in total. Until the budget is spent anything may happen.
   Afterwards the environment is fair: every message that stays deliverable
   to a live node is eventually delivered, every timer that stays armed
-  eventually fires, and crashed nodes eventually recover. A duplicating
+  eventually fires, and crashed nodes eventually recover — except the ones
+  that `stops N` (--stops N) lets stop for good: up to N servers crash and
+  never come back, and progress must come from the others. A duplicating
   network owes a message one delivery after each time it is sent, not
   re-deliveries of an old copy: progress that needs a message again needs
   it sent again (one a node would ignore is taken as delivered at once;
@@ -34,7 +36,8 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   with only `races` explores exactly those races and otherwise the timing
   model.
   `timing synchronous` is stronger: no timer fires while any message is in
-  flight anywhere (messages are faster than every timer). Timers and random
+  flight anywhere (messages are faster than every timer; a message its
+  destination would ignore, such as a stale reply, does not count). Timers and random
   choices are strongly fair: a timer enabled again and again (say between
   messages in flight to its node) eventually fires, since time passes; an
   option of a `choose` offered infinitely often is eventually taken, as a
@@ -104,6 +107,9 @@ pub struct Args {
     /// (racing timeouts, e.g. two candidates within one message delay).
     #[arg(long)]
     pub races: Option<u64>,
+    /// Liveness: servers that may stop for good (crash and never recover).
+    #[arg(long, value_name = "N")]
+    pub stops: Option<u64>,
     /// Breadth-first search (shortest counterexamples; the default).
     #[arg(long, conflicts_with = "dfs")]
     pub bfs: bool,
@@ -350,6 +356,7 @@ fn default_config<P: Protocol>() -> RunConfig {
         drops: 0,
         races: 0,
         crash: 0,
+        stops: 0,
         retries: None,
         sessions: None,
         mode: smelt_support::Mode::Safety,
@@ -394,6 +401,9 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         }
         if let Some(r) = args.races {
             c.races = r;
+        }
+        if let Some(n) = args.stops {
+            c.stops = n;
         }
         if args.dfs {
             c.strategy = Strategy::Dfs;
@@ -466,6 +476,12 @@ pub fn select_configs<P: Protocol>(args: &Args) -> Result<Vec<RunConfig>, String
         }
         if c.servers.len() != P::roles().len() {
             return Err("servers must give a count for every role".into());
+        }
+        if c.stops > 0 && !c.liveness {
+            return Err(format!(
+                "check `{}`: `stops` is a fault of liveness checks (`--mode liveness`); in safety mode `--crashes` already covers servers that never come back",
+                c.name
+            ));
         }
     }
     if args.mode.is_some() && args.config.is_none() {

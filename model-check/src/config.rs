@@ -22,6 +22,9 @@ pub struct RunConfig {
     /// Safety: how many servers may be down at once. Liveness: how many
     /// crashes in total.
     pub crash: u64,
+    /// Liveness: how many servers may stop for good (crash and never
+    /// recover) before the run is calm (`stops N`).
+    pub stops: u64,
     pub liveness: bool,
     pub symmetry: bool,
     /// Symmetry's representative from each server's own state only, without
@@ -48,7 +51,8 @@ pub struct RunConfig {
     pub visited_ram: Option<u64>,
     /// Liveness timing assumption after the faults (see `timer_enabled`).
     pub partial_synchrony: bool,
-    /// Stronger: no timer fires while any message is in flight.
+    /// Stronger: no timer fires while any message is in flight (that its
+    /// destination would not ignore).
     pub synchronous: bool,
     /// Safety: clients resend a timed-out request at most this many times,
     /// then give up on it (`retries N`); `None`: they never time out.
@@ -92,6 +96,7 @@ impl RunConfig {
             drops: c.drops,
             races: c.races,
             crash: c.crash,
+            stops: c.stops,
             liveness,
             symmetry: c.symmetry,
             symmetry_local: false,
@@ -124,7 +129,7 @@ impl RunConfig {
     /// client does.
     pub fn client_retry(&self) -> Option<Option<u32>> {
         if self.liveness {
-            (self.drops > 0 || self.crash > 0 || self.lossy).then_some(None)
+            (self.drops > 0 || self.crash > 0 || self.stops > 0 || self.lossy).then_some(None)
         } else {
             self.retries.map(|n| Some(n.min(u32::MAX as u64) as u32))
         }
@@ -158,6 +163,9 @@ impl RunConfig {
             parts.push(format!("liveness (drops {})", self.drops));
             if self.races > 0 {
                 parts.push(format!("races {}", self.races));
+            }
+            if self.stops > 0 {
+                parts.push(format!("stops {}", self.stops));
             }
         }
         if self.symmetry {

@@ -163,7 +163,10 @@ impl<P: Protocol> Encoder<P> {
         let raw = &mut self.raw;
         let prev = self.prev.as_ref().filter(|p| p.nodes.len() == s.nodes.len());
         raw.extend_from_slice(&fp.to_le_bytes());
-        put(raw, &(s.crashed, s.drops_used, s.crashes_used, s.races_used, s.calm));
+        put(
+            raw,
+            &(s.crashed, s.stopped, s.drops_used, s.crashes_used, s.races_used, s.calm),
+        );
         if prev.is_some_and(|p| Arc::ptr_eq(&p.history, &s.history)) {
             raw.push(1);
         } else {
@@ -367,7 +370,7 @@ impl<'a, P: Protocol> Decoder<'a, P> {
     fn state(&mut self) -> Result<Fp, String> {
         let raw = &mut self.raw;
         let fp = take_u64(raw)?;
-        let (crashed, drops_used, crashes_used, races_used, calm): (u64, u8, u8, u8, bool) = take(raw)?;
+        let (crashed, stopped, drops_used, crashes_used, races_used, calm): (u64, u64, u8, u8, u8, bool) = take(raw)?;
         let prev = self.cur.take();
         let history = match take::<u8>(raw)? {
             1 => prev
@@ -424,6 +427,7 @@ impl<'a, P: Protocol> Decoder<'a, P> {
             nodes,
             net,
             crashed,
+            stopped,
             history,
             drops_used,
             crashes_used,

@@ -48,6 +48,7 @@ use crate::symmetry::canonical;
 use crate::system::{Action, SysState, System};
 use crate::trace::{node_name, render, replay, show, steps};
 use smelt_support::{BinderKind, Id, PropertyKind, Protocol};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write;
 use std::hash::Hash;
@@ -58,6 +59,8 @@ use std::time::{Duration, Instant};
 type Succ<'a> = dyn Fn(u32, &mut Vec<(u32, u32)>) + 'a;
 
 const NONE: u32 = u32::MAX;
+/// Components at least this large are named in the progress lines.
+const BIG_COMPONENT: usize = 1 << 20;
 /// Fairness class of actions that never occur in calm states.
 const NO_CLASS: u32 = u32::MAX;
 /// States the graph may hold: product nodes (two per state) are `u32`, and
@@ -253,7 +256,7 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
             ));
         }
     }
-    let stats = Stats {
+    let mut stats = Stats {
         unique: graph.len() as u64 - sink_nodes,
         total: graph.edge_count() - graph.sink_edges,
         max_depth: graph.max_depth,
@@ -294,7 +297,7 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
             PropertyKind::Eventually | PropertyKind::LeadsTo => {
                 r.verdict = Verdict::Holds;
                 for g in goals.iter().filter(|g| g.prop == i) {
-                    if let Some((prefix, cycle)) = find_lasso(&graph, g) {
+                    if let Some((prefix, cycle)) = find_lasso(&graph, g, progress.is_some()) {
                         let binding = describe_binding(&sys, g);
                         let (trace, text) = lasso_trace(&sys, &graph, &prefix, &cycle, p.name, &binding);
                         r.verdict = Verdict::Violated;
@@ -337,6 +340,12 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         "fault budget: {} message drop(s), {} crash(es), {} timer race(s); afterwards no more faults",
         cfg.drops, cfg.crash, cfg.races
     )];
+    if cfg.stops > 0 {
+        assumptions.push(format!(
+            "up to {} server(s) may stop for good before the run is calm: they crash and never recover",
+            cfg.stops
+        ));
+    }
     if cfg.partial_synchrony && (cfg.drops > 0 || cfg.crash > 0) {
         assumptions.push("while drops or crashes remain in the budget, timers fire in any order (asynchrony)".into());
     } else if cfg.partial_synchrony && cfg.races > 0 {
@@ -346,12 +355,12 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         ));
     }
     assumptions.push(
-        "fairness after the faults: a message that stays deliverable is delivered (on a duplicating network: once after each send), a crashed node recovers, a pending choice is made; a timer enabled infinitely often fires (strong fairness)"
+        "fairness after the faults: a message that stays deliverable is delivered (on a duplicating network: once after each send), a crashed node recovers (unless stopped), a pending choice is made; a timer enabled infinitely often fires (strong fairness)"
             .into(),
     );
     if cfg.synchronous {
         assumptions.push(
-            "synchronous after the faults: no timer fires while any message is in flight, nor while an armed timer is declared to expire strictly sooner"
+            "synchronous after the faults: no timer fires while any message is in flight (one its destination would ignore does not count), nor while an armed timer is declared to expire strictly sooner"
                 .into(),
         );
     } else if cfg.partial_synchrony {
@@ -366,6 +375,8 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         assumptions.push("clients resend an unanswered request on a timer".into());
     }
     props.push(crate::report::delta_report(&sys.delta, &cfg, stats.complete));
+    // The peak of the whole check, cycle analysis included.
+    stats.peak_rss_bytes = peak_rss();
     Ok(CheckReport {
         spec: spec.to_string(),
         protocol: P::NAME.to_string(),
@@ -484,7 +495,7 @@ fn class_of<P: Protocol>(sys: &System<P>, s: &SysState<P>, a: &Action<P>) -> Opt
         Action::Recover(n) => h(&|s| (4u8, n).hash(s)),
         // Each outcome of a random choice is its own, strongly fair, class.
         Action::Choose { node, key, value } => h(&|s| (5u8, node, key, value).hash(s)),
-        Action::Drop { .. } | Action::Crash(_) | Action::Torn(_) | Action::Calm => return None,
+        Action::Drop { .. } | Action::Crash(_) | Action::Stop(_) | Action::Torn(_) | Action::Calm => return None,
     })
 }
 
@@ -735,8 +746,23 @@ fn explore<P: Protocol>(
 /// Finds a fair lasso violating one goal instance: the prefix (a path of
 /// state indices from the start, excluding it) and the loop (indices; empty
 /// for a deadlock). Picks the violation with the shortest prefix.
-fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
+fn find_lasso(g: &Graph, goal: &Goal, progress: bool) -> Option<(Vec<u32>, Vec<u32>)> {
     let n = g.len();
+    let note = |what: String| {
+        if progress {
+            let field = |k| {
+                crate::memory::proc_field("/proc/self/status", k)
+                    .map(format_bytes)
+                    .unwrap_or_default()
+            };
+            eprintln!(
+                "  ... cycle analysis: {what}, {} resident ({} anonymous, {} of files)",
+                field("VmRSS"),
+                field("RssAnon"),
+                field("RssFile")
+            );
+        }
+    };
     assert!(n <= STATES_MAX, "explore keeps the graph within {STATES_MAX} states");
     // Product node: state * 2 + monitor bit. For `eventually`, the monitor
     // is "the goal has not happened yet" and starts at 1.
@@ -750,6 +776,7 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
         }
     };
     let m0 = monitor(0, false)?;
+    note("start".into());
     // BFS over the product from the start: each node's discovery number
     // (BFS discovers in order of depth, so the entry discovered first has
     // the shortest prefix) and parent.
@@ -772,6 +799,7 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
             }
         }
     }
+    note(format!("{discovered} product nodes reached"));
     // Candidates: reachable, monitor set, calm.
     let cand = |x: u32| order[x as usize] != NONE && x % 2 == 1 && g.calm(x / 2);
     let succ = |x: u32, out: &mut Vec<(u32, u32)>| {
@@ -784,16 +812,19 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
         }
     };
     let mut best: Option<(u32, Vec<u32>)> = None; // (entry node, component)
-    let mut consider = |mut comp: Vec<u32>, is_deadlock: bool| {
-        // Sorted, the loop printed does not depend on the order in which
-        // the analysis met the component's nodes.
-        comp.sort_unstable();
+    let mut consider = |comp: &[u32], is_deadlock: bool| {
         let entry = *comp.iter().min_by_key(|x| order[**x as usize]).unwrap_or(&comp[0]);
         if best
             .as_ref()
             .is_none_or(|(e, _)| order[entry as usize] < order[*e as usize])
         {
-            best = Some((entry, if is_deadlock { vec![] } else { comp }));
+            // Sorted, the loop printed does not depend on the order in
+            // which the analysis met the component's nodes. Copied only
+            // when it is the best so far: a component may be most of the
+            // graph.
+            let mut kept = if is_deadlock { vec![] } else { comp.to_vec() };
+            kept.sort_unstable();
+            best = Some((entry, kept));
         }
     };
     let mut marks = vec![0u32; 2 * n];
@@ -805,15 +836,19 @@ fn find_lasso(g: &Graph, goal: &Goal) -> Option<(Vec<u32>, Vec<u32>)> {
         &mut |comp, member| {
             if comp.len() == 1 && g.succ(comp[0] / 2).is_empty() {
                 // A calm state with nothing left to do, short of the goal.
-                consider(comp.to_vec(), true);
+                consider(comp, true);
                 return;
             }
-            if let Some(part) = fair_part(g, comp.to_vec(), member, &succ) {
-                consider(part, false);
+            if comp.len() >= BIG_COMPONENT {
+                note(format!("a component of {} nodes", comp.len()));
+            }
+            if let Some(part) = fair_part(g, comp, member, &succ, &note) {
+                consider(&part, false);
             }
         },
     );
     drop(marks);
+    note("components done".into());
     let (entry, comp) = best?;
     // Prefix: BFS parents from the entry back to the start.
     let mut prefix = vec![];
@@ -897,13 +932,20 @@ fn unfair_strong(g: &Graph, comp: &[u32], inside: &dyn Fn(u32) -> bool, succ: &S
 /// if there is one (the Streett refinement for strong fairness): while a
 /// strongly fair class is enabled somewhere but never taken, drop the
 /// states that enable it and look again in what remains.
-fn fair_part(g: &Graph, comp: Vec<u32>, member: &dyn Fn(u32) -> bool, succ: &Succ<'_>) -> Option<Vec<u32>> {
+fn fair_part<'c>(
+    g: &Graph,
+    comp: &'c [u32],
+    member: &dyn Fn(u32) -> bool,
+    succ: &Succ<'_>,
+    note: &dyn Fn(String),
+) -> Option<Cow<'c, [u32]>> {
     // A component and how to tell its nodes: the first by `member`, each
     // refinement by binary search in its sorted nodes (the first may be
-    // most of the graph: no set of it is built).
-    let mut work: Vec<(Vec<u32>, bool)> = vec![(comp, true)];
+    // most of the graph: it is neither copied nor put in a set).
+    let mut work: Vec<Cow<'c, [u32]>> = vec![Cow::Borrowed(comp)];
     let mut buf = Vec::new();
-    while let Some((comp, first)) = work.pop() {
+    while let Some(comp) = work.pop() {
+        let first = matches!(comp, Cow::Borrowed(_));
         let inside = |y: u32| {
             if first {
                 member(y)
@@ -923,25 +965,44 @@ fn fair_part(g: &Graph, comp: Vec<u32>, member: &dyn Fn(u32) -> bool, succ: &Suc
         if bad.is_empty() {
             return Some(comp);
         }
-        let mut keep: Vec<u32> = comp
-            .iter()
-            .copied()
-            .filter(|x| !g.succ(x / 2).iter().any(|e| bad.binary_search(&e.class).is_ok()))
-            .collect();
-        let roots = keep.clone();
-        keep.sort_unstable();
-        let mut marks: HashMap<u32, u32> = HashMap::new();
-        scc(
-            &mut marks,
-            roots.into_iter(),
-            &|y| keep.binary_search(&y).is_ok(),
-            succ,
-            &mut |part, _| {
-                let mut part = part.to_vec();
-                part.sort_unstable();
-                work.push((part, false));
-            },
-        );
+        let keep: Vec<u32> = {
+            let mut keep: Vec<u32> = comp
+                .iter()
+                .copied()
+                .filter(|x| !g.succ(x / 2).iter().any(|e| bad.binary_search(&e.class).is_ok()))
+                .collect();
+            keep.sort_unstable();
+            keep
+        };
+        if keep.len() >= BIG_COMPONENT {
+            note(format!(
+                "refining {} nodes to the {} that never enable strongly fair class(es) {bad:?}",
+                comp.len(),
+                keep.len()
+            ));
+        }
+        drop(comp);
+        // Membership by a bit per product node; Pearce's marks in a vector
+        // over all product nodes when the part is a large share of them
+        // (untouched pages of a zeroed allocation cost nothing), else in a
+        // map (about sixteen bytes a node).
+        let mut kept = vec![0u64; (2 * g.len()).div_ceil(64)];
+        for &x in &keep {
+            kept[x as usize / 64] |= 1 << (x % 64);
+        }
+        let is_kept = |y: u32| kept[y as usize / 64] >> (y % 64) & 1 == 1;
+        let mut emit = |part: &[u32], _: &dyn Fn(u32) -> bool| {
+            let mut part = part.to_vec();
+            part.sort_unstable();
+            work.push(Cow::Owned(part));
+        };
+        if keep.len() * 16 >= 2 * g.len() * 4 {
+            let mut marks = vec![0u32; 2 * g.len()];
+            scc(&mut marks, keep.iter().copied(), &is_kept, succ, &mut emit);
+        } else {
+            let mut marks: HashMap<u32, u32> = HashMap::new();
+            scc(&mut marks, keep.iter().copied(), &is_kept, succ, &mut emit);
+        }
     }
     None
 }
@@ -1318,7 +1379,7 @@ mod tests {
     fn a_cycle_that_never_reaches_the_goal_is_a_lasso() {
         // 0 → 1 → 2 → 0, goal at 3 which is never reached.
         let g = graph(vec![vec![(1, 0)], vec![(2, 1)], vec![(0, 2)], vec![]], &[3]);
-        let (prefix, cycle) = find_lasso(&g, &eventually()).expect("violation");
+        let (prefix, cycle) = find_lasso(&g, &eventually(), false).expect("violation");
         assert!(prefix.is_empty(), "the loop starts at the initial state");
         assert_eq!(cycle.len(), 3);
         assert_eq!(*cycle.last().unwrap(), 0);
@@ -1328,7 +1389,7 @@ mod tests {
     fn removing_the_cycle_makes_it_hold() {
         // 0 → 1 → 2 → 3 (goal).
         let g = graph(vec![vec![(1, 0)], vec![(2, 1)], vec![(3, 2)], vec![(3, 3)]], &[3]);
-        assert!(find_lasso(&g, &eventually()).is_none());
+        assert!(find_lasso(&g, &eventually(), false).is_none());
     }
 
     #[test]
@@ -1337,21 +1398,21 @@ mod tests {
         // to the goal) is enabled in both states and never taken: weak
         // fairness rules the loop out.
         let g = graph(vec![vec![(1, 0), (2, 7)], vec![(0, 0), (2, 7)], vec![(2, 9)]], &[2]);
-        assert!(find_lasso(&g, &eventually()).is_none());
+        assert!(find_lasso(&g, &eventually(), false).is_none());
     }
 
     #[test]
     fn a_class_disabled_somewhere_in_the_cycle_does_not_save_it() {
         // Class 7 is enabled in state 0 only: the loop through 1 is fair.
         let g = graph(vec![vec![(1, 0), (2, 7)], vec![(0, 0)], vec![(2, 9)]], &[2]);
-        let (_, cycle) = find_lasso(&g, &eventually()).expect("violation");
+        let (_, cycle) = find_lasso(&g, &eventually(), false).expect("violation");
         assert_eq!(cycle.len(), 2);
     }
 
     #[test]
     fn a_deadlock_short_of_the_goal_is_a_violation() {
         let g = graph(vec![vec![(1, 0)], vec![]], &[]);
-        let (prefix, cycle) = find_lasso(&g, &eventually()).expect("deadlock");
+        let (prefix, cycle) = find_lasso(&g, &eventually(), false).expect("deadlock");
         assert_eq!((prefix, cycle), (vec![1], vec![]));
     }
 
@@ -1359,7 +1420,7 @@ mod tests {
     fn faults_before_calm_do_not_count() {
         // The loop 0 ⇄ 1 is not calm (faults may still happen): ignored.
         let g = graph_with(vec![vec![(1, 0)], vec![(0, 1)], vec![]], &[2], &[0, 1]);
-        assert!(find_lasso(&g, &eventually()).is_none());
+        assert!(find_lasso(&g, &eventually(), false).is_none());
     }
 
     #[test]
@@ -1373,12 +1434,12 @@ mod tests {
             from_bit: 0,
             to_bit: Some(1),
         };
-        let (prefix, cycle) = find_lasso(&g, &goal).expect("violation");
+        let (prefix, cycle) = find_lasso(&g, &goal, false).expect("violation");
         assert_eq!(prefix.first(), Some(&1));
         assert_eq!(cycle.len(), 2);
         // If Q holds in 3, every loop passes through Q: it holds.
         set_bits(&mut g, 3, 2);
-        assert!(find_lasso(&g, &goal).is_none());
+        assert!(find_lasso(&g, &goal, false).is_none());
     }
 
     /// The components `scc` finds on random graphs are those of mutual
@@ -1461,13 +1522,13 @@ mod tests {
         // heads eventually.
         let mut g = graph(vec![vec![(1, 3), (2, 4)], vec![(0, 5)], vec![(2, 6)]], &[2]);
         assert!(
-            find_lasso(&g, &eventually()).is_some(),
+            find_lasso(&g, &eventually(), false).is_some(),
             "weak fairness alone allows the loop"
         );
         g.strong[3] = true;
         g.strong[4] = true;
         assert!(
-            find_lasso(&g, &eventually()).is_none(),
+            find_lasso(&g, &eventually(), false).is_none(),
             "strong fairness on the choice rules it out"
         );
     }

@@ -188,6 +188,18 @@ impl<M: Ord + Clone> Net<M> {
         }
     }
 
+    /// Removes every message to `dst` (a node that stopped for good: they
+    /// would never be delivered, and kept they would only tell apart
+    /// states no behaviour can).
+    pub fn drop_all_to(&mut self, dst: Id) {
+        match self {
+            Net::Duplicating(v) => v.retain(|e| e.dst != dst),
+            Net::NonDuplicating(v) => v.retain(|(e, _)| e.dst != dst),
+            Net::Ordered(v) => v.retain(|((_, d), _)| *d != dst),
+            Net::Owed(v) => v.retain(|(e, _)| e.dst != dst),
+        }
+    }
+
     /// Removes one copy (a drop). Returns whether it was there.
     pub fn remove(&mut self, env: &Env<M>) -> bool {
         match self {

@@ -189,6 +189,9 @@ pub struct SysState<P: Protocol> {
     pub net: Net<P::Message>,
     /// Bit `i` set: node `i` is crashed.
     pub crashed: u64,
+    /// Liveness mode, bit `i` set: node `i` stopped for good (`stops N`):
+    /// crashed, and never recovers. A subset of `crashed`.
+    pub stopped: u64,
     pub history: Arc<Hist<P>>,
     /// Faults used so far (liveness mode): they are part of the state so
     /// that a fault can never be part of a cycle.
@@ -210,6 +213,7 @@ impl<P: Protocol> Clone for SysState<P> {
             nodes: self.nodes.clone(),
             net: self.net.clone(),
             crashed: self.crashed,
+            stopped: self.stopped,
             history: self.history.clone(),
             drops_used: self.drops_used,
             crashes_used: self.crashes_used,
@@ -224,6 +228,7 @@ impl<P: Protocol> PartialEq for SysState<P> {
         self.nodes == o.nodes
             && self.net == o.net
             && self.crashed == o.crashed
+            && self.stopped == o.stopped
             && self.history == o.history
             && self.drops_used == o.drops_used
             && self.crashes_used == o.crashes_used
@@ -239,6 +244,7 @@ impl<P: Protocol> Hash for SysState<P> {
         self.nodes.hash(h);
         self.net.hash(h);
         self.crashed.hash(h);
+        self.stopped.hash(h);
         self.history.hash(h);
         self.drops_used.hash(h);
         self.crashes_used.hash(h);
@@ -253,6 +259,7 @@ impl<P: Protocol> std::fmt::Debug for SysState<P> {
             .field("nodes", &self.nodes.iter().map(|n| &n.state).collect::<Vec<_>>())
             .field("net", &self.net)
             .field("crashed", &self.crashed)
+            .field("stopped", &self.stopped)
             .finish()
     }
 }
@@ -276,6 +283,10 @@ impl<P: Protocol> SysState<P> {
         self.crashed & (1 << i) != 0
     }
 
+    pub fn is_stopped(&self, i: usize) -> bool {
+        self.stopped & (1 << i) != 0
+    }
+
     /// The same state with node ids mapped through `f` and node slots
     /// permuted (`order[new] = old`), for symmetry.
     pub fn rewrite_ids(&self, order: &[usize], f: &impl Fn(Id) -> Id) -> Self {
@@ -286,6 +297,11 @@ impl<P: Protocol> SysState<P> {
                 .iter()
                 .enumerate()
                 .filter(|(_, &old)| self.is_crashed(old))
+                .fold(0, |m, (new, _)| m | (1 << new)),
+            stopped: order
+                .iter()
+                .enumerate()
+                .filter(|(_, &old)| self.is_stopped(old))
                 .fold(0, |m, (new, _)| m | (1 << new)),
             history: Arc::new((*self.history).rewrite(f)),
             drops_used: self.drops_used,
@@ -314,6 +330,8 @@ pub enum Action<P: Protocol> {
         timer: P::TimerKind,
     },
     Crash(Id),
+    /// Liveness mode (`stops N`): a server crashes and never recovers.
+    Stop(Id),
     /// A step that ran a `send early`, cut short by a crash: its early
     /// messages left, then the node crashed before the step's durable
     /// writes reached the disk. (The inner action is a delivery, timeout,
@@ -349,6 +367,7 @@ impl<P: Protocol> Action<P> {
                 timer: timer.rewrite(f),
             },
             Action::Crash(n) => Action::Crash(f(*n)),
+            Action::Stop(n) => Action::Stop(f(*n)),
             Action::Torn(a) => Action::Torn(Box::new(a.rewrite_ids(f))),
             Action::Recover(n) => Action::Recover(f(*n)),
             Action::Choose { node, key, value } => Action::Choose {
@@ -502,11 +521,13 @@ impl<P: Protocol> System<P> {
             nodes: Vec::with_capacity(n),
             net: self.empty_net(),
             crashed: 0,
+            stopped: 0,
             history: Arc::new(History::new(self.actors.len() - self.first_client)),
             drops_used: 0,
             crashes_used: 0,
             races_used: 0,
-            calm: !self.cfg.liveness || (self.cfg.drops == 0 && self.cfg.crash == 0 && self.cfg.races == 0),
+            calm: !self.cfg.liveness
+                || (self.cfg.drops == 0 && self.cfg.crash == 0 && self.cfg.races == 0 && self.cfg.stops == 0),
         };
         for (i, a) in self.actors.iter().enumerate() {
             let mut fx = ModelFx::new();
@@ -569,8 +590,15 @@ impl<P: Protocol> System<P> {
                 }
             }
         }
+        if self.stop_allowed(s) {
+            for i in 0..self.first_client {
+                if !s.is_crashed(i) {
+                    out.push(Action::Stop(Id::from(i)));
+                }
+            }
+        }
         for i in 0..self.actors.len() {
-            if s.is_crashed(i) {
+            if s.is_crashed(i) && !s.is_stopped(i) {
                 out.push(Action::Recover(Id::from(i)));
             }
         }
@@ -631,6 +659,12 @@ impl<P: Protocol> System<P> {
         matches!(s.net, Net::Ordered(_)) && !(self.cfg.liveness && s.calm)
     }
 
+    /// Liveness: whether another server may stop for good (before the run
+    /// is calm, within `stops N`).
+    fn stop_allowed(&self, s: &SysState<P>) -> bool {
+        self.cfg.liveness && !s.calm && u64::from(s.stopped.count_ones()) < self.cfg.stops
+    }
+
     fn drops_allowed(&self, s: &SysState<P>) -> bool {
         if self.cfg.liveness {
             !s.calm && (s.drops_used as u64) < self.cfg.drops
@@ -684,10 +718,18 @@ impl<P: Protocol> System<P> {
         Net::for_mode(self.cfg.network, self.cfg.liveness)
     }
 
-    /// Whether the faults are over: from here on the environment is fair and
-    /// the timing model applies.
-    pub fn faults_over(&self, s: &SysState<P>) -> bool {
-        !self.cfg.liveness || s.calm
+    /// Whether the timing model applies: once the faults are over, and
+    /// before that once only stops are left in the budget. A server that
+    /// stops for good falls silent; it does not make the others' messages
+    /// slower than their timers (and letting timers fire in any order until
+    /// the environment decides to stop a server — which it may put off
+    /// forever — grew abd.sm's one-client graph past 76 million states).
+    fn timing_applies(&self, s: &SysState<P>) -> bool {
+        !self.cfg.liveness
+            || s.calm
+            || ((s.drops_used as u64) >= self.cfg.drops
+                && (s.crashes_used as u64) >= self.cfg.crash
+                && (s.races_used as u64) >= self.cfg.races)
     }
 
     /// After a fault, a state whose budget is spent is calm.
@@ -695,23 +737,24 @@ impl<P: Protocol> System<P> {
         if (n.drops_used as u64) >= self.cfg.drops
             && (n.crashes_used as u64) >= self.cfg.crash
             && (n.races_used as u64) >= self.cfg.races
+            && u64::from(n.stopped.count_ones()) >= self.cfg.stops
         {
             n.calm = true;
         }
     }
 
-    /// Whether timer `t` of node `i` may fire: always before the faults are
-    /// over (a firing the timing model forbids is then a race, see
-    /// `is_race`), afterwards only as the timing model allows.
+    /// Whether timer `t` of node `i` may fire: always while faults other
+    /// than stops are left (a firing the timing model forbids is then a
+    /// race, see `is_race`), afterwards only as the timing model allows.
     fn timer_enabled(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
-        !self.cfg.partial_synchrony || !self.faults_over(s) || self.timing_allows(s, i, t)
+        !self.cfg.partial_synchrony || !self.timing_applies(s) || self.timing_allows(s, i, t)
     }
 
-    /// A firing of `t` at node `i` before the run is calm that the timing
-    /// model would forbid: two servers timing out within one message delay
+    /// A firing of `t` at node `i` before the timing model applies that it
+    /// would forbid: two servers timing out within one message delay
     /// of each other, say. Counted against the `races` budget.
     fn is_race(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
-        self.cfg.liveness && self.cfg.partial_synchrony && !s.calm && !self.timing_allows(s, i, t)
+        self.cfg.liveness && self.cfg.partial_synchrony && !self.timing_applies(s) && !self.timing_allows(s, i, t)
     }
 
     /// The timing model (liveness mode, once the faults are over): a timer
@@ -722,7 +765,22 @@ impl<P: Protocol> System<P> {
         if self.message_pending_to(s, i) {
             return false;
         }
-        if self.cfg.synchronous && s.net.deliverable().any(|e| !s.is_crashed(usize::from(e.dst))) {
+        // Synchronous: no message on its way anywhere — one whose delivery
+        // would change nothing (a stale reply the node ignores, which on a
+        // non-duplicating network stays in flight for good) is not on its
+        // way: it would block every timer forever.
+        if self.cfg.synchronous
+            && s.net.deliverable().any(|e| {
+                !s.is_crashed(usize::from(e.dst)) && {
+                    let a = Action::Deliver {
+                        src: e.src,
+                        dst: e.dst,
+                        msg: e.msg.clone(),
+                    };
+                    self.step(s, &a, &mut None).is_some()
+                }
+            })
+        {
             return false;
         }
         let Some(lo) = self.timer_bounds(t).map(|b| b.0) else {
@@ -900,6 +958,20 @@ impl<P: Protocol> System<P> {
                 self.crash(&mut n, i);
                 Some(n)
             }
+            Action::Stop(node) => {
+                let i = usize::from(*node);
+                if s.is_crashed(i) || self.is_client(i) || !self.stop_allowed(s) {
+                    return None;
+                }
+                let mut n = s.clone();
+                n.nodes[i].timers.clear();
+                n.nodes[i].choices.clear();
+                n.crashed |= 1 << i;
+                n.stopped |= 1 << i;
+                n.net.drop_all_to(*node);
+                self.settle_budget(&mut n);
+                Some(n)
+            }
             Action::Torn(inner) => self.torn(s, inner, sends),
             Action::Recover(_) => {
                 let (i, st, fx) = self.run_handler(s, a)?;
@@ -990,7 +1062,7 @@ impl<P: Protocol> System<P> {
             }
             Action::Recover(node) => {
                 let i = usize::from(*node);
-                if !s.is_crashed(i) {
+                if !s.is_crashed(i) || s.is_stopped(i) {
                     return None;
                 }
                 let st = self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
@@ -1192,7 +1264,10 @@ impl<P: Protocol> System<P> {
                     if let Some(v) = sends.as_mut() {
                         v.push((dst, msg.clone()));
                     }
-                    n.net.send(Env { src: me, dst, msg })
+                    // A stopped node never receives: see `Net::drop_all_to`.
+                    if !n.is_stopped(usize::from(dst)) {
+                        n.net.send(Env { src: me, dst, msg })
+                    }
                 }
                 Cmd::SetTimer(t) => n.nodes[i].set_timer(t),
                 Cmd::CancelTimer(t) => {

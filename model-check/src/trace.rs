@@ -300,6 +300,7 @@ fn describe_action<P: Protocol>(sys: &System<P>, a: &Action<P>) -> (String, Stri
             (node_name(sys, *node), format!("timeout `{name}`"))
         }
         Action::Crash(n) => (node_name(sys, *n), "crashes (volatile state lost)".into()),
+        Action::Stop(n) => (node_name(sys, *n), "stops for good (crashes and never recovers)".into()),
         Action::Torn(inner) => {
             let (node, event) = describe_action(sys, inner);
             (
@@ -399,7 +400,13 @@ pub fn render_nodes<P: Protocol>(sys: &System<P>, s: &SysState<P>) -> String {
     for i in 0..s.nodes.len() {
         let id = Id::from(i);
         let fields = P::describe_fields(&s.nodes[i].state);
-        let down = if s.is_crashed(i) { " (crashed)" } else { "" };
+        let down = if s.is_stopped(i) {
+            " (stopped)"
+        } else if s.is_crashed(i) {
+            " (crashed)"
+        } else {
+            ""
+        };
         let body: Vec<String> = fields.iter().map(|(n, v)| format!("{n}={}", names(sys, v))).collect();
         let _ = writeln!(out, "      {}{}: {}", node_name(sys, id), down, body.join(", "));
     }

@@ -184,6 +184,7 @@ const ABD_SIZES: &[(&str, States)] = &[
     ("crash", States::AtLeast(10_000)),
     ("crash_retry", States::AtLeast(15_000_000)),
     ("progress", States::AtLeast(10_000)),
+    ("progress_stop", States::Exactly(9_267)),
 ];
 
 #[test]
@@ -413,6 +414,37 @@ fn each_fault_knob_changes_the_verdict() {
             render_summary(&back)
         );
     }
+}
+
+/// `stops`: a server that never comes back. Two-phase commit's `progress`
+/// holds through a crash-restart, and blocks when a participant stops for
+/// good (its classic weakness, which no crash-restart shows); abd.sm's
+/// `progress_stop` holds with one replica gone.
+#[test]
+fn a_server_that_stops_for_good_blocks_two_phase_commit() {
+    use smelt::model_check::report::Verdict;
+    let stopped = run_with::<smelt_specs::two_phase_commit::TwoPhaseCommit>("progress", |c| {
+        c.stops = 1;
+        c.crash = 0;
+        c.drops = 0;
+    });
+    let p = stopped
+        .properties
+        .iter()
+        .find(|p| p.name == "AllDecided")
+        .expect("AllDecided");
+    assert_eq!(p.verdict, Verdict::Violated, "{}", render_summary(&stopped));
+    let trace = p.trace_text.as_deref().unwrap_or_default();
+    assert!(trace.contains("stops for good"), "{trace}");
+    assert!(
+        !trace.contains("recovers from its durable state"),
+        "a stopped server never recovers:\n{trace}"
+    );
+    let restarted = run_with::<smelt_specs::two_phase_commit::TwoPhaseCommit>("progress", |c| {
+        c.crash = 1;
+        c.drops = 0;
+    });
+    assert!(!restarted.violated(), "{}", render_summary(&restarted));
 }
 
 #[test]

@@ -89,6 +89,9 @@ pub struct CheckConfig {
     /// Liveness: timer firings that may break the timing model (`races N`).
     pub races: u64,
     pub crash: u64,
+    /// Liveness: servers that may stop for good (`stops N`).
+    #[serde(default)]
+    pub stops: u64,
     /// Resends per request after a timeout before a client gives up
     /// (`retries N`); `None`: clients never time out in safety checks.
     pub retries: Option<u64>,

@@ -668,6 +668,7 @@ impl Checker<'_> {
             drops: 0,
             races: 0,
             crash: 0,
+            stops: 0,
             retries: None,
             sessions: None,
             mode: Mode::Safety,
@@ -793,6 +794,7 @@ impl Checker<'_> {
                 CE::Drops(n) => k.drops = range(self, *n, 0, 64, "the drop budget", e.span),
                 CE::Races(n) => k.races = range(self, *n, 0, 64, "the race budget", e.span),
                 CE::Crash(n) => k.crash = range(self, *n, 0, SERVERS_MAX as u128, "the crash count", e.span),
+                CE::Stops(n) => k.stops = range(self, *n, 0, SERVERS_MAX as u128, "the stop count", e.span),
                 CE::Retries(n) => k.retries = Some(range(self, *n, 0, RETRIES_MAX as u128, "`retries`", e.span)),
                 CE::Sessions(n) => {
                     let v = range(
@@ -904,6 +906,7 @@ impl Checker<'_> {
                         "drops",
                         "races",
                         "crash",
+                        "stops",
                         "retries",
                         "sessions",
                         "mode",
@@ -970,6 +973,12 @@ impl Checker<'_> {
                 .note("for message loss in a safety check, use `lossy`");
             self.error(d);
         }
+        if k.mode == Mode::Safety && k.stops > 0 {
+            let d = Diagnostic::error(c.name.span, "`stops` is a fault of a liveness check")
+                .label("safety check with servers that stop")
+                .note("a safety check's `crash N` already covers servers that never come back");
+            self.error(d);
+        }
         if k.mode == Mode::Safety && k.races > 0 {
             let d = Diagnostic::error(c.name.span, "`races` is a fault budget of a liveness check")
                 .label("safety check with a race budget")
@@ -994,6 +1003,7 @@ fn entry_key(k: &CE) -> &'static str {
         CE::Drops(_) => "drops",
         CE::Races(_) => "races",
         CE::Crash(_) => "crash",
+        CE::Stops(_) => "stops",
         CE::Retries(_) => "retries",
         CE::Sessions(_) => "sessions",
         CE::Mode(_) => "mode",

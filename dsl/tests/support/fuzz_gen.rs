@@ -124,6 +124,7 @@ pub const VOCABULARY: &[&str] = &[
     "network",
     "lossy",
     "crash",
+    "stops",
     "mode",
     "symmetry",
     "max_depth",
