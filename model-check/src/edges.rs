@@ -333,31 +333,48 @@ mod tests {
         crate::memory::proc_field("/proc/self/status", "RssFile")
     }
 
+    /// A mapped file of `runs` runs of `len` edges each (edge `k` of a run
+    /// points to `k`).
+    fn mapped(runs: u64, len: u32) -> Edges {
+        let mut w = EdgeWriter::new(&std::env::temp_dir()).expect("file");
+        let run: Vec<Edge> = (0..len).map(|k| edge(k, k)).collect();
+        for _ in 0..runs {
+            w.push_run(&run).expect("write");
+        }
+        w.finish().expect("map")
+    }
+
+    /// The most of the process's file mappings resident beyond what they
+    /// held before, sampled every `every` of the `reads` calls of `read`;
+    /// `None` where /proc does not say.
+    fn most_resident(reads: u64, every: u64, mut read: impl FnMut(u64)) -> Option<u64> {
+        let before = rss_file()?;
+        let mut most = 0;
+        for k in 0..reads {
+            read(k);
+            if k % every == 0 {
+                most = most.max(rss_file().unwrap_or(0).saturating_sub(before));
+            }
+        }
+        Some(most)
+    }
+
     #[test]
     fn reading_every_edge_keeps_a_bounded_window_resident() {
         let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
         // 256 MiB of edges, read run by run: the reader releases pages
         // behind it, so the mapping never holds much more than 64 MiB.
-        let mut w = EdgeWriter::new(&std::env::temp_dir()).expect("file");
-        let run: Vec<Edge> = (0..1024).map(|k| edge(k, k)).collect();
         let runs = (256u64 << 20) / (1024 * 8);
-        for _ in 0..runs {
-            w.push_run(&run).expect("write");
-        }
-        let edges = w.finish().expect("map");
-        let Some(before) = rss_file() else { return };
-        let mut most = 0;
+        let edges = mapped(runs, 1024);
         let mut sum = 0u64;
-        for k in 0..runs {
+        let most = most_resident(runs, 64, |k| {
             sum += edges
                 .slice(k * 1024, (k + 1) * 1024)
                 .iter()
                 .map(|e| u64::from(e.to))
                 .sum::<u64>();
-            if k % 64 == 0 {
-                most = most.max(rss_file().unwrap_or(0).saturating_sub(before));
-            }
-        }
+        });
+        let Some(most) = most else { return };
         assert_eq!(sum, runs * (1023 * 1024 / 2));
         assert!(most < 100 << 20, "{} MiB of the map resident", most >> 20);
     }
@@ -369,45 +386,30 @@ mod tests {
         // read that faults a whole large folio back in, also behind it; the
         // released range must cover that (it failed with 58 MiB resident
         // when it covered only 16 pages around what was read).
-        let mut w = EdgeWriter::new(&std::env::temp_dir()).expect("file");
-        let run: Vec<Edge> = (0..5).map(|k| edge(k, k)).collect();
         let runs = (64u64 << 20) / (5 * 8);
-        for _ in 0..runs {
-            w.push_run(&run).expect("write");
-        }
-        let edges = w.finish().expect("map");
-        let Some(before) = rss_file() else { return };
-        let mut most = 0;
-        for k in 0..runs {
+        let edges = mapped(runs, 5);
+        let most = most_resident(runs, 10_000, |k| {
             std::hint::black_box(edges.slice(k * 5, (k + 1) * 5).iter().map(|e| e.to).sum::<u32>());
-            if k % 10000 == 0 {
-                most = most.max(rss_file().unwrap_or(0).saturating_sub(before));
-            }
-        }
+        });
+        let Some(most) = most else { return };
         assert!(most < 16 << 20, "{} MiB of the map resident", most >> 20);
     }
 
     #[test]
     fn random_reads_keep_a_bounded_window_resident() {
         let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
-        let mut w = EdgeWriter::new(&std::env::temp_dir()).expect("file");
-        let run: Vec<Edge> = (0..1024).map(|k| edge(k, k)).collect();
+        // 100,000 single edges at random places in 256 MiB, as the cycle
+        // analysis reads: each fault maps only a small folio (255 MiB
+        // resident when the file was written in 1 MiB writes).
         let runs = (256u64 << 20) / (1024 * 8);
-        for _ in 0..runs {
-            w.push_run(&run).expect("write");
-        }
-        let edges = w.finish().expect("map");
-        let Some(before) = rss_file() else { return };
-        let mut most = 0;
+        let edges = mapped(runs, 1024);
         let mut x = 12345u64;
-        for k in 0..100_000u64 {
+        let most = most_resident(100_000, 500, |_| {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let at = (x >> 33) % (runs * 1024 - 1);
             std::hint::black_box(edges.slice(at, at + 1)[0].to);
-            if k % 500 == 0 {
-                most = most.max(rss_file().unwrap_or(0).saturating_sub(before));
-            }
-        }
+        });
+        let Some(most) = most else { return };
         assert!(most < 100 << 20, "{} MiB of the map resident", most >> 20);
     }
 

@@ -725,20 +725,19 @@ impl<P: Protocol> System<P> {
     /// the environment decides to stop a server — which it may put off
     /// forever — grew abd.sm's one-client graph past 76 million states).
     fn timing_applies(&self, s: &SysState<P>) -> bool {
-        !self.cfg.liveness
-            || s.calm
-            || ((s.drops_used as u64) >= self.cfg.drops
-                && (s.crashes_used as u64) >= self.cfg.crash
-                && (s.races_used as u64) >= self.cfg.races)
+        !self.cfg.liveness || s.calm || self.only_stops_left(s)
+    }
+
+    /// Whether the budget of every fault but `stops` is spent.
+    fn only_stops_left(&self, s: &SysState<P>) -> bool {
+        (s.drops_used as u64) >= self.cfg.drops
+            && (s.crashes_used as u64) >= self.cfg.crash
+            && (s.races_used as u64) >= self.cfg.races
     }
 
     /// After a fault, a state whose budget is spent is calm.
     fn settle_budget(&self, n: &mut SysState<P>) {
-        if (n.drops_used as u64) >= self.cfg.drops
-            && (n.crashes_used as u64) >= self.cfg.crash
-            && (n.races_used as u64) >= self.cfg.races
-            && u64::from(n.stopped.count_ones()) >= self.cfg.stops
-        {
+        if self.only_stops_left(n) && u64::from(n.stopped.count_ones()) >= self.cfg.stops {
             n.calm = true;
         }
     }
@@ -964,9 +963,7 @@ impl<P: Protocol> System<P> {
                     return None;
                 }
                 let mut n = s.clone();
-                n.nodes[i].timers.clear();
-                n.nodes[i].choices.clear();
-                n.crashed |= 1 << i;
+                Self::go_down(&mut n, i);
                 n.stopped |= 1 << i;
                 n.net.drop_all_to(*node);
                 self.settle_budget(&mut n);
@@ -1180,12 +1177,18 @@ impl<P: Protocol> System<P> {
         }
     }
 
-    /// Node `i` crashes: timers and pending choices are gone; its storage
-    /// is whatever was last saved.
-    fn crash(&self, n: &mut SysState<P>, i: usize) {
+    /// Node `i` goes down (a crash or a stop): its armed timers and
+    /// pending choices are gone; its storage stays.
+    fn go_down(n: &mut SysState<P>, i: usize) {
         n.nodes[i].timers.clear();
         n.nodes[i].choices.clear();
         n.crashed |= 1 << i;
+    }
+
+    /// Node `i` crashes: timers and pending choices are gone; its storage
+    /// is whatever was last saved.
+    fn crash(&self, n: &mut SysState<P>, i: usize) {
+        Self::go_down(n, i);
         if self.cfg.liveness {
             n.crashes_used += 1;
             self.settle_budget(n);
