@@ -441,6 +441,7 @@ fn tpc_rm_restart_resumes_in_the_state_its_durable_vote_implies() {
     let saved = tpc::Storage::RM(tpc::RMStorage {
         vote: Some(true),
         outcome: None,
+        decided: None,
     });
     // The choice: vote yes, go to `Prepared` (whose `entry` stops giving
     // up and starts asking), save the vote.
