@@ -93,12 +93,13 @@ fn bad_requests_are_usage_errors() {
 /// CI's bounded mutation sample (in the deep command): twelve seeded
 /// mutants each of paxos.sm and two_phase_commit.sm against their own
 /// checks. The floors are a little under what these samples scored when
-/// specs/README.md's table was measured (paxos 9 of 12; 2PC 8 of 12, and 12 of 12 since OutcomeIsFinal), so a
-/// check that stops noticing mutants fails CI.
+/// specs/README.md's table was measured (paxos 9 of 12; 2PC 9 of 12 since
+/// OutcomeIsFinal, 8 before), so a check that stops noticing mutants
+/// fails CI.
 #[test]
 #[ignore = "deep: about five minutes; run with --ignored"]
 fn a_sample_of_the_library_mutants_is_killed() {
-    for (spec, floor) in [("specs/paxos.sm", "70"), ("specs/two_phase_commit.sm", "90")] {
+    for (spec, floor) in [("specs/paxos.sm", "70"), ("specs/two_phase_commit.sm", "70")] {
         let path = format!("{}/{spec}", env!("CARGO_MANIFEST_DIR"));
         let (code, out, err) = smelt(&[
             "mutate",
