@@ -745,6 +745,13 @@ impl<P: Protocol> System<P> {
     /// Whether timer `t` of node `i` may fire: always while faults other
     /// than stops are left (a firing the timing model forbids is then a
     /// race, see `is_race`), afterwards only as the timing model allows.
+    /// Whether a timer that is armed, rather than gone, can change what
+    /// happens (see the `Timeout` step): under a timing model, or in
+    /// liveness mode (fairness fires every armed timer that has a step).
+    fn armed_timers_matter(&self) -> bool {
+        self.cfg.liveness || self.cfg.partial_synchrony || self.cfg.synchronous
+    }
+
     fn timer_enabled(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
         !self.cfg.partial_synchrony || !self.timing_applies(s) || self.timing_allows(s, i, t)
     }
@@ -928,7 +935,23 @@ impl<P: Protocol> System<P> {
             Action::Timeout { timer, .. } => {
                 let (i, st, fx) = self.run_handler(s, a)?;
                 let only_rearm = fx.cmds.len() == 1 && matches!(&fx.cmds[0], Cmd::SetTimer(t) if t == timer);
-                if st.is_none() && (fx.cmds.is_empty() || only_rearm) {
+                // A timer that fires and re-arms itself, changing nothing,
+                // leaves the state as it was: no step. One that fires into
+                // no handler (or one that does nothing) is gone afterwards,
+                // as on the runtime, and where an armed timer matters that
+                // is a step: under a timing model an armed timer holds back
+                // every timer declared to expire later, and in liveness mode
+                // a timer still armed would fire, by fairness, once the node
+                // reaches a state that handles it — a firing the real node
+                // may never see, having dropped the timer earlier. Kept armed
+                // there, a spec that forgets to re-arm a timer could pass,
+                // and a spec that forgets to cancel one could look stuck.
+                // Elsewhere it stays armed and the firing is no step (a
+                // state that holds an extra armed timer can do all the one
+                // without it can) and saves the states that differ only in
+                // it (stateright disarms it: the oracle bridges the two,
+                // `specs/tests/data/late_timer.sm`).
+                if st.is_none() && (only_rearm || (fx.cmds.is_empty() && !self.armed_timers_matter())) {
                     return None;
                 }
                 let mut n = s.clone();

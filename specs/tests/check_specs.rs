@@ -364,6 +364,14 @@ mod dup_timer {
     smelt::protocol!("tests/data/dup_timer.sm");
 }
 
+mod unhandled_timer {
+    smelt::protocol!("tests/data/unhandled_timer.sm");
+}
+
+mod forgotten_timer {
+    smelt::protocol!("tests/data/forgotten_timer.sm");
+}
+
 mod blobs {
     smelt::protocol!("tests/data/blobs.sm");
 }
@@ -379,6 +387,29 @@ fn bytes_values() {
 #[test]
 fn partial_synchrony_on_a_duplicating_network_lets_timers_fire() {
     check_all::<dup_timer::dup_timer::DupTimer>(&[("dup", States::AtLeast(5)), ("nondup", States::AtLeast(5))]);
+}
+
+/// A timer that fires where no handler takes it is gone, as on the runtime,
+/// where an armed timer matters: it no longer holds back a later timer
+/// under a timing model (`timed`, `timed_liveness`: `slow` fires), and
+/// fairness no longer fires it in a later state that handles it
+/// (`forgotten_timer`: the node that missed its only tick is stuck).
+#[test]
+fn a_timer_that_fires_into_no_handler_is_gone() {
+    let rs = check_all::<unhandled_timer::unhandled_timer::UnhandledTimer>(&[
+        ("timed", States::Exactly(3)),
+        ("timed_liveness", States::Exactly(3)),
+    ]);
+    for r in &rs {
+        let fired = r.properties.iter().find(|p| p.name == "SlowFired").expect("SlowFired");
+        assert_eq!(fired.verdict, Verdict::Reached, "{}", render_summary(r));
+    }
+    let rs = check_all::<forgotten_timer::forgotten_timer::ForgottenTimer>(&[("progress", States::Exactly(5))]);
+    let trace = counterexample(&rs[0]);
+    assert!(
+        trace.contains("(deadlock)") && trace.contains("timeout `tick`"),
+        "{trace}"
+    );
 }
 
 #[test]
