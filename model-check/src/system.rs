@@ -745,10 +745,12 @@ impl<P: Protocol> System<P> {
     /// Whether timer `t` of node `i` may fire: always while faults other
     /// than stops are left (a firing the timing model forbids is then a
     /// race, see `is_race`), afterwards only as the timing model allows.
-    /// Whether a timer that is armed, rather than gone, can change what
-    /// happens (see the `Timeout` step): under a timing model, or in
-    /// liveness mode (fairness fires every armed timer that has a step).
-    fn armed_timers_matter(&self) -> bool {
+    /// Whether a timer still armed, or a message still in flight, rather
+    /// than gone, can change what happens (see the `Timeout` and `Deliver`
+    /// steps): under a timing model (either holds back timers), or in
+    /// liveness mode (fairness fires every armed timer, and delivers every
+    /// message in flight, that has a step).
+    fn stale_matters(&self) -> bool {
         self.cfg.liveness || self.cfg.partial_synchrony || self.cfg.synchronous
     }
 
@@ -910,13 +912,22 @@ impl<P: Protocol> System<P> {
                 }
                 let (i, st, fx) = self.run_handler(s, a)?;
                 // A message the node ignores is consumed where the network
-                // can tell: the head of a FIFO link, and an owed message in
-                // liveness mode (it is no longer owed). Elsewhere ignoring
-                // it changes nothing, so it is no step.
+                // can tell: the head of a FIFO link, an owed message in
+                // liveness mode (it is no longer owed), and on a network
+                // that does not duplicate, wherever a message still in
+                // flight matters (as an ignored timeout, see `Timeout`):
+                // kept, it would block its node's timers for good under
+                // partial synchrony, and fairness would deliver it once the
+                // node reaches a state that handles it — a delivery the
+                // real node may never see, having ignored the message
+                // earlier. Elsewhere ignoring it changes nothing (a state
+                // that still holds the message can do all the one without
+                // it can), so it is no step.
                 let consumes_ignored = match &s.net {
                     Net::Ordered(_) => true,
                     Net::Owed(_) => s.net.owed(&env),
-                    Net::Duplicating(_) | Net::NonDuplicating(_) => false,
+                    Net::NonDuplicating(_) => self.stale_matters(),
+                    Net::Duplicating(_) => false,
                 };
                 if st.is_none() && fx.cmds.is_empty() && !consumes_ignored {
                     return None;
@@ -951,7 +962,7 @@ impl<P: Protocol> System<P> {
                 // without it can) and saves the states that differ only in
                 // it (stateright disarms it: the oracle bridges the two,
                 // `specs/tests/data/late_timer.sm`).
-                if st.is_none() && (only_rearm || (fx.cmds.is_empty() && !self.armed_timers_matter())) {
+                if st.is_none() && (only_rearm || (fx.cmds.is_empty() && !self.stale_matters())) {
                     return None;
                 }
                 let mut n = s.clone();
