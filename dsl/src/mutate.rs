@@ -24,7 +24,12 @@
 //!
 //! An author marks a mutant that cannot change behaviour with a comment on
 //! its line or the line above: `// smelt: equivalent(OPERATOR) reason` (or
-//! `equivalent(*)`); the reason is required.
+//! `equivalent(*)`); the reason is required. Where one operator makes
+//! several mutants on a line and only some are equivalent, the mark names
+//! the replacement too: `equivalent(off_by_one=2)` marks `x + 1` → `x + 2`
+//! and not `x + 1` → `x + 0` (the text after `=` is the mutant's new code,
+//! as `smelt mutate` prints it on the `+` line of its diff, without spaces
+//! around it; several marks are separated by commas).
 
 use crate::ast::{self, BinOp, ExprKind, Item, Span, StmtKind, UnOp};
 use std::collections::BTreeSet;
@@ -141,7 +146,11 @@ pub fn equivalent(text: &str, m: &Mutant) -> Option<String> {
         let Some(close) = rest.find(')') else { continue };
         let ops = &rest[..close];
         let reason = rest[close + 1..].trim();
-        if !reason.is_empty() && ops.split(',').map(str::trim).any(|o| o == "*" || o == m.operator) {
+        let marks = |o: &str| match o.split_once('=') {
+            Some((op, new)) => op.trim() == m.operator && new.trim() == m.replacement.trim(),
+            None => o == "*" || o == m.operator,
+        };
+        if !reason.is_empty() && ops.split(',').map(str::trim).any(marks) {
             return Some(reason.to_string());
         }
     }

@@ -108,4 +108,19 @@ fn a_marked_mutant_is_equivalent_with_its_reason() {
             ("`x = 2` deleted".to_string(), false)
         ]
     );
+    // `OPERATOR=REPLACEMENT` marks one of an operator's mutants on a line.
+    let text = "protocol P\nmessage M\nrole R {\n    var x: u64 = 0\n    on M {\n        x = x + 1 // smelt: equivalent(off_by_one=2) skipping a number is harmless\n    }\n}\n";
+    let (file, _) = smelt_dsl::parser::parse(text);
+    let marked: Vec<_> = mutants(&file, text)
+        .into_iter()
+        .filter(|m| m.operator == "off_by_one")
+        .map(|m| (m.description.clone(), equivalent(text, &m).is_some()))
+        .collect();
+    assert_eq!(
+        marked,
+        [
+            ("`x + 1` → `x + 2`".to_string(), true),
+            ("`x + 1` → `x + 0`".to_string(), false)
+        ]
+    );
 }

@@ -534,7 +534,7 @@ fn render(shown: &str, rows: &[Row], checks: &[String], took: std::time::Duratio
     if !survivors.is_empty() {
         let _ = writeln!(
             out,
-            "\nNot killed (add a check or a property that notices, or mark the mutant\n`// smelt: equivalent({{operator}}) reason` on its line):"
+            "\nNot killed (add a check or a property that notices, or mark the mutant\n`// smelt: equivalent({{operator}}) reason` on its line, or\n`equivalent({{operator}}={{new code}})` for one of its mutants there):"
         );
         for r in survivors {
             let _ = writeln!(
