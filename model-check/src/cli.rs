@@ -24,7 +24,10 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   network owes a message one delivery after each time it is sent, not
   re-deliveries of an old copy: progress that needs a message again needs
   it sent again (one a node would ignore is taken as delivered at once;
-  later duplicates may still arrive). Unless `timing any`
+  later duplicates may still arrive). A timer that fires where no handler
+  takes it, and a message its node ignores, are gone, as on a real node: a
+  node that misses its only timeout or message that way waits for good.
+  Unless `timing any`
   is given, timing is partially synchronous after the faults: a timer does
   not fire at a node while messages to that node are in flight, and a timer
   does not fire while another armed timer is declared to expire strictly
@@ -37,7 +40,8 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   model.
   `timing synchronous` is stronger: no timer fires while any message is in
   flight anywhere (messages are faster than every timer; a message its
-  destination would ignore, such as a stale reply, does not count). Timers and random
+  destination would ignore, such as a stale reply, is dropped on arrival,
+  or on a duplicating network does not count). Timers and random
   choices are strongly fair: a timer enabled again and again (say between
   messages in flight to its node) eventually fires, since time passes; an
   option of a `choose` offered infinitely often is eventually taken, as a
