@@ -83,6 +83,17 @@ fn each_operator_makes_its_change() {
     insta::assert_snapshot!(list.join("\n"));
 }
 
+/// Each mutant of `operator` in `text`, described, with whether it is marked
+/// equivalent.
+fn marked(text: &str, operator: &str) -> Vec<(String, bool)> {
+    let (file, _) = smelt_dsl::parser::parse(text);
+    mutants(&file, text)
+        .into_iter()
+        .filter(|m| m.operator == operator)
+        .map(|m| (m.description.clone(), equivalent(text, &m).is_some()))
+        .collect()
+}
+
 #[test]
 fn a_marked_mutant_is_equivalent_with_its_reason() {
     let text = "protocol P\nmessage M\nrole R {\n    // smelt: equivalent(durable, cmp) the value is never read\n    durable x: u64 = 0\n    // smelt: equivalent(send)\n    on M { send self M }\n}\n";
@@ -95,14 +106,8 @@ fn a_marked_mutant_is_equivalent_with_its_reason() {
     assert_eq!(equivalent(text, send), None);
     // A trailing mark is its own line's, not the next line's.
     let text = "protocol P\nmessage M\nrole R {\n    var x: u64 = 0\n    on M {\n        x = 1 // smelt: equivalent(*) this one only\n        x = 2\n    }\n}\n";
-    let (file, _) = smelt_dsl::parser::parse(text);
-    let marked: Vec<_> = mutants(&file, text)
-        .into_iter()
-        .filter(|m| m.operator == "assign")
-        .map(|m| (m.description.clone(), equivalent(text, &m).is_some()))
-        .collect();
     assert_eq!(
-        marked,
+        marked(text, "assign"),
         [
             ("`x = 1` deleted".to_string(), true),
             ("`x = 2` deleted".to_string(), false)
@@ -110,14 +115,8 @@ fn a_marked_mutant_is_equivalent_with_its_reason() {
     );
     // `OPERATOR=REPLACEMENT` marks one of an operator's mutants on a line.
     let text = "protocol P\nmessage M\nrole R {\n    var x: u64 = 0\n    on M {\n        x = x + 1 // smelt: equivalent(off_by_one=2) skipping a number is harmless\n    }\n}\n";
-    let (file, _) = smelt_dsl::parser::parse(text);
-    let marked: Vec<_> = mutants(&file, text)
-        .into_iter()
-        .filter(|m| m.operator == "off_by_one")
-        .map(|m| (m.description.clone(), equivalent(text, &m).is_some()))
-        .collect();
     assert_eq!(
-        marked,
+        marked(text, "off_by_one"),
         [
             ("`x + 1` → `x + 2`".to_string(), true),
             ("`x + 1` → `x + 0`".to_string(), false)

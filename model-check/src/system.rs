@@ -742,9 +742,6 @@ impl<P: Protocol> System<P> {
         }
     }
 
-    /// Whether timer `t` of node `i` may fire: always while faults other
-    /// than stops are left (a firing the timing model forbids is then a
-    /// race, see `is_race`), afterwards only as the timing model allows.
     /// Whether a timer still armed, or a message still in flight, rather
     /// than gone, can change what happens (see the `Timeout` and `Deliver`
     /// steps): under a timing model (either holds back timers), or in
@@ -754,6 +751,9 @@ impl<P: Protocol> System<P> {
         self.cfg.liveness || self.cfg.partial_synchrony || self.cfg.synchronous
     }
 
+    /// Whether timer `t` of node `i` may fire: always while faults other
+    /// than stops are left (a firing the timing model forbids is then a
+    /// race, see `is_race`), afterwards only as the timing model allows.
     fn timer_enabled(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
         !self.cfg.partial_synchrony || !self.timing_applies(s) || self.timing_allows(s, i, t)
     }

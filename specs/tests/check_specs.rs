@@ -397,49 +397,40 @@ fn partial_synchrony_on_a_duplicating_network_lets_timers_fire() {
     check_all::<dup_timer::dup_timer::DupTimer>(&[("dup", States::AtLeast(5)), ("nondup", States::AtLeast(5))]);
 }
 
-/// A timer that fires where no handler takes it is gone, as on the runtime,
-/// where an armed timer matters: it no longer holds back a later timer
-/// under a timing model (`timed`, `timed_liveness`: `slow` fires), and
-/// fairness no longer fires it in a later state that handles it
-/// (`forgotten_timer`: the node that missed its only tick is stuck).
-#[test]
-fn a_timer_that_fires_into_no_handler_is_gone() {
-    let rs = check_all::<unhandled_timer::unhandled_timer::UnhandledTimer>(&[
-        ("timed", States::Exactly(3)),
-        ("timed_liveness", States::Exactly(3)),
-    ]);
+/// Something a node does not handle — a timeout, or a message on a network
+/// that does not duplicate — is gone, as on the runtime, where a stale one
+/// matters: it no longer holds back another node's or a later timer under
+/// a timing model (`held`'s two checks, `timed` and `timed_liveness`, reach
+/// `reached`), and fairness no longer hands it over in a later state that
+/// handles it (`missed`'s `progress` ends stuck after the step `lost`).
+fn unhandled_is_gone<Held: Protocol, Missed: Protocol>(reached: &str, lost: &str) {
+    let rs = check_all::<Held>(&[("timed", States::Exactly(3)), ("timed_liveness", States::Exactly(3))]);
     for r in &rs {
-        let fired = r.properties.iter().find(|p| p.name == "SlowFired").expect("SlowFired");
-        assert_eq!(fired.verdict, Verdict::Reached, "{}", render_summary(r));
+        let p = r
+            .properties
+            .iter()
+            .find(|p| p.name == reached)
+            .expect("the reachable property");
+        assert_eq!(p.verdict, Verdict::Reached, "{}", render_summary(r));
     }
-    let rs = check_all::<forgotten_timer::forgotten_timer::ForgottenTimer>(&[("progress", States::Exactly(5))]);
+    let rs = check_all::<Missed>(&[("progress", States::Exactly(5))]);
     let trace = counterexample(&rs[0]);
-    assert!(
-        trace.contains("(deadlock)") && trace.contains("timeout `tick`"),
-        "{trace}"
-    );
+    assert!(trace.contains("(deadlock)") && trace.contains(lost), "{trace}");
 }
 
-/// The same for a message its node ignores, on a network that does not
-/// duplicate: it is consumed, so it no longer counts as on its way under
-/// partial synchrony (`timed`: the listener's timer fires), and fairness no
-/// longer delivers it in a later state that handles it (`missed_message`:
-/// the receiver that ignored its only Ping is stuck).
+#[test]
+fn a_timer_that_fires_into_no_handler_is_gone() {
+    unhandled_is_gone::<
+        unhandled_timer::unhandled_timer::UnhandledTimer,
+        forgotten_timer::forgotten_timer::ForgottenTimer,
+    >("SlowFired", "timeout `tick`");
+}
+
 #[test]
 fn a_message_the_node_ignores_is_consumed() {
-    let rs = check_all::<stale_message::stale_message::StaleMessage>(&[
-        ("timed", States::Exactly(3)),
-        ("timed_liveness", States::Exactly(3)),
-    ]);
-    for r in &rs {
-        let ticked = r.properties.iter().find(|p| p.name == "Ticked").expect("Ticked");
-        assert_eq!(ticked.verdict, Verdict::Reached, "{}", render_summary(r));
-    }
-    let rs = check_all::<missed_message::missed_message::MissedMessage>(&[("progress", States::Exactly(5))]);
-    let trace = counterexample(&rs[0]);
-    assert!(
-        trace.contains("(deadlock)") && trace.contains("receives Ping"),
-        "{trace}"
+    unhandled_is_gone::<stale_message::stale_message::StaleMessage, missed_message::missed_message::MissedMessage>(
+        "Ticked",
+        "receives Ping",
     );
 }
 
