@@ -329,6 +329,158 @@ fn raft_kv_survives_the_leader_kill9() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The durable `current_term` of a raft node (read from its data directory).
+fn raft_term(cluster: &smelt_runtime::cluster::Cluster, id: u64, data: &std::path::Path) -> Option<u64> {
+    let r = durable::<raft::Raft>(cluster, id, data).ok()?;
+    let raft::Storage::Server(s) = r.storage?;
+    Some(s.current_term)
+}
+
+/// A sample of a node's `/metrics`: `name{label="value"}`.
+fn metric(addr: &str, name: &str, label: (&str, &str)) -> Option<f64> {
+    use prometheus_parse::{Scrape, Value};
+    let (code, body) = http_get(addr, "/metrics");
+    if code != 200 {
+        return None;
+    }
+    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).ok()?;
+    scrape
+        .samples
+        .iter()
+        .find(|m| m.metric == name && m.labels.get(label.0) == Some(label.1))
+        .and_then(|m| match &m.value {
+            Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => Some(*v),
+            _ => None,
+        })
+}
+
+/// A follower that restarts does not depose the leader (issue 18: an
+/// outside test saw every follower restart start an election). The leader
+/// loses what it wrote to the follower's old connection, and its window
+/// (`inflight`) kept those slots, so it wrote to the follower no more: the
+/// follower heard nothing, timed out and started a new term. Each follower
+/// is `kill -9`ed under a client's load (AppendEntries on their way) and
+/// restarted, twice, in turn; then the test waits for one
+/// of two events on the restarted node's own counters (no sleeps): its
+/// election timer fires (`smelt_handlers_total{kind="timeout"}`: the
+/// follower's only timer), or, after the load stopped, it has handled 12
+/// more messages — heartbeats, 50 ms apart: past the longest election
+/// timeout (300 ms) without one firing. Every election starts a new term,
+/// so the disks' terms count leader changes.
+#[test]
+fn raft_follower_restarts_keep_the_leader() {
+    let dir = scratch("raft-restarts");
+    let (file, cluster) = write_cluster(&dir, &[("Server", 3, true)]);
+    let metrics: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let start = |i: u64| NodeProc::start("raft", &dir, &file, i, &["--metrics", &metrics[i as usize]]);
+    let mut nodes: Vec<NodeProc> = (0..3).map(start).collect();
+    wait_up(&cluster, &[0, 1, 2]);
+    let mut c = Client::<raft::Raft>::new(&cluster, quick_client(300)).expect("client");
+    let put = |c: &mut Client<raft::Raft>, key: u64| {
+        let (reply, at) = c
+            .call(raft::Request::Put {
+                key,
+                value: Bytes::from_static(b"v"),
+            })
+            .expect("put");
+        assert_eq!(reply, raft::Reply::PutOk);
+        usize::from(at) as u64
+    };
+    let leader = put(&mut c, 0);
+    // Every node has joined the leader's term before the count starts.
+    let term = eventually(Duration::from_secs(20), || {
+        let terms: Option<Vec<u64>> = (0..3)
+            .map(|i| raft_term(&cluster, i, &nodes[i as usize].data))
+            .collect();
+        let terms = terms?;
+        (terms.iter().all(|t| *t == terms[0] && *t > 0)).then_some(terms[0])
+    })
+    .expect("one term on every disk");
+    let followers: Vec<u64> = (0..3).filter(|&i| i != leader).collect();
+    for (round, &f) in followers.iter().chain(followers.iter()).enumerate() {
+        let key = 1 + 2 * round as u64;
+        // Under load: AppendEntries are on their way when the follower dies.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load = {
+            let (cluster, stop) = (cluster.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::<raft::Raft>::new(&cluster, quick_client(300)).expect("client");
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let _ = c.call(raft::Request::Put {
+                        key: 1000 + n % 16,
+                        value: Bytes::from_static(b"load"),
+                    });
+                }
+                n
+            })
+        };
+        let flowing = eventually(Duration::from_secs(20), || {
+            let messages = metric(&metrics[f as usize], "smelt_handlers_total", ("kind", "message"))?;
+            (messages > 50.0).then_some(())
+        });
+        assert!(flowing.is_some(), "round {round}: the load never reached node {f}");
+        nodes[f as usize].kill9();
+        assert_eq!(
+            put(&mut c, key),
+            leader,
+            "round {round}: the leader changed while node {f} was down"
+        );
+        nodes[f as usize] = start(f);
+        wait_up(&cluster, &[f]);
+        assert_eq!(
+            put(&mut c, key + 1),
+            leader,
+            "round {round}: the leader changed after node {f} restarted"
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = load.join();
+        // From here on only heartbeats reach the follower.
+        let m = &metrics[f as usize];
+        let quiet = eventually(Duration::from_secs(20), || {
+            metric(m, "smelt_handlers_total", ("kind", "message"))
+        })
+        .expect("the restarted node's metrics");
+        let heard = eventually(Duration::from_secs(20), || {
+            let timeouts = metric(m, "smelt_handlers_total", ("kind", "timeout"))?;
+            let messages = metric(m, "smelt_handlers_total", ("kind", "message"))?;
+            if timeouts > 0.0 {
+                Some(Err(format!(
+                    "its election timer fired after {messages} messages ({quiet} when the load stopped)"
+                )))
+            } else {
+                (messages >= quiet + 12.0).then_some(Ok(()))
+            }
+        });
+        match heard {
+            Some(Ok(())) => {}
+            Some(Err(e)) => panic!(
+                "round {round}: restarted follower {f} stopped hearing from leader {leader}: {e}\n{}",
+                nodes[f as usize].log_text()
+            ),
+            None => panic!("round {round}: node {f} handled fewer than 12 heartbeats in 20 s"),
+        }
+        let target = raft_last_index(&cluster, leader, &nodes[leader as usize].data).expect("leader's log");
+        let caught_up = eventually(Duration::from_secs(20), || {
+            (raft_last_index(&cluster, f, &nodes[f as usize].data)? >= target).then_some(())
+        });
+        assert!(caught_up.is_some(), "round {round}: node {f} never caught up");
+    }
+    let terms: Vec<Option<u64>> = (0..3)
+        .map(|i| raft_term(&cluster, i, &nodes[i as usize].data))
+        .collect();
+    assert!(
+        terms.iter().all(|t| *t == Some(term)),
+        "the follower restarts changed the term {term} -> {terms:?}: an election"
+    );
+    for n in nodes.iter_mut() {
+        assert_eq!(n.term(), Some(0), "{}", n.log_text());
+    }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `smelt client ... put 1 <value>`: a `Bytes` argument is the text itself,
 /// `0x` and hex digits, or a quoted literal with the spec's escapes.
 #[test]

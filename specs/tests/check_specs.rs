@@ -52,6 +52,7 @@ fn run_with<P: Protocol>(name: &str, edit: impl FnOnce(&mut RunConfig)) -> Check
 const DEEP: &[(&str, &str)] = &[
     ("Paxos", "crash"),
     ("Raft", "replication"),
+    ("Raft", "crash"),
     ("Raft", "two_clients"),
     ("Raft", "retries"),
     ("Raft", "all_faults"),
@@ -209,7 +210,7 @@ const RAFT_SIZES: &[(&str, States)] = &[
     ("replication", States::AtLeast(2_600_000)),
     ("two_clients", States::AtLeast(650_000)),
     ("elections_race", States::AtLeast(10_000)),
-    ("crash", States::AtLeast(900_000)),
+    ("crash", States::AtLeast(4_900_000)),
     ("exactly_once", States::AtLeast(1_000)),
     ("retries", States::AtLeast(3_300_000)),
     ("progress", States::AtLeast(1_000)),
@@ -668,7 +669,9 @@ fn buggy_raft_commits_an_earlier_terms_entry_by_counting() {
     let bug = r.properties.iter().find(|p| p.verdict == Verdict::Violated).unwrap();
     assert_eq!(bug.name, "LeaderCompleteness", "{}", render_summary(r));
     let trace = counterexample(r);
-    assert!(trace.contains("Reply(Client3#1, PutOk)"), "{trace}");
+    // Either client's request may be the one committed by counting (the
+    // two are alike; which one the search meets first is not the point).
+    assert!(trace.contains("#1, PutOk)"), "{trace}");
     insta::assert_snapshot!("raft_figure8", trace);
 }
 
