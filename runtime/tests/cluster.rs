@@ -250,9 +250,19 @@ fn two_phase_commit_reaches_one_outcome() {
 /// The index of the last entry in a raft node's durable log (the log is
 /// compacted: the entries it keeps follow its snapshot index).
 fn raft_last_index(cluster: &smelt_runtime::cluster::Cluster, id: u64, data: &std::path::Path) -> Option<u64> {
+    let s = raft_server(cluster, id, data)?;
+    Some(s.snap_index + s.log.len() as u64)
+}
+
+/// A raft server's durable state, read from its data directory.
+fn raft_server(
+    cluster: &smelt_runtime::cluster::Cluster,
+    id: u64,
+    data: &std::path::Path,
+) -> Option<raft::ServerStorage> {
     let r = durable::<raft::Raft>(cluster, id, data).ok()?;
     let raft::Storage::Server(s) = r.storage?;
-    Some(s.snap_index + s.log.len() as u64)
+    Some(s)
 }
 
 /// raft.sm's key-value store on three real nodes: a write and a read through
@@ -331,27 +341,30 @@ fn raft_kv_survives_the_leader_kill9() {
 
 /// The durable `current_term` of a raft node (read from its data directory).
 fn raft_term(cluster: &smelt_runtime::cluster::Cluster, id: u64, data: &std::path::Path) -> Option<u64> {
-    let r = durable::<raft::Raft>(cluster, id, data).ok()?;
-    let raft::Storage::Server(s) = r.storage?;
-    Some(s.current_term)
+    Some(raft_server(cluster, id, data)?.current_term)
 }
 
-/// A sample of a node's `/metrics`: `name{label="value"}`.
-fn metric(addr: &str, name: &str, label: (&str, &str)) -> Option<f64> {
-    use prometheus_parse::{Scrape, Value};
-    let (code, body) = http_get(addr, "/metrics");
-    if code != 200 {
-        return None;
-    }
-    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).ok()?;
-    scrape
-        .samples
+/// The value of `name{label="value"}` in a scrape of `/metrics`.
+fn sample(s: &prometheus_parse::Scrape, name: &str, label: (&str, &str)) -> Option<f64> {
+    use prometheus_parse::Value;
+    s.samples
         .iter()
         .find(|m| m.metric == name && m.labels.get(label.0) == Some(label.1))
         .and_then(|m| match &m.value {
             Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => Some(*v),
             _ => None,
         })
+}
+
+/// One sample of a node's `/metrics`, scraped now (`None` while the node
+/// does not answer).
+fn metric(addr: &str, name: &str, label: (&str, &str)) -> Option<f64> {
+    let (code, body) = http_get(addr, "/metrics");
+    if code != 200 {
+        return None;
+    }
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).ok()?;
+    sample(&scrape, name, label)
 }
 
 /// A follower that restarts does not depose the leader (issue 18: an
@@ -546,32 +559,23 @@ fn raft_nodes_export_metrics_health_and_readiness() {
         assert_eq!(code, 200, "{body}");
         Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text format")
     };
-    let value = |s: &Scrape, name: &str, label: (&str, &str)| -> Option<f64> {
-        s.samples
-            .iter()
-            .find(|m| m.metric == name && m.labels.get(label.0) == Some(label.1))
-            .and_then(|m| match &m.value {
-                Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => Some(*v),
-                _ => None,
-            })
-    };
     // The leader's state shows once its heartbeat reached the others: poll
     // the exporters (a node publishes its state within 10 ms of a change).
     let settled = eventually(Duration::from_secs(20), || {
         let scrapes: Vec<Scrape> = (0..3).map(scrape).collect();
         let leaders: Vec<usize> = (0..3)
-            .filter(|&i| value(&scrapes[i], "smelt_protocol_state", ("state", "Leader")) == Some(1.0))
+            .filter(|&i| sample(&scrapes[i], "smelt_protocol_state", ("state", "Leader")) == Some(1.0))
             .collect();
         let terms: Vec<Option<f64>> = scrapes
             .iter()
-            .map(|s| value(s, "smelt_protocol_var", ("var", "current_term")))
+            .map(|s| sample(s, "smelt_protocol_var", ("var", "current_term")))
             .collect();
         (leaders == vec![leader] && terms.iter().all(|t| *t == terms[0] && t.is_some())).then_some(scrapes)
     });
     let scrapes = settled.expect("one leader, the one that answered, and one term on every node");
     let s = &scrapes[leader];
     assert!(
-        value(s, "smelt_handlers_total", ("kind", "request")).is_some_and(|n| n >= 1.0),
+        sample(s, "smelt_handlers_total", ("kind", "request")).is_some_and(|n| n >= 1.0),
         "{:?}",
         s.samples
     );
@@ -588,7 +592,7 @@ fn raft_nodes_export_metrics_health_and_readiness() {
         .expect("the fsync histogram");
     assert!(fsyncs >= 1.0, "group commits counted: {fsyncs}");
     assert!(
-        value(s, "smelt_node_info", ("protocol", "Raft")) == Some(1.0),
+        sample(s, "smelt_node_info", ("protocol", "Raft")) == Some(1.0),
         "{:?}",
         s.samples
     );
@@ -600,7 +604,7 @@ fn raft_nodes_export_metrics_health_and_readiness() {
             (http_get(m, "/ready").0 == 200).then_some(())
         });
         assert!(ready.is_some(), "node {i}: {:?}", http_get(m, "/ready"));
-        assert!(value(&scrapes[i], "smelt_protocol_var", ("var", "last_index")).is_some());
+        assert!(sample(&scrapes[i], "smelt_protocol_var", ("var", "last_index")).is_some());
     }
     assert_eq!(http_get(&metrics[0], "/nope").0, 404);
     drop(nodes);
