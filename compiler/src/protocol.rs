@@ -1001,9 +1001,11 @@ impl Gen<'_> {
         }
     }
 
-    /// `requests()` and `parse_request`, for command-line clients.
+    /// `requests()` and `parse_request`, for command-line clients: scalar
+    /// parameters, and maps of scalars (`k=v,k=v`, support's `parse_map`).
     fn parse_request(&self) -> TokenStream {
         let s = &self.s;
+        let scalar = |t: &ir::Ty| matches!(t.resolved(), ir::Ty::Int(_) | ir::Ty::Bool | ir::Ty::Bytes);
         let Some(svc) = &self.spec.service else {
             return quote! {
                 fn requests() -> &'static [(&'static str, &'static [&'static str])] { &[] }
@@ -1027,6 +1029,9 @@ impl Gen<'_> {
                     ir::Ty::Int(_) | ir::Ty::Bool | ir::Ty::Bytes => {
                         quote!(words[#i + 1].parse().map_err(|e| format!("`{}`: {}", #pname, e))?)
                     }
+                    ir::Ty::Map(k, v) if scalar(&k) && scalar(&v) => {
+                        quote!(#s::parse_map(words[#i + 1]).map_err(|e| format!("`{}`: {}", #pname, e))?)
+                    }
                     _ => quote!(return Err(format!("parameter `{}` cannot be given on the command line", #pname))),
                 };
                 quote!(#f: #parse)
@@ -1045,7 +1050,6 @@ impl Gen<'_> {
                 }
             }
         });
-        let _ = s;
         quote! {
             fn requests() -> &'static [(&'static str, &'static [&'static str])] {
                 &[#(#infos),*]

@@ -519,6 +519,43 @@ fn raft_bytes_arguments_from_the_command_line() {
     assert_eq!(value(&shown).as_slice(), b"\x01\"\\ok");
 }
 
+/// `smelt client ... txn 1=a,2="b,c" 3=0x00`: a map argument is
+/// `key=value` pairs split at commas outside quotes (or `{}`), each value a
+/// `Bytes` argument as above; `cas` takes three scalars.
+#[test]
+fn raft_map_arguments_from_the_command_line() {
+    let b = |s: &str| Bytes::from(s);
+    match raft::Raft::parse_request(&["txn", r#"1=a,2="b,c""#, "3=0x00ff,4="]) {
+        Ok(raft::Request::Txn { guards, puts }) => {
+            assert_eq!(guards, [(1, b("a")), (2, b("b,c"))].into());
+            assert_eq!(puts, [(3, Bytes::from(vec![0, 0xff])), (4, b(""))].into());
+        }
+        other => panic!("{other:?}"),
+    }
+    match raft::Raft::parse_request(&["TXN", "{}", "{}"]) {
+        Ok(raft::Request::Txn { guards, puts }) => assert!(guards.is_empty() && puts.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    match raft::Raft::parse_request(&["cas", "7", "", "new"]) {
+        Ok(raft::Request::Cas {
+            key: 7,
+            expected,
+            value,
+        }) => assert_eq!((expected, value), (b(""), b("new"))),
+        other => panic!("{other:?}"),
+    }
+    for (words, want) in [
+        (&["txn", "1=a", "2"][..], "`puts`: `2` is not `key=value`"),
+        (&["txn", "1=a,1=b", "{}"][..], "`guards`: key 1 given twice"),
+        (&["txn", "x=a", "{}"][..], "`guards`: key `x`"),
+        (&["txn", "1=a"][..], "`txn` takes 2 argument(s), got 1"),
+        (&["cas", "1", "a"][..], "`cas` takes 3 argument(s), got 2"),
+    ] {
+        let err = raft::Raft::parse_request(words).unwrap_err();
+        assert!(err.contains(want), "{words:?}: {err}");
+    }
+}
+
 /// `smelt run --metrics ADDR`: every node serves `/metrics` in the
 /// Prometheus text format (parsed here by an independent parser),
 /// `/health` and `/ready` (which follows the spec's `ready when`: a lone

@@ -12,7 +12,8 @@
 //! - **Workload.** 6 client threads, each a `Client` with its own session,
 //!   on 4 keys: `Append(key, "c<client>-<n>;")` (a token unique per
 //!   request: a request applied twice shows its token twice), `Put` of such
-//!   a token, and `Get`. Every call is recorded with its invocation and
+//!   a token, `Cas` from the value the client last saw to such a token (a
+//!   swap applied twice reports a mismatch with its own token), and `Get`. Every call is recorded with its invocation and
 //!   completion instants and its outcome. Client 0 resends after 2 ms
 //!   (`eager_options`), so retried requests reach the leader all the time.
 //! - **Nemesis.** One fault at a time with healthy gaps: `kill -9` of a
@@ -468,7 +469,12 @@ struct Rec {
 
 fn key_of(r: &raft::Request) -> u64 {
     match r {
-        raft::Request::Put { key, .. } | raft::Request::Get { key } | raft::Request::Append { key, .. } => *key,
+        raft::Request::Put { key, .. }
+        | raft::Request::Get { key }
+        | raft::Request::Append { key, .. }
+        | raft::Request::Cas { key, .. } => *key,
+        // Not in the workload: the history is checked key by key.
+        raft::Request::Txn { .. } => unreachable!("the nemesis workload sends no Txn"),
     }
 }
 
@@ -535,16 +541,35 @@ fn worker(
     let mut last = Tag::default();
     let mut recs = Vec::new();
     let mut n = 0u64;
+    // The value each key had when this client last saw it: what its swaps expect.
+    let mut known: BTreeMap<u64, Bytes> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let key = rng.below(KEYS);
         let token = || Bytes::from(format!("c{client}-{n};").as_str());
         let req = match rng.below(100) {
-            0..50 => raft::Request::Append { key, value: token() },
-            50..60 => raft::Request::Put { key, value: token() },
+            0..45 => raft::Request::Append { key, value: token() },
+            45..55 => raft::Request::Put { key, value: token() },
+            55..70 => raft::Request::Cas {
+                key,
+                expected: known.get(&key).cloned().unwrap_or_default(),
+                value: token(),
+            },
             _ => raft::Request::Get { key },
         };
         let rec = record(&mut c, client, &mut last, req);
+        match (&rec.req, &rec.out) {
+            (_, Outcome::Ok(raft::Reply::Value(v), _)) => {
+                known.insert(key, v.clone().unwrap_or_default());
+            }
+            (_, Outcome::Ok(raft::Reply::Mismatch(v), _)) => {
+                known.insert(key, v.clone());
+            }
+            (raft::Request::Cas { value, .. } | raft::Request::Put { value, .. }, Outcome::Ok(_, _)) => {
+                known.insert(key, value.clone());
+            }
+            _ => {}
+        }
         if let Outcome::Ok(_, server) = rec.out {
             *last_ok.lock().unwrap() = Some((server, rec.end));
         }
@@ -778,7 +803,7 @@ fn repeated(v: &Bytes) -> Vec<String> {
 fn duplicated_tokens(recs: &[Rec]) -> Vec<(&Rec, Vec<String>)> {
     recs.iter()
         .filter_map(|r| match &r.out {
-            Outcome::Ok(raft::Reply::Value(Some(v)), _) => {
+            Outcome::Ok(raft::Reply::Value(Some(v)) | raft::Reply::Mismatch(v), _) => {
                 let t = repeated(v);
                 (!t.is_empty()).then_some((r, t))
             }
@@ -832,9 +857,10 @@ const SLOW_CHECK: Duration = Duration::from_secs(5);
 
 /// A history as text, one operation a line, for `nemesis_check_history`:
 /// `client<TAB>seen,seen,...<TAB>request<TAB>outcome`, where a request is
-/// `A key value`, `P key value` or `G key`, and an outcome `-` (abandoned),
-/// `PutOk`, `Appended`, `TooLong`, `V-` (no value) or `V=value`. Values are
-/// the workload's tokens (no whitespace).
+/// `A key value`, `P key value`, `C key expected value` (`-` for an empty
+/// expected value) or `G key`, and an outcome `-` (abandoned), `PutOk`,
+/// `Appended`, `TooLong`, `Swapped`, `M=value` (a mismatch), `V-` (no
+/// value) or `V=value`. Values are the workload's tokens (no whitespace).
 fn history_text(h: &History<raft::Request, raft::Reply>) -> String {
     let mut out = String::new();
     for (c, ops) in h.clients.iter().enumerate() {
@@ -844,12 +870,18 @@ fn history_text(h: &History<raft::Request, raft::Reply>) -> String {
             let req = match &o.req {
                 raft::Request::Append { key, value } => format!("A {key} {}", text(value)),
                 raft::Request::Put { key, value } => format!("P {key} {}", text(value)),
+                raft::Request::Cas { key, expected, value } if expected.as_slice().is_empty() => {
+                    format!("C {key} - {}", text(value))
+                }
+                raft::Request::Cas { key, expected, value } => format!("C {key} {} {}", text(expected), text(value)),
                 raft::Request::Get { key } => format!("G {key}"),
+                raft::Request::Txn { .. } => unreachable!("the nemesis workload sends no Txn"),
             };
             let ret = match &o.ret {
                 None => "-".to_string(),
                 Some(raft::Reply::Value(None)) => "V-".into(),
                 Some(raft::Reply::Value(Some(v))) => format!("V={}", text(v)),
+                Some(raft::Reply::Mismatch(v)) => format!("M={}", text(v)),
                 Some(r) => format!("{r:?}"),
             };
             out += &format!("{c}\t{}\t{req}\t{ret}\n", seen.join(","));
@@ -880,6 +912,11 @@ fn parse_history(text: &str) -> Result<History<raft::Request, raft::Reply>, Stri
                 key: key(k)?,
                 value: Bytes::from(v),
             },
+            ["C", k, e, v] => raft::Request::Cas {
+                key: key(k)?,
+                expected: if e == "-" { Bytes::default() } else { Bytes::from(e) },
+                value: Bytes::from(v),
+            },
             ["G", k] => raft::Request::Get { key: key(k)? },
             _ => return Err(bad()),
         };
@@ -888,13 +925,17 @@ fn parse_history(text: &str) -> Result<History<raft::Request, raft::Reply>, Stri
             "PutOk" => Some(raft::Reply::PutOk),
             "Appended" => Some(raft::Reply::Appended),
             "TooLong" => Some(raft::Reply::TooLong),
+            "Swapped" => Some(raft::Reply::Swapped),
+            v if v.starts_with("M=") => Some(raft::Reply::Mismatch(Bytes::from(&v[2..]))),
             "V-" => Some(raft::Reply::Value(None)),
             v => Some(raft::Reply::Value(Some(Bytes::from(
                 v.strip_prefix("V=").ok_or_else(bad)?,
             )))),
         };
-        if clients.len() <= c {
-            clients.resize(c + 1, Vec::new());
+        // `seen` has an entry per client, also for clients with no
+        // operation on this key (and so no line).
+        if clients.len() < seen.len().max(c + 1) {
+            clients.resize(seen.len().max(c + 1), Vec::new());
         }
         clients[c].push(Op {
             req,
@@ -1969,8 +2010,8 @@ fn nemesis_check_history() {
     assert!(v);
 }
 
-/// The checks are not vacuous: a history where an append shows twice, or
-/// a read misses an acknowledged append, is caught.
+/// The checks are not vacuous: a history where an append or a swap takes
+/// effect twice, or a read misses an acknowledged append, is caught.
 #[test]
 fn the_checks_catch_double_and_lost_appends() {
     let t = Instant::now();
@@ -2028,9 +2069,36 @@ fn the_checks_catch_double_and_lost_appends() {
 
     let lost = vec![
         rec(0, append("c0-1;"), 0, 10, appended),
-        rec(1, get, 20, 30, read(None)),
+        rec(1, get.clone(), 20, 30, read(None)),
     ];
     assert!(!linearizable(&lost));
+
+    // Swaps: one from the empty value and one from its result hold; a swap
+    // applied twice (its second copy sees its own value) does not, nor
+    // does a mismatch that reports a value nobody wrote.
+    let cas = |expected: &str, v: &str| raft::Request::Cas {
+        key: 0,
+        expected: Bytes::from(expected),
+        value: Bytes::from(v),
+    };
+    let swapped = Outcome::Ok(raft::Reply::Swapped, 0);
+    let mismatch = |v: &str| Outcome::Ok(raft::Reply::Mismatch(Bytes::from(v)), 0);
+    let swaps = vec![
+        rec(0, cas("", "c0-1;"), 0, 10, swapped.clone()),
+        rec(1, cas("", "c1-1;"), 5, 15, mismatch("c0-1;")),
+        rec(1, cas("c0-1;", "c1-2;"), 20, 30, swapped.clone()),
+        rec(0, get.clone(), 40, 50, read(Some("c1-2;"))),
+    ];
+    assert!(linearizable(&swaps));
+    let h = history_of_key(&swaps, 2, 0);
+    assert_eq!(parse_history(&history_text(&h)).expect("parse"), h);
+    let swapped_twice = vec![rec(0, cas("", "c0-1;"), 0, 10, mismatch("c0-1;"))];
+    assert!(!linearizable(&swapped_twice));
+    let phantom = vec![
+        rec(0, cas("", "c0-1;"), 0, 10, mismatch("c1-1;")),
+        rec(1, get, 20, 30, read(None)),
+    ];
+    assert!(!linearizable(&phantom));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -212,6 +212,7 @@ const RAFT_SIZES: &[(&str, States)] = &[
     ("elections_race", States::AtLeast(10_000)),
     ("crash", States::AtLeast(4_900_000)),
     ("exactly_once", States::AtLeast(1_000)),
+    ("cas", States::AtLeast(1_500)),
     ("retries", States::AtLeast(3_300_000)),
     ("progress", States::AtLeast(1_000)),
     ("all_faults", States::AtLeast(2_600_000)),
@@ -644,6 +645,7 @@ fn buggy_raft_applies_a_retried_write_twice() {
     let rs = check_all::<smelt_specs::buggy::raft_no_dedup::RaftNoDedup>(&[
         ("exactly_once", States::AtLeast(100)),
         ("retries", States::AtLeast(100_000)),
+        ("cas", States::AtLeast(100)),
     ]);
     // The shortest counterexample (one server): both copies committed and
     // applied, and the concurrent read sees the append twice.
@@ -653,6 +655,15 @@ fn buggy_raft_applies_a_retried_write_twice() {
     insta::assert_snapshot!("raft_no_dedup", trace);
     // Across a leader change in a cluster of two.
     assert_eq!(violation_steps(&rs[1]), Some(19), "{}", render_summary(&rs[1]));
+    // A retried compare-and-swap applied twice: its second copy finds its
+    // own value and reports a mismatch to the client whose swap took effect.
+    assert_eq!(rs[2].check, "cas");
+    assert_eq!(violation_steps(&rs[2]), Some(5), "{}", render_summary(&rs[2]));
+    assert!(
+        counterexample(&rs[2]).contains(r#"Mismatch("a")"#),
+        "{}",
+        counterexample(&rs[2])
+    );
 }
 
 /// Figure 8 of the Raft paper: a leader that commits an entry of an

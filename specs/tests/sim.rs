@@ -18,7 +18,7 @@ fn bytes(s: &'static str) -> Bytes {
 }
 
 /// Three clients on two keys: appends (a second application would show
-/// twice), puts and reads.
+/// twice), puts, reads, a compare-and-swap and a guarded batch on both keys.
 fn raft_workloads() -> Vec<Vec<raft::Request>> {
     vec![
         vec![
@@ -38,7 +38,19 @@ fn raft_workloads() -> Vec<Vec<raft::Request>> {
                 value: bytes("p"),
             },
         ],
-        vec![raft::Request::Get { key: 2 }, raft::Request::Get { key: 1 }],
+        vec![
+            raft::Request::Get { key: 2 },
+            raft::Request::Cas {
+                key: 1,
+                expected: bytes("a"),
+                value: bytes("c"),
+            },
+            raft::Request::Txn {
+                guards: [(2, bytes("p"))].into(),
+                puts: [(1, bytes("t")), (2, bytes("t"))].into(),
+            },
+            raft::Request::Get { key: 1 },
+        ],
     ]
 }
 

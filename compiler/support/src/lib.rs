@@ -9,6 +9,7 @@
 //! runtime library for generated code, and the only interface the checker
 //! and the runtime have to a protocol.
 
+pub mod args;
 pub mod bytes;
 pub mod client;
 pub mod effects;
@@ -18,6 +19,7 @@ pub mod protocol;
 pub mod rewrite;
 pub mod session;
 
+pub use args::parse_map;
 pub use bytes::Bytes;
 pub use client::{Caller, Client, ClientActor, ClientMsg, ClientState, ClientTimer, Policy, Step, Target};
 pub use effects::Effects;
