@@ -63,6 +63,7 @@ const DEEP: &[(&str, &str)] = &[
     ("MultiPaxos", "retries"),
     ("ChainReplication", "restart"),
     ("ABD", "crash_retry"),
+    ("ABD", "same_coordinator_crash"),
     ("PrimaryBackup", "progress"),
 ];
 
@@ -182,6 +183,8 @@ fn abd() {
 const ABD_SIZES: &[(&str, States)] = &[
     ("small", States::AtLeast(1_000)),
     ("concurrent", States::AtLeast(10_000)),
+    ("same_coordinator", States::AtLeast(300_000)),
+    ("same_coordinator_crash", States::AtLeast(5_000_000)),
     ("crash", States::AtLeast(10_000)),
     ("crash_retry", States::AtLeast(15_000_000)),
     ("progress", States::AtLeast(10_000)),
