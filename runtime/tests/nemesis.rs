@@ -1259,6 +1259,10 @@ struct Config {
 struct Report {
     ops: usize,
     ok: usize,
+    /// Compare-and-swaps answered, and how many of them swapped (the
+    /// workload is not vacuous: both outcomes occur).
+    cas: usize,
+    swapped: usize,
     unknown: usize,
     failed: usize,
     faults: BTreeMap<&'static str, usize>,
@@ -1330,7 +1334,7 @@ impl Report {
         let max = self.keys.iter().map(|k| k.raw_time).max().unwrap_or_default();
         let resolved: Duration = self.keys.iter().map(|k| k.resolved_time).sum();
         format!(
-            "nemesis run {run} seed={:#x} mode={} secs={}: ops={} ok={} unknown={} (applied {}) failed={} \
+            "nemesis run {run} seed={:#x} mode={} secs={}: ops={} ok={} (swapped {} of {} cas) unknown={} (applied {}) failed={} \
              faults{{{}}} verdict={} committed={}{} appended_twice={} (extra copies {}) dup_tokens={}/{} store_mismatches={} reply_mismatches={} \
              check={:.2}s (slowest key {:.2}s; without {} never-applied unknowns {:.2}s) \
              longest_unavailable={:.2}s problems={}",
@@ -1339,6 +1343,8 @@ impl Report {
             cfg.secs,
             self.ops,
             self.ok,
+            self.swapped,
+            self.cas,
             self.unknown,
             self.unknown_applied,
             self.failed,
@@ -1485,7 +1491,13 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
     rep.ops = recs.len();
     for r in &recs {
         match &r.out {
-            Outcome::Ok(..) => rep.ok += 1,
+            Outcome::Ok(reply, _) => {
+                rep.ok += 1;
+                if matches!(r.req, raft::Request::Cas { .. }) {
+                    rep.cas += 1;
+                    rep.swapped += usize::from(matches!(reply, raft::Reply::Swapped));
+                }
+            }
             Outcome::Unknown(_) => rep.unknown += 1,
             Outcome::Failed(e) => {
                 rep.failed += 1;
