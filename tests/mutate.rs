@@ -91,30 +91,33 @@ fn bad_requests_are_usage_errors() {
 }
 
 /// CI's bounded mutation sample (in the deep command): twelve seeded
-/// mutants each of paxos.sm and two_phase_commit.sm against their own
-/// checks. The floors are a little under what these samples scored when
-/// specs/README.md's table was measured (paxos 9 of 12; 2PC 10 of 12
-/// since two false-alarm kills became equivalent marks), so a check that stops noticing mutants
-/// fails CI.
+/// mutants of two_phase_commit.sm against its own checks. The floor is a
+/// little under what the sample scored when specs/README.md's table was
+/// measured (10 of 12 since two false-alarm kills became equivalent
+/// marks), so a check that stops noticing mutants fails CI.
 #[test]
-#[ignore = "deep: about five minutes; run with --ignored"]
+#[ignore = "deep: about two minutes; run with --ignored"]
 fn a_sample_of_the_library_mutants_is_killed() {
-    for (spec, floor) in [("specs/paxos.sm", "70"), ("specs/two_phase_commit.sm", "70")] {
-        let path = format!("{}/{spec}", env!("CARGO_MANIFEST_DIR"));
-        let (code, out, err) = smelt(&[
-            "mutate",
-            &path,
-            "--sample",
-            "12",
-            "--seed",
-            "1",
-            "--min-kill-rate",
-            floor,
-        ]);
-        println!("{out}");
-        assert_eq!(code, Some(0), "{spec}: below {floor}%\n{out}\n{err}");
-        assert!(out.contains("12 mutants run"), "{out}");
-    }
+    let path = format!("{}/specs/two_phase_commit.sm", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = smelt(&["mutate", &path, "--sample", "12", "--seed", "1", "--min-kill-rate", "70"]);
+    println!("{out}");
+    assert_eq!(code, Some(0), "two_phase_commit.sm: below 70%\n{out}\n{err}");
+    assert!(out.contains("12 mutants run"), "{out}");
+}
+
+/// Every mutant of paxos.sm (49: four marked equivalent, one invalid): its
+/// checks kill 42 of the 44 others (95.5%; the two survivors are in
+/// specs/README.md), so the floor is the 95%: one more survivor
+/// fails. `progress_stop` (a server down for good) and
+/// `PromiseCoversAccepted` are what took it from 75% to 95.5%.
+#[test]
+#[ignore = "deep: about seven minutes (two harness builds, `three_clients` on each mutant); run with --ignored"]
+fn every_paxos_mutant_but_two_is_killed() {
+    let path = format!("{}/specs/paxos.sm", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = smelt(&["mutate", &path, "--min-kill-rate", "95"]);
+    println!("{out}");
+    assert_eq!(code, Some(0), "paxos.sm: below 95%\n{out}\n{err}");
+    assert!(out.contains("44 mutants run"), "{out}");
 }
 
 /// abd.sm's every mutant (33, four marked equivalent): its checks kill

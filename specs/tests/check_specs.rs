@@ -151,6 +151,7 @@ const PAXOS_SIZES: &[(&str, States)] = &[
     ("ordered", States::AtLeast(10_000)),
     ("three_clients", States::Exactly(1_194_428)),
     ("crash", States::AtLeast(2_000_000)),
+    ("progress_stop", States::Exactly(2_922)),
 ];
 
 #[test]
