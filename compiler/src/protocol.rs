@@ -1096,6 +1096,7 @@ impl Gen<'_> {
                 ir::Timing::Any => quote!(Any),
                 ir::Timing::PartialSynchrony => quote!(PartialSynchrony),
                 ir::Timing::Synchronous => quote!(Synchronous),
+                ir::Timing::NoTimeouts => quote!(NoTimeouts),
             };
             let (max_depth, max_states, threads) = (opt(c.max_depth), opt(c.max_states), opt(c.threads));
             let expect = match &c.expect {

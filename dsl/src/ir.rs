@@ -799,6 +799,10 @@ pub enum Timing {
     /// As `PartialSynchrony`, and no timer fires anywhere while any message
     /// is in flight: messages are faster than every timer.
     Synchronous,
+    /// After the fault budget no timer fires at all: the run is fast enough
+    /// that no timeout expires, so it must finish on messages alone (a
+    /// protocol's fast path, which a redundant timer must not be holding up).
+    NoTimeouts,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

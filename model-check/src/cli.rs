@@ -41,7 +41,11 @@ LIVENESS MODE (`mode liveness` in a check block, or --mode liveness)
   `timing synchronous` is stronger: no timer fires while any message is in
   flight anywhere (messages are faster than every timer; a message its
   destination would ignore, such as a stale reply, is dropped on arrival,
-  or on a duplicating network does not count). Timers and random
+  or on a duplicating network does not count). `timing no_timeouts` is
+  strongest: after the faults no timer fires at all (in a safety check,
+  none ever does), so the run must finish on messages alone — a
+  protocol's fast path, which a timer must not be quietly holding up (a
+  retransmission standing in for a send the code forgot). Timers and random
   choices are strongly fair: a timer enabled again and again (say between
   messages in flight to its node) eventually fires, since time passes; an
   option of a `choose` offered infinitely often is eventually taken, as a
@@ -94,8 +98,9 @@ pub struct Args {
     /// the checked one.
     #[arg(long)]
     pub no_delta_check: bool,
-    /// Safety: clients resend a timed-out request to the next server at
-    /// most N times, then give up on it (the runtime client's policy).
+    /// Clients resend a timed-out request to the next server at most N
+    /// times, then give up on it (the runtime client's policy). Liveness
+    /// checks otherwise resend without end where faults can lose requests.
     #[arg(long, value_name = "N")]
     pub retries: Option<u64>,
     /// The capacity of the service's session table (its `sessions N`).

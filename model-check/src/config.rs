@@ -54,6 +54,9 @@ pub struct RunConfig {
     /// Stronger: no timer fires while any message is in flight (that its
     /// destination would not ignore).
     pub synchronous: bool,
+    /// No timer fires at all once the timing model applies (`timing
+    /// no_timeouts`): what is left must finish on messages alone.
+    pub no_timeouts: bool,
     /// Safety: clients resend a timed-out request at most this many times,
     /// then give up on it (`retries N`); `None`: they never time out.
     pub retries: Option<u64>,
@@ -111,6 +114,7 @@ impl RunConfig {
             visited_ram: None,
             partial_synchrony: matches!(c.timing, Timing::PartialSynchrony | Timing::Synchronous),
             synchronous: c.timing == Timing::Synchronous,
+            no_timeouts: c.timing == Timing::NoTimeouts,
             retries: c.retries,
             sessions: c.sessions,
             delta_check: true,
@@ -124,11 +128,19 @@ impl RunConfig {
     /// how many resends they make before giving up (`None`: never).
     /// Liveness checks with faults need clients that retry (a lost request
     /// would otherwise end all progress), and never give up, so that
-    /// "every request is answered" means answered. Safety checks retry
-    /// only when asked (`retries N`), and then give up as the runtime
-    /// client does.
+    /// "every request is answered" means answered — unless the check
+    /// bounds them (`retries N`): then they give up as the runtime client
+    /// does, and the check's properties are about the servers (a client
+    /// that gives up is not `done`). That keeps a liveness check with a
+    /// crash on an ordered network finite: before the faults are over,
+    /// timers fire in any order, and each unbounded resend would be one
+    /// more message in a link. Safety checks retry only when asked
+    /// (`retries N`), and then give up as the runtime client does.
     pub fn client_retry(&self) -> Option<Option<u32>> {
         if self.liveness {
+            if let Some(n) = self.retries {
+                return Some(Some(n.min(u32::MAX as u64) as u32));
+            }
             (self.drops > 0 || self.crash > 0 || self.stops > 0 || self.lossy).then_some(None)
         } else {
             self.retries.map(|n| Some(n.min(u32::MAX as u64) as u32))
@@ -153,7 +165,7 @@ impl RunConfig {
         if self.crash > 0 {
             parts.push(format!("crash {}", self.crash));
         }
-        if let Some(r) = self.retries.filter(|_| !self.liveness) {
+        if let Some(r) = self.retries {
             parts.push(format!("retries {r}"));
         }
         if let Some(n) = self.sessions {
@@ -167,6 +179,9 @@ impl RunConfig {
             if self.stops > 0 {
                 parts.push(format!("stops {}", self.stops));
             }
+        }
+        if self.no_timeouts {
+            parts.push("no timeouts".into());
         }
         if self.symmetry {
             parts.push(

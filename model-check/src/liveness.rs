@@ -346,7 +346,7 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
             cfg.stops
         ));
     }
-    if cfg.partial_synchrony && (cfg.drops > 0 || cfg.crash > 0) {
+    if (cfg.partial_synchrony || cfg.no_timeouts) && (cfg.drops > 0 || cfg.crash > 0) {
         assumptions.push("while drops or crashes remain in the budget, timers fire in any order (asynchrony)".into());
     } else if cfg.partial_synchrony && cfg.races > 0 {
         assumptions.push(format!(
@@ -358,7 +358,12 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
         "fairness after the faults: a message that stays deliverable is delivered (on a duplicating network: once after each send), a crashed node recovers (unless stopped), a pending choice is made; a timer enabled infinitely often fires (strong fairness)"
             .into(),
     );
-    if cfg.synchronous {
+    if cfg.no_timeouts {
+        assumptions.push(
+            "no timeouts after the faults: no timer fires, so the run must finish on messages alone (a redundant timer cannot stand in for a lost step of the fast path)"
+                .into(),
+        );
+    } else if cfg.synchronous {
         assumptions.push(
             "synchronous after the faults: no timer fires while any message is in flight (one its destination would ignore does not count), nor while an armed timer is declared to expire strictly sooner"
                 .into(),
@@ -371,8 +376,12 @@ pub fn run<P: Protocol>(spec: &str, mut cfg: RunConfig, progress: Option<Duratio
     } else {
         assumptions.push("timing: timers may fire in any order at any time".into());
     }
-    if cfg.client_retry().is_some() {
-        assumptions.push("clients resend an unanswered request on a timer".into());
+    match cfg.client_retry() {
+        Some(Some(n)) => assumptions.push(format!(
+            "clients resend an unanswered request on a timer, at most {n} time(s), then give up on it (`retries`): such a client is never `done`"
+        )),
+        Some(None) => assumptions.push("clients resend an unanswered request on a timer".into()),
+        None => {}
     }
     props.push(crate::report::delta_report(&sys.delta, &cfg, stats.complete));
     // The peak of the whole check, cycle analysis included.

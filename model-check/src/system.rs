@@ -654,9 +654,13 @@ impl<P: Protocol> System<P> {
     /// and its connections reset (the runtime's contract with the model,
     /// ARCHITECTURE.md). On the unordered networks a message that is never
     /// delivered is already a lost one. Part of the crash fault, so not
-    /// counted as a drop, and over once a liveness run is calm.
+    /// counted as a drop; it lasts while the node is down, also once a
+    /// liveness run is calm — the run is calm from the moment its last
+    /// crash is spent, and a crash that lost nothing is not the fault the
+    /// runtime has (before, a liveness check never saw a crash lose a
+    /// message; chain_replication.sm's `progress_restart` needs it).
     fn crash_drops(&self, s: &SysState<P>) -> bool {
-        matches!(s.net, Net::Ordered(_)) && !(self.cfg.liveness && s.calm)
+        matches!(s.net, Net::Ordered(_))
     }
 
     /// Liveness: whether another server may stop for good (before the run
@@ -753,8 +757,12 @@ impl<P: Protocol> System<P> {
 
     /// Whether timer `t` of node `i` may fire: always while faults other
     /// than stops are left (a firing the timing model forbids is then a
-    /// race, see `is_race`), afterwards only as the timing model allows.
+    /// race, see `is_race`), afterwards only as the timing model allows —
+    /// under `no_timeouts`, never (in a safety check, never at all).
     fn timer_enabled(&self, s: &SysState<P>, i: usize, t: &P::TimerKind) -> bool {
+        if self.cfg.no_timeouts {
+            return !self.timing_applies(s);
+        }
         !self.cfg.partial_synchrony || !self.timing_applies(s) || self.timing_allows(s, i, t)
     }
 

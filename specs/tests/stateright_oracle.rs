@@ -24,7 +24,7 @@
 //!   sides, when its unreduced space is small enough; symmetry itself is
 //!   held to the class count by `symmetry.rs`;
 //! - a timing model (`partial_synchrony`, `synchronous`: multipaxos.sm's
-//!   lease checks): stateright lets any armed timer fire at any time;
+//!   lease checks; `no_timeouts`): stateright lets any armed timer fire at any time;
 //! - `crash` on an `ordered` network: smelt also drops messages on a
 //!   crashed node's links there (a dead process loses its queues; the
 //!   runtime's contract with the model), which stateright's ordered
@@ -296,7 +296,7 @@ fn not_expressible<P: Protocol>(cfg: &RunConfig) -> Option<&'static str> {
     let early = sends_early::<P>();
     if cfg.liveness {
         Some("liveness")
-    } else if cfg.partial_synchrony || cfg.synchronous {
+    } else if cfg.partial_synchrony || cfg.synchronous || cfg.no_timeouts {
         Some("a timing model (stateright fires any armed timer)")
     } else if cfg.crash > 0 && cfg.network == NetworkKind::Ordered {
         Some("crash on an ordered network (smelt's crash drops)")

@@ -64,6 +64,7 @@ pub enum Timing {
     Any,
     PartialSynchrony,
     Synchronous,
+    NoTimeouts,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -856,11 +856,12 @@ impl Checker<'_> {
                         "any" => Timing::Any,
                         "partial_synchrony" => Timing::PartialSynchrony,
                         "synchronous" => Timing::Synchronous,
+                        "no_timeouts" => Timing::NoTimeouts,
                         _ => {
                             let mut d = Diagnostic::error(t.span, format!("unknown timing model `{}`", t.name));
-                            d = match suggest(&t.name, ["any", "partial_synchrony", "synchronous"]) {
+                            d = match suggest(&t.name, ["any", "partial_synchrony", "synchronous", "no_timeouts"]) {
                                 Some(x) => d.label(format!("did you mean `{x}`?")),
-                                None => d.label("expected `any`, `partial_synchrony` or `synchronous`"),
+                                None => d.label("expected `any`, `partial_synchrony`, `synchronous` or `no_timeouts`"),
                             };
                             self.error(d);
                             continue;
