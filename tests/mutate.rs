@@ -99,7 +99,16 @@ fn bad_requests_are_usage_errors() {
 #[ignore = "deep: about two minutes; run with --ignored"]
 fn a_sample_of_the_library_mutants_is_killed() {
     let path = format!("{}/specs/two_phase_commit.sm", env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = smelt(&["mutate", &path, "--sample", "12", "--seed", "1", "--min-kill-rate", "70"]);
+    let (code, out, err) = smelt(&[
+        "mutate",
+        &path,
+        "--sample",
+        "12",
+        "--seed",
+        "1",
+        "--min-kill-rate",
+        "70",
+    ]);
     println!("{out}");
     assert_eq!(code, Some(0), "two_phase_commit.sm: below 70%\n{out}\n{err}");
     assert!(out.contains("12 mutants run"), "{out}");
