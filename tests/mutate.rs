@@ -90,6 +90,20 @@ fn bad_requests_are_usage_errors() {
     assert!(err.contains("is a variant: mutate its base"), "{err}");
 }
 
+/// Runs `smelt mutate` on a spec of the library (`specs/NAME`) with the
+/// kill-rate floor `floor` and `extra` arguments, and checks that it
+/// passed and ran `ran` mutants (so a mutant that stops being generated,
+/// or a mark that hides one, is noticed too).
+fn library_kill_rate(name: &str, extra: &[&str], floor: &str, ran: usize) {
+    let path = format!("{}/specs/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["mutate", path.as_str(), "--min-kill-rate", floor];
+    args.extend_from_slice(extra);
+    let (code, out, err) = smelt(&args);
+    println!("{out}");
+    assert_eq!(code, Some(0), "{name}: below {floor}%\n{out}\n{err}");
+    assert!(out.contains(&format!("{ran} mutants run")), "{out}");
+}
+
 /// CI's bounded mutation sample (in the deep command): twelve seeded
 /// mutants of two_phase_commit.sm against its own checks. The floor is a
 /// little under what the sample scored when specs/README.md's table was
@@ -98,20 +112,7 @@ fn bad_requests_are_usage_errors() {
 #[test]
 #[ignore = "deep: about two minutes; run with --ignored"]
 fn a_sample_of_the_library_mutants_is_killed() {
-    let path = format!("{}/specs/two_phase_commit.sm", env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = smelt(&[
-        "mutate",
-        &path,
-        "--sample",
-        "12",
-        "--seed",
-        "1",
-        "--min-kill-rate",
-        "70",
-    ]);
-    println!("{out}");
-    assert_eq!(code, Some(0), "two_phase_commit.sm: below 70%\n{out}\n{err}");
-    assert!(out.contains("12 mutants run"), "{out}");
+    library_kill_rate("two_phase_commit.sm", &["--sample", "12", "--seed", "1"], "70", 12);
 }
 
 /// Every mutant of paxos.sm (49: four marked equivalent, one invalid): its
@@ -122,11 +123,7 @@ fn a_sample_of_the_library_mutants_is_killed() {
 #[test]
 #[ignore = "deep: about seven minutes (two harness builds, `three_clients` on each mutant); run with --ignored"]
 fn every_paxos_mutant_but_two_is_killed() {
-    let path = format!("{}/specs/paxos.sm", env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = smelt(&["mutate", &path, "--min-kill-rate", "95"]);
-    println!("{out}");
-    assert_eq!(code, Some(0), "paxos.sm: below 95%\n{out}\n{err}");
-    assert!(out.contains("44 mutants run"), "{out}");
+    library_kill_rate("paxos.sm", &[], "95", 44);
 }
 
 /// abd.sm's every mutant (33, four marked equivalent): its checks kill
@@ -137,11 +134,7 @@ fn every_paxos_mutant_but_two_is_killed() {
 #[test]
 #[ignore = "deep: a few minutes (mostly the harness build); run with --ignored"]
 fn every_abd_mutant_is_killed() {
-    let path = format!("{}/specs/abd.sm", env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = smelt(&["mutate", &path, "--min-kill-rate", "95"]);
-    println!("{out}");
-    assert_eq!(code, Some(0), "abd.sm: below 95%\n{out}\n{err}");
-    assert!(out.contains("29 mutants run"), "{out}");
+    library_kill_rate("abd.sm", &[], "95", 29);
 }
 
 #[test]

@@ -57,8 +57,9 @@ pub struct RunConfig {
     /// No timer fires at all once the timing model applies (`timing
     /// no_timeouts`): what is left must finish on messages alone.
     pub no_timeouts: bool,
-    /// Safety: clients resend a timed-out request at most this many times,
-    /// then give up on it (`retries N`); `None`: they never time out.
+    /// Clients resend a timed-out request at most this many times, then
+    /// give up on it (`retries N`); `None`: they never time out (in a
+    /// liveness check with faults, they resend without end: `client_retry`).
     pub retries: Option<u64>,
     /// The session table's capacity, overriding the spec's `sessions N`.
     pub sessions: Option<u64>,
@@ -137,13 +138,12 @@ impl RunConfig {
     /// more message in a link. Safety checks retry only when asked
     /// (`retries N`), and then give up as the runtime client does.
     pub fn client_retry(&self) -> Option<Option<u32>> {
-        if self.liveness {
-            if let Some(n) = self.retries {
-                return Some(Some(n.min(u32::MAX as u64) as u32));
-            }
-            (self.drops > 0 || self.crash > 0 || self.stops > 0 || self.lossy).then_some(None)
+        let bounded = self.retries.map(|n| Some(n.min(u32::MAX as u64) as u32));
+        let faults = self.drops > 0 || self.crash > 0 || self.stops > 0 || self.lossy;
+        if self.liveness && bounded.is_none() {
+            faults.then_some(None)
         } else {
-            self.retries.map(|n| Some(n.min(u32::MAX as u64) as u32))
+            bounded
         }
     }
 
