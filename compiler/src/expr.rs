@@ -221,6 +221,7 @@ impl Gen<'_> {
             K::Bool(b) => quote!(#b),
             K::Bytes(b) => bytes_lit(b),
             K::SelfNode => quote!(me),
+            K::Restarted => quote!(restarted),
             K::ServiceInitial => {
                 let n = ident(&self.spec.service.as_ref().map(|s| s.name.clone()).unwrap_or_default());
                 quote!(#n::initial()?)

@@ -170,7 +170,7 @@ impl Gen<'_> {
                 #p::#n(a) => {
                     let storage = match storage { Some(Storage::#n(s)) => Some(s), _ => None };
                     let mark = fx.mark();
-                    match a.start(id, storage, fx) {
+                    match a.start(id, storage, boot, fx) {
                         Ok(s) => State::#n(s),
                         Err(e) => {
                             fx.rollback(mark);
@@ -335,7 +335,7 @@ impl Gen<'_> {
             impl #p {
                 /// Starts (or restarts) a node. Shared by the model checker and
                 /// the runtime, which differ only in `fx`.
-                pub fn handle_start<E: Effects<Self, Delta>>(&self, id: Id, storage: Option<&Storage>, fx: &mut E) -> State {
+                pub fn handle_start<E: Effects<Self, Delta>>(&self, id: Id, storage: Option<&Storage>, boot: #s::Boot, fx: &mut E) -> State {
                     match self {
                         #(#start_arms)*
                         #p::Client(c) => { #client_start }
@@ -405,7 +405,11 @@ impl Gen<'_> {
                 }
 
                 fn on_start(&self, id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
-                    self.handle_start(id, storage.as_ref(), o)
+                    // stateright restarts a crashed actor with what it saved:
+                    // a node that crashed before saving anything looks like a
+                    // first start here (smelt's own checker tells them apart).
+                    let boot = if storage.is_some() { #s::Boot::Restart } else { #s::Boot::First };
+                    self.handle_start(id, storage.as_ref(), boot, o)
                 }
 
                 fn on_msg(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
@@ -948,8 +952,8 @@ impl Gen<'_> {
                 }
                 #early
 
-                fn handle_start<E: Effects<Self, Delta>>(&self, id: Id, storage: Option<&Storage>, fx: &mut E) -> State {
-                    #p::handle_start(self, id, storage, fx)
+                fn handle_start<E: Effects<Self, Delta>>(&self, id: Id, storage: Option<&Storage>, boot: #s::Boot, fx: &mut E) -> State {
+                    #p::handle_start(self, id, storage, boot, fx)
                 }
 
                 fn handle_msg<E: Effects<Self, Delta>>(&self, id: Id, state: &mut Cow<'_, State>, src: Id, msg: Msg, fx: &mut E) {

@@ -335,6 +335,7 @@ impl Gen<'_> {
     }
 
     fn start_fn(&self, r: usize) -> TokenStream {
+        let s = &self.s;
         let role = &self.spec.roles[r];
         let p = self.protocol_ident();
         let state_t = self.role_ident(r, "State");
@@ -368,7 +369,7 @@ impl Gen<'_> {
             /// Starts a node: durable variables from `storage` (or their
             /// initial values on a first start), volatile ones from their
             /// initializers, then `init` and the initial state's `entry`.
-            pub fn start<E: Effects<#p, Delta>>(&self, me: Id, storage: Option<&#storage_t>, fx: &mut E) -> Result<#state_t, HandlerError> {
+            pub fn start<E: Effects<#p, Delta>>(&self, me: Id, storage: Option<&#storage_t>, boot: #s::Boot, fx: &mut E) -> Result<#state_t, HandlerError> {
                 let stored = match storage {
                     Some(s) => s.clone(),
                     None => self.initial_storage(me)?,
@@ -378,7 +379,7 @@ impl Gen<'_> {
                 let st = &mut state;
                 let mut dirty = false;
                 let dirty = &mut dirty;
-                if let Flow::Goto(phase) = self.init(me, st, fx, dirty)? {
+                if let Flow::Goto(phase) = self.init(me, boot.restarted(), st, fx, dirty)? {
                     st.to_mut().phase = phase;
                 }
                 let flow = self.entry(me, st, fx, dirty)?;
@@ -416,7 +417,7 @@ impl Gen<'_> {
         );
         quote! {
             /// The `init` block: runs on every start, including after a crash.
-            fn init #sig {
+            fn init<E: Effects<#p, Delta>>(&self, me: Id, restarted: bool, st: &mut Cow<'_, #state_t>, fx: &mut E, dirty: &mut bool) -> Result<Flow<#phase_t>, HandlerError> {
                 fx.handler(#label);
                 #init
                 Ok(Flow::Stay)

@@ -60,13 +60,13 @@ const MACRO_MAIN: &str = r#"smelt::protocol!("spec/edited.sm");
 
 use edited::Edited;
 use smelt::support::stateright::actor::{Id, Out};
-use smelt::support::{Layout, Protocol};
+use smelt::support::{Boot, Layout, Protocol};
 
 fn main() {
     let check = &Edited::checks()[0];
     let node = Edited::server(Id::from(0), &Layout::new(&check.servers, 0)).unwrap();
     let mut out = Out::new();
-    node.handle_start(Id::from(0), None, &mut out);
+    node.handle_start(Id::from(0), None, Boot::First, &mut out);
     println!("servers {:?}", check.servers);
     println!("start {out:?}");
 }

@@ -62,13 +62,13 @@ fn bin_source(case: &str, spec: &str) -> String {
         r#"smelt::protocol!({spec:?});
 
 use smelt::support::stateright::actor::{{Id, Out}};
-use smelt::support::{{Layout, Protocol}};
+use smelt::support::{{Boot, Layout, Protocol}};
 use std::borrow::Cow;
 
 fn main() {{
     let node = {module}::{protocol}::server(Id::from(0), &Layout::new(&[1], 0)).unwrap();
     let mut out = Out::new();
-    let mut state = Cow::Owned(node.handle_start(Id::from(0), None, &mut out));
+    let mut state = Cow::Owned(node.handle_start(Id::from(0), None, Boot::First, &mut out));
     node.handle_msg(Id::from(0), &mut state, Id::from(0), {module}::Msg::Ping({module}::Ping {{}}), &mut out);
     println!("{{}} {{}}", {module}::{protocol}::NAME, {module}::{protocol}::describe_fields(&state)[0].1);
 }}

@@ -499,6 +499,9 @@ pub enum ExprKind {
     /// The service's initial state (`Register.initial`).
     ServiceInitial,
     SelfNode,
+    /// `restarted` in an `init` block: whether this start recovers from a
+    /// crash (the node started before) rather than being its first.
+    Restarted,
     /// Every server node of every role.
     Servers,
     /// `servers` without `self`.

@@ -13,7 +13,7 @@
 use crate::config::RunConfig;
 use crate::history::History;
 use crate::net::{Env, Net};
-use smelt_support::{ClientMsg, Effects, Id, Layout, Protocol, Rewrite, View};
+use smelt_support::{Boot, ClientMsg, Effects, Id, Layout, Protocol, Rewrite, View};
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
@@ -531,7 +531,7 @@ impl<P: Protocol> System<P> {
         };
         for (i, a) in self.actors.iter().enumerate() {
             let mut fx = ModelFx::new();
-            let st = a.handle_start(Id::from(i), None, &mut fx);
+            let st = a.handle_start(Id::from(i), None, Boot::First, &mut fx);
             if let Some(c) = P::client_state(&st) {
                 self.record_client(&mut s, i, &smelt_support::ClientState::default(), c, None);
             }
@@ -1104,7 +1104,7 @@ impl<P: Protocol> System<P> {
                 if !s.is_crashed(i) || s.is_stopped(i) {
                     return None;
                 }
-                let st = self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut fx);
+                let st = self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), Boot::Restart, &mut fx);
                 (i, Cow::Owned(st))
             }
             _ => return None,
@@ -1147,7 +1147,9 @@ impl<P: Protocol> System<P> {
                 self.actors[i].handle_random(*node, &mut c, value, &mut rfx);
                 c.into_owned()
             }
-            Action::Recover(node) => self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), &mut rfx),
+            Action::Recover(node) => {
+                self.actors[i].handle_start(*node, s.nodes[i].storage.as_deref(), Boot::Restart, &mut rfx)
+            }
             _ => return,
         };
         self.delta.steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

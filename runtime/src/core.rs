@@ -194,7 +194,7 @@ impl<P: Protocol, G: Ghosts> Core<P, G> {
         now: Duration,
     ) -> Core<P, G> {
         let mut fx = Fx::new();
-        let state = actor.handle_start(id, recovered.storage.as_ref(), &mut fx);
+        let state = actor.handle_start(id, recovered.storage.as_ref(), recovered.boot, &mut fx);
         let mut core = Core {
             actor,
             id,

@@ -40,7 +40,7 @@
 
 use crate::commit::Record;
 use crate::vfs::{OsFs, Vfs, VfsFile};
-use smelt_support::{Id, Protocol};
+use smelt_support::{Boot, Id, Protocol};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -148,6 +148,9 @@ fn unusable(what: &str, path: &Path, e: impl fmt::Display) -> RecoverError {
 pub struct Recovered<S> {
     /// `None` when the node never saved anything.
     pub storage: Option<S>,
+    /// `Restart` when an earlier start stamped the directory (its identity
+    /// file existed): the node may have run, and sent, before.
+    pub boot: Boot,
     pub last_lsn: u64,
     pub snapshot_lsn: u64,
     pub snapshot_bytes: u64,
@@ -526,8 +529,12 @@ pub fn recover_in<P: Protocol, V: Vfs>(
         .read(&meta_path)
         .and_then(|b| String::from_utf8(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)));
     let mut restamp = false;
+    let mut boot = Boot::First;
     match meta {
-        Ok(text) => restamp = check_meta(&meta_path, &text, identity)?,
+        Ok(text) => {
+            restamp = check_meta(&meta_path, &text, identity)?;
+            boot = Boot::Restart;
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if !segments.is_empty() || !snapshots.is_empty() {
                 return Err(corrupt(
@@ -694,6 +701,7 @@ pub fn recover_in<P: Protocol, V: Vfs>(
     }
     let recovered = Recovered {
         storage,
+        boot,
         last_lsn,
         snapshot_lsn,
         snapshot_bytes,

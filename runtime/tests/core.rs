@@ -21,7 +21,7 @@ use smelt_runtime::connection::Ctx;
 use smelt_runtime::core::{Core, Out};
 use smelt_runtime::node::{Exit, Limits, NodeStats};
 use smelt_runtime::storage::Recovered;
-use smelt_support::{Client, Id, Layout, Protocol, Session};
+use smelt_support::{Boot, Client, Id, Layout, Protocol, Session};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,7 @@ fn ms(n: u64) -> Duration {
 fn nothing_recovered() -> Recovered<<Flood as Protocol>::Durable> {
     Recovered {
         storage: None,
+        boot: Boot::First,
         last_lsn: 0,
         snapshot_lsn: 0,
         snapshot_bytes: 0,

@@ -7,7 +7,7 @@ use common::journal::{Delta, Journal, ServerDelta, Storage};
 use common::*;
 use smelt_runtime::commit::Record;
 use smelt_runtime::storage::{self, FileStore, Identity, RecoverError, Recovered, Store};
-use smelt_support::{Id, Layout, Protocol};
+use smelt_support::{Boot, Id, Layout, Protocol};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -63,6 +63,26 @@ fn build(name: &str, n: u64, snapshot_at: Option<u64>) -> PathBuf {
         }
     }
     dir
+}
+
+/// `restarted` in a spec's `init` is true on every start after the first,
+/// even when nothing was saved: the stamp the first start wrote (synced
+/// before the node runs) is what says the node may have sent something.
+/// A read-only open (inspection) reports it too.
+#[test]
+fn boot_is_first_only_on_a_fresh_directory() {
+    let dir = scratch("boot").join("data");
+    let (r, store) = open(&dir, true).expect("fresh");
+    assert_eq!(r.boot, Boot::First);
+    assert!(r.storage.is_none());
+    drop(store);
+    let (r, store) = open(&dir, true).expect("again, nothing saved");
+    assert_eq!(r.boot, Boot::Restart, "the first start stamped the directory");
+    assert!(r.storage.is_none(), "a restart may find nothing saved");
+    drop(store);
+    let dir = build("boot_records", 2, None);
+    let (r, _) = open(&dir, false).expect("records");
+    assert_eq!((r.boot, items(&r)), (Boot::Restart, vec![1, 2]));
 }
 
 fn file_with(dir: &Path, prefix: &str) -> PathBuf {

@@ -18,7 +18,7 @@ use smelt::model_check::report::{render_summary, CheckReport, Verdict};
 use smelt::model_check::RunConfig;
 use smelt::support::stateright::actor::{Actor, Id, Out};
 use smelt::support::{
-    CheckConfig, Client, ClientMsg, ClientState, Effects, HandlerError, Layout, PropertyInfo, Protocol, RoleInfo,
+    Boot, CheckConfig, Client, ClientMsg, ClientState, Effects, HandlerError, Layout, PropertyInfo, Protocol, RoleInfo,
     SessionError, View,
 };
 use smelt_specs::chain_replication::ChainReplication;
@@ -177,7 +177,8 @@ impl<P: Protocol, F: Fault<P>> Actor for Faulty<P, F> {
         self.inner.name()
     }
     fn on_start(&self, id: Id, storage: &Option<P::Durable>, o: &mut Out<Self>) -> P::NodeState {
-        self.handle_start(id, storage.as_ref(), o)
+        let boot = if storage.is_some() { Boot::Restart } else { Boot::First };
+        self.handle_start(id, storage.as_ref(), boot, o)
     }
     fn on_msg(&self, id: Id, state: &mut Cow<P::NodeState>, src: Id, msg: P::Message, o: &mut Out<Self>) {
         self.handle_msg(id, state, src, msg, o)
@@ -300,9 +301,10 @@ impl<P: Protocol, F: Fault<P>> Protocol for Faulty<P, F> {
         &self,
         id: Id,
         storage: Option<&P::Durable>,
+        boot: Boot,
         fx: &mut E,
     ) -> P::NodeState {
-        self.inner.handle_start(id, storage, &mut FxAs::<E, F>::new(fx))
+        self.inner.handle_start(id, storage, boot, &mut FxAs::<E, F>::new(fx))
     }
     fn handle_msg<E: Effects<Self, P::Delta>>(
         &self,

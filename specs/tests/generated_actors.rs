@@ -8,7 +8,7 @@
 //! overflow after effects, exit/entry chains).
 
 use smelt::support::stateright::actor::{Actor, Command, Id, Out};
-use smelt::support::{Effects, ErrorKind, HandlerError, Layout, Loc, Protocol};
+use smelt::support::{Boot, Effects, ErrorKind, HandlerError, Layout, Loc, Protocol};
 use smelt_specs::paxos::{self, Paxos};
 use smelt_specs::two_phase_commit::{self as tpc, TwoPhaseCommit};
 use std::borrow::Cow;
@@ -52,7 +52,8 @@ fn node<P: Protocol>(servers: &[u64], id: usize) -> P {
 /// Starts a node with stateright's `Out`; returns the state and effects.
 fn start<P: Protocol>(actor: &P, id: usize, storage: Option<&P::Storage>) -> (P::State, Vec<Cmd<P>>) {
     let mut out = Out::new();
-    let state = actor.handle_start(Id::from(id), storage, &mut out);
+    let boot = if storage.is_some() { Boot::Restart } else { Boot::First };
+    let state = actor.handle_start(Id::from(id), storage, boot, &mut out);
     (state, events(out))
 }
 
@@ -318,7 +319,7 @@ fn paxos_restart_keeps_durable_state_and_resets_volatile_state() {
 fn paxos_deltas_report_each_durable_write() {
     let a: Paxos = node(PAXOS, 0);
     let mut fx = Recorder::new();
-    let state = a.handle_start(Id::from(0), None, &mut fx);
+    let state = a.handle_start(Id::from(0), None, Boot::First, &mut fx);
     assert!(fx.events.is_empty());
     let mut cow = Cow::Owned(state);
     a.handle_msg(Id::from(0), &mut cow, Id::from(2), accept(3, 2, 7), &mut fx);
@@ -483,7 +484,7 @@ fn append(v: u64) -> journal::Msg {
 fn journal_push_reports_a_push_delta_not_the_list() {
     let j: journal::Journal = node(&[1], 0);
     let mut fx = Recorder::new();
-    let state = j.handle_start(Id::from(0), None, &mut fx);
+    let state = j.handle_start(Id::from(0), None, Boot::First, &mut fx);
     let mut storage = j.initial_storage(Id::from(0)).expect("initial storage");
     let mut cow = Cow::Owned(state);
     for v in [5, 6] {
@@ -523,7 +524,7 @@ fn journal_ghost_state_is_kept_by_the_checker_and_skipped_by_the_runtime() {
     // Runtime-like effects (`GHOST = false`): the protocol state changes,
     // the ghost variables keep their initial values.
     let mut fx = Recorder::new();
-    let mut cow = Cow::Owned(j.handle_start(Id::from(0), None, &mut fx));
+    let mut cow = Cow::Owned(j.handle_start(Id::from(0), None, Boot::First, &mut fx));
     j.handle_msg(Id::from(0), &mut cow, Id::from(3), append(5), &mut fx);
     let s = journal_server(&cow);
     assert_eq!((s.log.clone(), s.appended.clone(), s.appends), (vec![5], vec![], 0));
@@ -539,7 +540,7 @@ fn journal_ghost_state_is_kept_by_the_checker_and_skipped_by_the_runtime() {
 fn journal_overflow_rolls_back_the_push_the_send_and_the_delta() {
     let j: journal::Journal = node(&[1], 0);
     let mut fx = Recorder::new();
-    let mut cow = Cow::Owned(j.handle_start(Id::from(0), None, &mut fx));
+    let mut cow = Cow::Owned(j.handle_start(Id::from(0), None, Boot::First, &mut fx));
     j.handle_msg(Id::from(0), &mut cow, Id::from(3), append(1), &mut fx);
     let before = journal_server(&cow).clone();
     fx.events.clear();
@@ -650,7 +651,7 @@ mod raft_storage {
 
     /// Follower 1 of 3 takes `append_two` with the runtime's effects.
     fn append_two_on_the_runtime(actor: &Raft, fx: &mut Recorder<Raft, raft::Delta>) -> raft::State {
-        let mut cow = Cow::Owned(actor.handle_start(Id::from(1), None, fx));
+        let mut cow = Cow::Owned(actor.handle_start(Id::from(1), None, Boot::First, fx));
         actor.handle_msg(Id::from(1), &mut cow, Id::from(0), append_two(), fx);
         cow.into_owned()
     }

@@ -17,6 +17,31 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 use std::hash::Hash;
 
+/// Which start of a node this is: what a spec's `init` reads as
+/// `restarted`. The checker starts every node once with `First` and
+/// recovers a crashed one with `Restart`; the runtime says `Restart` when
+/// the data directory was stamped by an earlier start. The stamp is synced
+/// before the first start runs, so a node that sent anything never starts
+/// as `First` again (unless its disk is lost). The one runtime case the
+/// checker does not produce: a first start that crashed before its writes
+/// were durable (so before it sent anything) restarts as `Restart` with
+/// nothing recovered — `init` must treat that like a restart of a node
+/// that has done nothing yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Boot {
+    /// The node's first start: it never ran, sent or saved anything.
+    First,
+    /// A recovery after a crash (or a stop): it may have run before.
+    Restart,
+}
+
+impl Boot {
+    /// Whether this start recovers from an earlier run.
+    pub fn restarted(self) -> bool {
+        self == Boot::Restart
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkKind {
@@ -374,11 +399,13 @@ pub trait Protocol:
     }
 
     /// Starts (or restarts) a node: builds volatile state, restores durable
-    /// state from `storage` (initial values when `None`) and runs `init`.
+    /// state from `storage` (initial values when `None`) and runs `init`,
+    /// which sees `boot` as `restarted`.
     fn handle_start<E: Effects<Self, Self::Delta>>(
         &self,
         id: Id,
         storage: Option<&Self::Storage>,
+        boot: Boot,
         fx: &mut E,
     ) -> Self::State;
     fn handle_msg<E: Effects<Self, Self::Delta>>(

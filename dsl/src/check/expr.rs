@@ -661,6 +661,22 @@ impl Checker<'_> {
                 let kind = if name.name == "servers" { K::Servers } else { K::Peers };
                 return mk(kind, Ty::Set(Box::new(Ty::Node)), span);
             }
+            "restarted" => {
+                if !matches!(
+                    self.ctx,
+                    Ctx::Handler {
+                        block: BlockKind::Init,
+                        ..
+                    }
+                ) {
+                    let d = Diagnostic::error(span, "`restarted` is only available in an `init` block")
+                        .label(self.ctx_label())
+                        .note("`init` runs on every start; `restarted` tells a recovery after a crash from the first start");
+                    self.error(d);
+                    return err_expr(span);
+                }
+                return mk(K::Restarted, Ty::Bool, span);
+            }
             "None" => {
                 let ty = match expected.map(Ty::resolved) {
                     Some(Ty::Option(t)) => Ty::Option(t),

@@ -575,6 +575,7 @@ impl Printer<'_> {
             K::ServiceVar(v) => format!("svc.{}", s.service.as_ref().unwrap().vars[*v].name),
             K::ServiceInitial => format!("{}.initial", s.service.as_ref().unwrap().name),
             K::SelfNode => "self".into(),
+            K::Restarted => "restarted".into(),
             K::Servers => "servers".into(),
             K::Peers => "peers".into(),
             K::Members(r) => format!("members({})", s.roles[*r].name),

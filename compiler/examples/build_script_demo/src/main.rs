@@ -5,7 +5,7 @@ include!(concat!(env!("OUT_DIR"), "/ping_pong.rs"));
 
 use ping_pong::{Msg, Ping, PingPong, State};
 use smelt::support::stateright::actor::{Id, Out};
-use smelt::support::{Layout, Protocol};
+use smelt::support::{Boot, Layout, Protocol};
 use std::borrow::Cow;
 
 fn main() {
@@ -15,9 +15,9 @@ fn main() {
     let layout = Layout::new(&check.servers, 0);
     let node = PingPong::server(Id::from(0), &layout).expect("node 0 is a server");
 
-    // Start node 0: its `init` pings its peers.
+    // Start node 0 for the first time: its `init` pings its peers.
     let mut out = Out::new();
-    let state = node.handle_start(Id::from(0), None, &mut out);
+    let state = node.handle_start(Id::from(0), None, Boot::First, &mut out);
     println!("start: {out:?}");
 
     // Node 1 pings node 0 twice; each ping is counted and answered.
