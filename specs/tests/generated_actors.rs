@@ -738,3 +738,34 @@ mod raft_storage {
         assert_eq!(r.log, s.log);
     }
 }
+
+/// `restarted` in chain_replication.sm's `init`: a first start sends
+/// nothing; a restart asks the predecessor to re-send, even when the
+/// server holds nothing (the update it lost may have been its first).
+#[test]
+fn chain_init_reads_restarted() {
+    use smelt_specs::chain_replication::{self as chain, ChainReplication};
+    let middle = node::<ChainReplication>(&[3], 1);
+    let mut first = Out::new();
+    let st = middle.handle_start(Id::from(1), None, Boot::First, &mut first);
+    let sends = |cmds: &[Cmd<ChainReplication>]| -> Vec<(Id, chain::Msg)> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Event::Send(dst, m) => Some((*dst, m.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(sends(&events(first)), vec![], "a first start has nothing to recover");
+    let saved = ChainReplication::storage_of(&st).expect("a server has storage");
+    let mut again = Out::new();
+    middle.handle_start(Id::from(1), Some(&saved), Boot::Restart, &mut again);
+    let resent = sends(&events(again));
+    assert_eq!(resent.len(), 1, "one Resync to the predecessor: {resent:?}");
+    assert_eq!(resent[0].0, Id::from(0));
+    assert!(
+        format!("{:?}", resent[0].1).contains("Resync"),
+        "{:?} is a Resync",
+        resent[0].1
+    );
+}
