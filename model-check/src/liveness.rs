@@ -29,7 +29,8 @@
 //!   variant of Tarjan's algorithm: one word per node, not three). A
 //!   component is a counterexample iff it is fair: every class enabled in all
 //!   of its states is taken by one of its internal edges. A calm ¬P state
-//!   with no successor at all (a deadlock) is a counterexample too.
+//!   where no class is enabled (no successor, or only duplicates owed
+//!   nothing: a deadlock) is a counterexample too.
 //! - `leads_to P ~> Q`, per binding of its quantifiers: the same on the
 //!   product with a one-bit monitor ("P happened, Q has not since").
 //!
@@ -843,10 +844,20 @@ fn find_lasso(g: &Graph, goal: &Goal, progress: bool) -> Option<(Vec<u32>, Vec<u
         &cand,
         &succ,
         &mut |comp, member| {
-            if comp.len() == 1 && g.succ(comp[0] / 2).is_empty() {
-                // A calm state with nothing left to do, short of the goal.
-                consider(comp, true);
-                return;
+            // A calm state short of the goal where fairness requires
+            // nothing — no successor at all, or only deliveries of
+            // duplicates owed nothing, which may happen but need not: a
+            // behaviour may stop there. (Before 2026-12-07 only a state
+            // with no successor counted, so a run that waited for a
+            // duplicate the network need never deliver passed.)
+            if let Some(&stuck) = comp
+                .iter()
+                .find(|x| g.succ(**x / 2).iter().all(|e| e.class == NO_CLASS))
+            {
+                consider(&[stuck], true);
+                if comp.len() == 1 {
+                    return;
+                }
             }
             if comp.len() >= BIG_COMPONENT {
                 note(format!("a component of {} nodes", comp.len()));
@@ -1302,7 +1313,7 @@ fn lasso_trace<P: Protocol>(
         "counterexample ({kind}) for {name}{binding}: {} steps, then {}:",
         prefix.len(),
         if cycle.is_empty() {
-            "nothing can happen any more".to_string()
+            "nothing fairness requires can happen any more".to_string()
         } else {
             format!("a loop of {} steps forever", cycle.len())
         }
@@ -1423,6 +1434,18 @@ mod tests {
         let g = graph(vec![vec![(1, 0)], vec![]], &[]);
         let (prefix, cycle) = find_lasso(&g, &eventually(), false).expect("deadlock");
         assert_eq!((prefix, cycle), (vec![1], vec![]));
+    }
+
+    #[test]
+    fn a_state_where_only_unowed_duplicates_remain_is_stuck() {
+        // 0 → 1, and from 1 only a classless edge (a duplicate the network
+        // may deliver again but need not) leads to the goal at 2.
+        let g = graph(vec![vec![(1, 0)], vec![(2, NO_CLASS)], vec![]], &[2]);
+        let (prefix, cycle) = find_lasso(&g, &eventually(), false).expect("stuck at 1");
+        assert_eq!((prefix, cycle), (vec![1], vec![]));
+        // A classed edge there is one fairness requires: it holds.
+        let g = graph(vec![vec![(1, 0)], vec![(2, 3)], vec![]], &[2]);
+        assert!(find_lasso(&g, &eventually(), false).is_none());
     }
 
     #[test]

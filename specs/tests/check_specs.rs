@@ -257,7 +257,7 @@ fn buggy_chain_forgets_an_update_lost_at_a_crash() {
     let rs = check_all::<B>(&[("progress_restart", States::AtLeast(100_000))]);
     let trace = counterexample(&rs[0]);
     assert!(
-        trace.contains("12 steps, then nothing can happen any more")
+        trace.contains("12 steps, then nothing fairness requires can happen any more")
             && trace.contains("Server1 crashes")
             && trace.contains("network drops Forward"),
         "{trace}"
