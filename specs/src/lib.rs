@@ -28,6 +28,7 @@ pub mod bench {
 pub mod buggy {
     smelt::protocol!("buggy/paxos_accept_lower_ballot.sm");
     smelt::protocol!("buggy/two_phase_commit_majority.sm");
+    smelt::protocol!("buggy/two_phase_commit_wait_after_restart.sm");
     smelt::protocol!("buggy/abd_early_reply.sm");
     smelt::protocol!("buggy/chain_resync_only_with_history.sm");
     smelt::protocol!("buggy/multipaxos_long_lease.sm");

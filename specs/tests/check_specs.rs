@@ -174,7 +174,24 @@ fn two_phase_commit() {
         ("lossy", States::AtLeast(100)),
         ("progress", States::AtLeast(10_000)),
         ("fast_path", States::AtLeast(50)),
+        ("fast_path_crash", States::AtLeast(3_000)),
     ]);
+}
+
+/// two_phase_commit.sm before `restarted`: an RM that crashed between the
+/// TM's Prepare and its vote waits for a timer, so the fast path after a
+/// crash never ends.
+#[test]
+fn buggy_two_phase_commit_waits_after_a_restart() {
+    type B = smelt_specs::buggy::two_phase_commit_wait_after_restart::TwoPhaseCommitWaitAfterRestart;
+    let rs = check_all::<B>(&[("fast_path_crash", States::AtLeast(3_000))]);
+    let trace = counterexample(&rs[0]);
+    assert!(
+        trace.contains("6 steps, then nothing fairness requires can happen any more")
+            && trace.contains("RM1 crashes")
+            && trace.contains("RM1 recovers"),
+        "{trace}"
+    );
 }
 
 #[test]

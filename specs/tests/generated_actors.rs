@@ -458,13 +458,28 @@ fn tpc_rm_restart_resumes_in_the_state_its_durable_vote_implies() {
     assert_eq!(rm(&state).phase, tpc::RMPhase::Prepared);
 
     // After a crash, `init` reads the durable vote and goes to `Prepared`.
-    // It asks the TM again on its timer; it does not give up.
+    // It asks the TM at once (the answer may have been lost with the
+    // crash), then on its timer; it does not give up.
     let (restarted, cmds) = start(&r, 2, Some(&saved));
     assert_eq!(
         cmds,
-        vec![Event::CancelTimer(give_up), Event::SetTimer(ask, ms(100, 200))]
+        vec![
+            Event::Send(Id::from(0), vote(true)),
+            Event::CancelTimer(give_up.clone()),
+            Event::SetTimer(ask, ms(100, 200))
+        ]
     );
     assert_eq!(rm(&restarted), rm(&state));
+
+    // Restarted before it voted (nothing saved): it aborts at once, says
+    // so, and records it — it does not wait for `give_up`.
+    let mut out = Out::new();
+    let forgot = r.handle_start(Id::from(2), None, Boot::Restart, &mut out);
+    assert_eq!(rm(&forgot).phase, tpc::RMPhase::Aborted);
+    let cmds = events(out);
+    assert!(cmds.contains(&Event::Send(Id::from(0), vote(false))), "{cmds:?}");
+    assert!(!cmds.iter().any(|c| matches!(c, Event::SetTimer(..))), "{cmds:?}");
+    assert_eq!(saves(&cmds), 1, "{cmds:?}");
 }
 
 // ------------------------------------------------------ tests/data specs --

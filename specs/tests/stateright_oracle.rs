@@ -60,7 +60,7 @@ use smelt::support::stateright::actor::{
 };
 use smelt::support::stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use smelt::support::stateright::{Checker, Expectation, Model};
-use smelt::support::{ClientActor, ClientMsg, NetworkKind, PropertyKind, Protocol, View};
+use smelt::support::{Boot, ClientActor, ClientMsg, NetworkKind, PropertyKind, Protocol, View};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -110,8 +110,20 @@ type OState<P> = ActorModelState<Tagged<P>, Hist<P>>;
 /// no step (`is_no_op_with_timer`), makes both count the same states.
 /// (`Tagged(actor, false)` leaves timeouts as they are, for the test that
 /// shows the re-arming is needed.)
+///
+/// *The first start.* smelt's checker tells a node's first start from a
+/// recovery (`restarted` in `init`); stateright's `on_start` sees only what
+/// the node saved, which is nothing for a node that crashed before its
+/// first durable write. So the oracle's storage is `Started`: saved at the
+/// first start (with whatever the node saved, or nothing), so that every
+/// later start is a restart — one stored value per started node, whatever
+/// it holds, so the state counts stay those of the node's own storage.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Tagged<P>(P, bool);
+
+/// What a node saved (`None`: nothing yet), present from its first start.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Started<S>(Option<S>);
 
 impl<P: Protocol> Tagged<P> {
     /// Moves the commands of the generated actor's `out` into `o`, tagging
@@ -125,7 +137,7 @@ impl<P: Protocol> Tagged<P> {
                 Command::ChooseRandom(key, options) => {
                     o.choose_random(key, options.into_iter().map(|r| (id, r)).collect())
                 }
-                Command::Save(storage) => o.save(storage),
+                Command::Save(storage) => o.save(Started(Some(storage))),
             }
         }
     }
@@ -136,12 +148,18 @@ impl<P: Protocol> Actor for Tagged<P> {
     type State = P::State;
     type Timer = (Id, P::Timer);
     type Random = (Id, P::Random);
-    type Storage = P::Storage;
+    type Storage = Started<P::Storage>;
 
-    fn on_start(&self, id: Id, storage: &Option<P::Storage>, o: &mut Out<Self>) -> P::State {
+    fn on_start(&self, id: Id, storage: &Option<Started<P::Storage>>, o: &mut Out<Self>) -> P::State {
         let mut out = Out::<P>::new();
-        let st = self.0.on_start(id, storage, &mut out);
+        let boot = if storage.is_some() { Boot::Restart } else { Boot::First };
+        let saved = storage.as_ref().and_then(|s| s.0.as_ref());
+        let st = self.0.handle_start(id, saved, boot, &mut out);
+        let saves = out.iter().any(|c| matches!(c, Command::Save(_)));
         Self::forward(id, out, o);
+        if storage.is_none() && !saves {
+            o.save(Started(None));
+        }
         st
     }
 
