@@ -62,7 +62,9 @@ type Succ<'a> = dyn Fn(u32, &mut Vec<(u32, u32)>) + 'a;
 const NONE: u32 = u32::MAX;
 /// Components at least this large are named in the progress lines.
 const BIG_COMPONENT: usize = 1 << 20;
-/// Fairness class of actions that never occur in calm states.
+/// Fairness class of actions fairness never requires: faults, and on a
+/// duplicating network re-deliveries of messages owed nothing (these, and
+/// a crash drop at a node that is down, also occur in calm states).
 const NO_CLASS: u32 = u32::MAX;
 /// States the graph may hold: product nodes (two per state) are `u32`, and
 /// the component analysis numbers active nodes upwards from 1 and
@@ -581,9 +583,10 @@ fn explore<P: Protocol>(
     // A step the check's bound cuts is enabled but leads out of what is
     // checked. It becomes an edge to `sink` (a node that is never calm, so
     // never part of a counterexample): a state with such a step is not
-    // stuck, and a loop that never takes it is not fair — a behaviour that
-    // leaves the bound is not explored, so it cannot be a counterexample
-    // (the report says how many steps the bound cut).
+    // stuck (unless fairness never requires the step), and a loop that
+    // never takes it is not fair — a behaviour that leaves the bound is
+    // not explored, so it cannot be a counterexample (the report says how
+    // many steps the bound cut).
     let sink = sys.cfg.bound.is_some().then(|| {
         g.push_state(0, 0, false);
         1u32
@@ -850,9 +853,11 @@ fn find_lasso(g: &Graph, goal: &Goal, progress: bool) -> Option<(Vec<u32>, Vec<u
             // behaviour may stop there. (Before 2026-12-07 only a state
             // with no successor counted, so a run that waited for a
             // duplicate the network need never deliver passed.)
+            // Of several, the one BFS discovered first: the shortest prefix.
             if let Some(&stuck) = comp
                 .iter()
-                .find(|x| g.succ(**x / 2).iter().all(|e| e.class == NO_CLASS))
+                .filter(|x| g.succ(**x / 2).iter().all(|e| e.class == NO_CLASS))
+                .min_by_key(|x| order[**x as usize])
             {
                 consider(&[stuck], true);
                 if comp.len() == 1 {
