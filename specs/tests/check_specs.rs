@@ -185,13 +185,20 @@ fn two_phase_commit() {
 fn buggy_two_phase_commit_waits_after_a_restart() {
     type B = smelt_specs::buggy::two_phase_commit_wait_after_restart::TwoPhaseCommitWaitAfterRestart;
     let rs = check_all::<B>(&[("fast_path_crash", States::AtLeast(3_000))]);
-    let trace = counterexample(&rs[0]);
-    assert!(
-        trace.contains("6 steps, then nothing fairness requires can happen any more")
-            && trace.contains("RM1 crashes")
-            && trace.contains("RM1 recovers"),
-        "{trace}"
+    assert_trace_has(
+        &rs[0],
+        &[
+            "6 steps, then nothing fairness requires can happen any more",
+            "RM1 crashes",
+            "RM1 recovers",
+        ],
     );
+}
+
+/// The report's counterexample contains every one of `needles`.
+fn assert_trace_has(r: &CheckReport, needles: &[&str]) {
+    let trace = counterexample(r);
+    assert!(needles.iter().all(|n| trace.contains(n)), "{trace}");
 }
 
 #[test]
@@ -272,12 +279,13 @@ fn chain_replication() {
 fn buggy_chain_forgets_an_update_lost_at_a_crash() {
     type B = smelt_specs::buggy::chain_resync_only_with_history::ChainResyncOnlyWithHistory;
     let rs = check_all::<B>(&[("progress_restart", States::AtLeast(100_000))]);
-    let trace = counterexample(&rs[0]);
-    assert!(
-        trace.contains("12 steps, then nothing fairness requires can happen any more")
-            && trace.contains("Server1 crashes")
-            && trace.contains("network drops Forward"),
-        "{trace}"
+    assert_trace_has(
+        &rs[0],
+        &[
+            "12 steps, then nothing fairness requires can happen any more",
+            "Server1 crashes",
+            "network drops Forward",
+        ],
     );
 }
 
