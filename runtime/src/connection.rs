@@ -73,6 +73,17 @@ pub struct Ctx {
     pub tls_refused: Arc<AtomicU64>,
     /// What `Status` frames are answered from (`None`: not answered).
     pub admin: Option<Arc<crate::admin::AdminInfo>>,
+    /// Per server id, a count of the hellos accepted from it: a writer
+    /// waiting out its reconnect backoff to that server dials again at
+    /// once when it moves (see `peer_writer`).
+    pub peer_hellos: Arc<Vec<watch::Sender<u64>>>,
+}
+
+impl Ctx {
+    /// `peer_hellos` for a cluster of `servers`.
+    pub fn hello_counts(servers: u64) -> Arc<Vec<watch::Sender<u64>>> {
+        Arc::new((0..servers).map(|_| watch::channel(0).0).collect())
+    }
 }
 
 /// A connection's byte stream: TCP, or TLS over TCP.
@@ -288,7 +299,20 @@ pub async fn peer_writer(
     };
     let max = l.frame_payload_bytes_max;
     let dead = Duration::from_millis(l.link_dead_ms);
+    // Hellos from `to`: a peer that connects to this node is up (typically
+    // it just restarted), so a backoff grown while it was down (up to
+    // `reconnect_ms_max`, plus jitter) ends at once. Without this, every
+    // message to a restarted peer waited out that backoff — in raft.sm long
+    // enough for a restarted follower to hear nothing from the leader,
+    // time out and depose it (`transport.rs::
+    // a_peer_that_connects_ends_the_backoff_to_it`).
+    let mut hellos = ctx.peer_hellos.get(to as usize).map(|h| h.subscribe());
     loop {
+        // Seen before dialling: a hello that comes while this attempt
+        // fails still ends the backoff after it.
+        if let Some(h) = &mut hellos {
+            h.borrow_and_update();
+        }
         let connect = tokio::time::timeout(Duration::from_millis(l.connect_timeout_ms), TcpStream::connect(addr));
         let stream = match connect.await {
             Ok(Ok(s)) => match dial_tls(s, &ctx, &name).await {
@@ -415,10 +439,16 @@ pub async fn peer_writer(
         let jitter = rng.below(backoff_ms / 2 + 1);
         let wake = tokio::time::sleep(Duration::from_millis(backoff_ms + jitter));
         tokio::pin!(wake);
+        let mut heard = false;
         loop {
             tokio::select! {
                 _ = &mut wake => break,
                 _ = stop.changed() => return,
+                Ok(()) = hello_from(&mut hellos) => {
+                    debug!(peer = to, %addr, "the peer connected to us: dialling it now");
+                    heard = true;
+                    break;
+                }
                 m = rx.recv() => {
                     let Some(msg) = m else { return };
                     queued_bytes.fetch_sub(msg.len(), Ordering::Relaxed);
@@ -432,7 +462,19 @@ pub async fn peer_writer(
                 }
             }
         }
-        backoff_ms = (backoff_ms * 2).min(l.reconnect_ms_max);
+        backoff_ms = if heard {
+            l.reconnect_ms_min
+        } else {
+            (backoff_ms * 2).min(l.reconnect_ms_max)
+        };
+    }
+}
+
+/// The next hello from the writer's peer (never, without a count for it).
+async fn hello_from(hellos: &mut Option<watch::Receiver<u64>>) -> Result<(), watch::error::RecvError> {
+    match hellos {
+        Some(h) => h.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -552,6 +594,11 @@ async fn read_peer<P: Protocol>(
             hello.protocol,
             P::NAME
         )));
+    }
+    // The sender is up: this node's writer to it need not wait out its
+    // backoff.
+    if let Some(h) = ctx.peer_hellos.get(src as usize) {
+        h.send_modify(|n| *n += 1);
     }
     // This connection is now the sender's current one: a reader of an
     // older one stops at its next frame.

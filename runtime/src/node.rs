@@ -217,6 +217,7 @@ pub async fn start<P: Protocol, S: Store>(
             data_dir: cfg.data_dir.clone(),
             stats: stats.clone(),
         })),
+        peer_hellos: Ctx::hello_counts(servers),
     };
     let peer_listener = TcpListener::bind(resolve(&me.address)?)
         .await

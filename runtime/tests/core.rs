@@ -78,6 +78,7 @@ impl Node {
             tls: None,
             tls_refused: Default::default(),
             admin: None,
+            peer_hellos: Default::default(),
         };
         let stats = Arc::new(NodeStats::default());
         let core = Core::start(actor, id, ctx, seed, &nothing_recovered(), stats.clone(), now);

@@ -888,3 +888,39 @@ fn overflow(name: &str, limits: Limits, bound: u64) {
     assert_eq!(inbound.ack(), SENT + 1, "node 0 still takes server 1's messages");
     n.stop();
 }
+
+/// A writer waiting out a reconnect backoff tries again as soon as the
+/// peer connects to its node: a peer that connects is up (typically, it
+/// just restarted), and a backoff grown while it was down (up to
+/// `reconnect_ms_max`, 1 s by default, plus jitter) would otherwise hold
+/// back every message to it that long — in raft.sm, long enough for a
+/// restarted follower to hear nothing from the leader, time out and depose
+/// it.
+///
+/// Node 0's backoff is an hour (`reconnect_ms_min`): once server 1 drops
+/// node 0's link, node 0 reaches server 1 again within `DEADLINE` only if
+/// server 1's hello ends the wait. Fails without the wake (checked:
+/// `next_link` times out).
+#[test]
+fn a_peer_that_connects_ends_the_backoff_to_it() {
+    let limits = Limits {
+        reconnect_ms_min: 3_600_000,
+        reconnect_ms_max: 3_600_000,
+        ..Limits::default()
+    };
+    let (n, listener) = start_node0_with("transport-wake", limits);
+    let links = accepted_links(listener);
+    let (first, hello1) = next_link(&links, n.cluster);
+    // Server 1 "crashes": node 0's link is cut, and node 0 waits an hour
+    // before it dials again (the listener keeps accepting throughout).
+    drop(first);
+    // Server 1 "restarts": its own link to node 0 comes up, with a hello.
+    let mut inbound = n.connect(8, 0);
+    assert_eq!(inbound.ack(), 0, "node 0 takes server 1's new link");
+    let (mut second, hello2) = next_link(&links, n.cluster);
+    assert_eq!(hello2.incarnation, hello1.incarnation, "node 0 did not restart");
+    // And the link works: node 0's reply to server 1 comes on it.
+    inbound.msg(1, &accept(1));
+    assert_eq!(second.next_numbered(), (1, accepted(1)));
+    n.stop();
+}

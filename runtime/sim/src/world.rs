@@ -596,6 +596,7 @@ impl<P: Protocol> World<P> {
             tls: None,
             tls_refused: Default::default(),
             admin: None,
+            peer_hellos: Default::default(),
         }
     }
 
@@ -681,7 +682,9 @@ impl<P: Protocol> World<P> {
         }
         let (lsn, snap) = (recovered.last_lsn, recovered.snapshot_lsn);
         self.log(|| format!("node {i} starts (records up to {lsn}, snapshot at {snap}, torn tail cut: {torn})"));
-        // Frames that waited for it go out now (the senders reconnect).
+        // Frames that waited for it go out now: the senders reconnect, as
+        // a real writer does when the restarted node's hello reaches it
+        // (`connection::peer_writer`).
         let waiting: Vec<(Endpoint, Endpoint)> = self
             .links
             .iter()
