@@ -175,6 +175,7 @@ fn two_phase_commit() {
         ("progress", States::AtLeast(10_000)),
         ("fast_path", States::AtLeast(50)),
         ("fast_path_crash", States::AtLeast(3_000)),
+        ("fast_path_crash_ordered", States::AtLeast(3_000)),
     ]);
 }
 
