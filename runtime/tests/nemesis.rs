@@ -698,6 +698,12 @@ struct Done {
     kind: Kind,
     /// The fault as it was carried out, for the report.
     text: String,
+    /// What it is counted as in the report's elections line: its kind, and
+    /// for a kill whether it killed the leader.
+    what: String,
+    /// How far the highest term rose from just before the fault to the end
+    /// of the gap after it (0: no election).
+    term_steps: u64,
 }
 
 fn sleep_ms(ms: u64) {
@@ -771,8 +777,19 @@ fn run_nemesis(w: &mut World, plan: &[Planned], last_ok: &Mutex<Option<(usize, I
             }
         }
         sleep_ms(p.gap_ms);
-        let text = format!("{text}, term {term_before}->{}", w.max_term());
-        done.push(Done { kind: p.kind, text });
+        let term_after = w.max_term();
+        let text = format!("{text}, term {term_before}->{term_after}");
+        let what = match p.kind {
+            Kind::KillRandom | Kind::KillLeader if leader == Some(nodes[0]) => "kill the leader".to_string(),
+            Kind::KillRandom | Kind::KillLeader if leader.is_some() => "kill a follower".to_string(),
+            k => k.name().to_string(),
+        };
+        done.push(Done {
+            kind: p.kind,
+            text,
+            what,
+            term_steps: term_after.saturating_sub(term_before),
+        });
     }
     done
 }
@@ -1300,6 +1317,10 @@ struct Report {
     max_gap: Duration,
     /// The faults as carried out.
     schedule: Vec<String>,
+    /// Per kind of fault (`Done::what`): how many, how many raised the
+    /// term, and by how much in all. Printed, not asserted (elections
+    /// depend on timing): a restarted follower should cause none.
+    elections: BTreeMap<String, (usize, usize, u64)>,
     /// Worth a look, not failures (slow checks).
     notes: Vec<String>,
 }
@@ -1422,6 +1443,10 @@ fn run_once(cfg: &Config) -> (Report, PathBuf) {
     for d in &done {
         *rep.faults.entry(d.kind.name()).or_default() += 1;
         rep.schedule.push(d.text.clone());
+        let e = rep.elections.entry(d.what.clone()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(d.term_steps > 0);
+        e.2 += d.term_steps;
     }
 
     // Every node still runs (none stopped on its own), and none logged a
@@ -1913,6 +1938,12 @@ fn finish(runs: Vec<(Report, PathBuf, Config)>) {
     for (i, (rep, dir, cfg)) in runs.iter().enumerate() {
         println!("{}", rep.summary(i + 1, cfg));
         println!("  faults: {}", rep.schedule.join("; "));
+        let elections: Vec<String> = rep
+            .elections
+            .iter()
+            .map(|(what, (n, raised, steps))| format!("{what}: {raised} of {n} raised the term ({steps} steps)"))
+            .collect();
+        println!("  elections: {}", elections.join("; "));
         for n in &rep.notes {
             println!("  note: {n}");
         }
